@@ -1,0 +1,47 @@
+# gridgov: `make demo` runs the app on the demo city, `make test` runs the tests.
+# Both set up everything first (Debian packages, virtual environment, npm assets).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_SIZE ?= demo
+DEMO_SEED ?= 7
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup system demo test bench serve clean
+
+setup: system $(VENV)/.installed node_modules/.installed webmap/static/vendor/.installed
+
+system:
+	@bash scripts/system-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+webmap/static/vendor/.installed: node_modules/.installed scripts/vendor-assets.sh
+	@bash scripts/vendor-assets.sh
+	@touch $@
+
+demo: setup
+	$(BIN)/gridgov db up
+	$(BIN)/gridgov db upgrade
+	$(BIN)/gridgov fixtures load $(DEMO_SIZE) --seed $(DEMO_SEED) --if-changed
+	$(BIN)/gridgov serve --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	-$(BIN)/gridgov db down
+	rm -rf $(VENV) node_modules webmap/static/vendor

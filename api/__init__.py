@@ -1,0 +1,1 @@
+"""gridgov's HTTP layer: thin FastAPI routers over `gis`."""

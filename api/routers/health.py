@@ -1,0 +1,23 @@
+"""Health: does the database answer, and how many features each layer holds."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import Engine
+from gis import pyramid
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health(engine: Engine) -> JSONResponse:
+    try:
+        async with engine.connect() as conn:
+            counts = await pyramid.layer_counts(conn)
+    except Exception as error:  # noqa: BLE001 - any failure here means the database is unreachable
+        return JSONResponse(
+            {"status": "degraded", "database": "unreachable", "error": type(error).__name__}, status_code=503
+        )
+    return JSONResponse({"status": "ok", "database": "ok", "layers": counts})

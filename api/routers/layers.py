@@ -1,0 +1,46 @@
+"""GeoJSON of the pyramid layers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import Connection
+from gis import pyramid
+from gis.errors import InvalidInput
+
+router = APIRouter(prefix="/layers", tags=["layers"])
+
+
+def _parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
+    if bbox is None:
+        return None
+    try:
+        values = tuple(float(part) for part in bbox.split(","))
+    except ValueError:
+        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat") from None
+    if len(values) != 4:
+        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat")
+    return values  # type: ignore[return-value]
+
+
+@router.get("")
+async def list_layers() -> list[dict]:
+    """The layers of the pyramid, top down, with their parent links."""
+    return [
+        {"name": layer.name, "title": layer.title, "title_zh": layer.title_zh, "parent": layer.parent}
+        for layer in pyramid.LAYERS.values()
+    ]
+
+
+@router.get("/{layer}.geojson", response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+async def layer_geojson(
+    layer: str,
+    conn: Connection,
+    parent: Annotated[str | None, Query(description="Only children of this parent code")] = None,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS-84)")] = None,
+    limit: Annotated[int, Query(ge=1, le=50_000)] = 10_000,
+) -> Response:
+    body = await pyramid.layer_geojson(conn, layer, parent, _parse_bbox(bbox), limit)
+    return Response(body, media_type="application/geo+json")

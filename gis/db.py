@@ -1,0 +1,57 @@
+"""Database connections: the URL (given or embedded), sync engines for the CLI and async ones for the API."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gis.embedded import EmbeddedCluster
+from gis.settings import DatabaseSettings, database_settings
+
+
+def embedded_cluster(settings: DatabaseSettings | None = None) -> EmbeddedCluster:
+    settings = settings or database_settings()
+    return EmbeddedCluster(data_dir=settings.data_dir, pg_bin=settings.pg_bin, db_name=settings.db_name)
+
+
+def database_url(settings: DatabaseSettings | None = None, start: bool = True) -> str:
+    """The plain libpq URL of the database: GRIDGOV_DATABASE_URL, or the embedded cluster (started if asked)."""
+    settings = settings or database_settings()
+    if settings.database_url:
+        return settings.database_url
+    cluster = embedded_cluster(settings)
+    return cluster.start() if start else cluster.url()
+
+
+def with_driver(url: str, driver: str) -> str:
+    """Return `url` with the SQLAlchemy driver set (psycopg, asyncpg)."""
+    return make_url(url).set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """Return `url` without a SQLAlchemy driver, as libpq and psycopg take it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sync_engine(url: str | None = None) -> Engine:
+    settings = database_settings()
+    return create_engine(
+        with_driver(url or database_url(), "psycopg"),
+        pool_pre_ping=True,
+        connect_args={"options": f"-c statement_timeout={settings.statement_timeout_ms * 20}"},
+    )
+
+
+def async_engine(url: str | None = None) -> AsyncEngine:
+    settings = database_settings()
+    return create_async_engine(
+        with_driver(url or database_url(), "asyncpg"),
+        pool_size=settings.pool_max,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={
+            "server_settings": {"statement_timeout": str(settings.statement_timeout_ms), "jit": "off"},
+        },
+    )

@@ -1,0 +1,6 @@
+"""Imports every model module so that `Base.metadata` knows all tables (for Alembic and tests).
+
+Each feature area keeps its tables in its own module and adds its import here.
+"""
+
+from gis import models  # noqa: F401

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Copies the front-end libraries installed by npm into webmap/static/vendor, where the app serves them.
+set -euo pipefail
+dest=webmap/static/vendor
+rm -rf "$dest"
+mkdir -p "$dest"
+cp -r node_modules/leaflet/dist "$dest/leaflet"
+cp -r node_modules/leaflet.markercluster/dist "$dest/markercluster"
+mkdir -p "$dest/heat" && cp node_modules/leaflet.heat/dist/leaflet-heat.js "$dest/heat/"
+mkdir -p "$dest/vectorgrid" && cp node_modules/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js "$dest/vectorgrid/"

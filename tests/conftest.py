@@ -1,0 +1,142 @@
+"""Test set-up: a real PostgreSQL + PostGIS cluster started for the session, never a mock.
+
+Databases are cloned from templates (`CREATE DATABASE ... TEMPLATE`), so each test module gets a fresh copy of
+the small demo city in well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gis.embedded import EmbeddedCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_SEED = 1
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostGIS cluster of the test session's own, in a temporary directory, removed at the end."""
+    data_dir = Path(tempfile.mkdtemp(prefix="gridgov-test-"))
+    cluster = EmbeddedCluster(data_dir=data_dir, db_name="postgres")
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+def _migrated(cluster: EmbeddedCluster, name: str) -> str:
+    from gis.catalogue import seed_categories
+    from gis.migrate import upgrade
+
+    cluster.ensure_database(name)
+    url = cluster.url(name)
+    upgrade(url)
+    seed_categories(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def empty_template(pg_cluster) -> str:
+    """Name of a template database with the schema and the category catalogue, but no city."""
+    _migrated(pg_cluster, "tpl_empty")
+    return "tpl_empty"
+
+
+@pytest.fixture(scope="session")
+def small_template(pg_cluster) -> str:
+    """Name of a template database holding the `small` demo city (seed 1)."""
+    from fixtures.loader import load_city
+
+    url = _migrated(pg_cluster, "tpl_small")
+    load_city(url, "small", seed=SMALL_SEED, progress=False)
+    return "tpl_small"
+
+
+def _clone(cluster: EmbeddedCluster, template: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    cluster.ensure_database(name, template=template)
+    return cluster.url(name)
+
+
+@pytest.fixture
+def empty_db(pg_cluster, empty_template) -> str:
+    """URL of a fresh database with the schema only."""
+    return _clone(pg_cluster, empty_template)
+
+
+@pytest.fixture(scope="module")
+def city_db(pg_cluster, small_template) -> str:
+    """URL of a database with the small city, shared by the tests of one module."""
+    return _clone(pg_cluster, small_template)
+
+
+@pytest.fixture
+def fresh_city_db(pg_cluster, small_template) -> str:
+    """URL of a database with the small city, for one test alone."""
+    return _clone(pg_cluster, small_template)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The real app under uvicorn in a child process, bound to loopback."""
+
+    def __init__(self, database_url: str, extra_env: dict | None = None):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "GRIDGOV_DATABASE_URL": database_url, **(extra_env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning"],
+            cwd=ROOT, env=env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("the app exited during start-up")
+            try:
+                httpx.get(f"{self.url}/health", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the app did not answer within 30 s")
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def live_app(city_db):
+    """The app serving the module's small-city database over real HTTP."""
+    server = LiveServer(city_db)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def http(live_app) -> httpx.Client:
+    with live_app.client() as client:
+        yield client
