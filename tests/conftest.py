@@ -101,7 +101,7 @@ class LiveServer:
         env = {**os.environ, "GRIDGOV_DATABASE_URL": database_url, **(extra_env or {})}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning"],
+             "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
             cwd=ROOT, env=env,
         )
         deadline = time.monotonic() + 30

@@ -1,0 +1,1 @@
+"""gridgov's benchmarks, run on the `city` fixture by `make bench`."""

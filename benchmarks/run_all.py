@@ -1,0 +1,78 @@
+"""`make bench`: load the `city` fixture once (kept while its size and seed match), run every benchmark module,
+print one table and write it to benchmarks/results/latest.md.
+
+Each module `benchmarks/bench_<area>.py` exposes `run(city_url) -> list[dict]` with rows
+{"area", "metric", "value", "unit", "note"}; `note` carries the ratio against the peer or the physical limit
+measured in the same run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+import benchmarks
+from gis.db import embedded_cluster, database_url
+from gis.settings import database_settings
+
+CITY_SEED = 1
+BENCH_DB = "gridgov_bench"
+RESULTS = Path(__file__).parent / "results"
+
+
+def city_database() -> str:
+    """URL of a database holding the `city` fixture, loaded by the load benchmark if needed."""
+    settings = database_settings()
+    if settings.database_url:
+        return settings.database_url
+    cluster = embedded_cluster()
+    database_url()  # starts the cluster
+    cluster.ensure_database(BENCH_DB)
+    return cluster.url(BENCH_DB)
+
+
+def main(selected: list[str]) -> int:
+    console = Console()
+    url = city_database()
+    modules = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
+    # Loading comes first: it makes the city the others run on.
+    modules.sort(key=lambda name: name != "bench_load")
+    if selected:
+        modules = [m for m in modules if m in selected or m.removeprefix("bench_") in selected]
+    rows, failures = [], []
+    for name in modules:
+        started = time.perf_counter()
+        console.print(f"[bold]{name}[/bold] …")
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+            rows.extend(module.run(url))
+        except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
+            failures.append(name)
+            console.print(traceback.format_exc(), style="red")
+        console.print(f"  {time.perf_counter() - started:.1f} s")
+    table = Table(title="gridgov benchmarks (city fixture)")
+    for column in ("area", "metric", "value", "unit", "note"):
+        table.add_column(column)
+    lines = ["| area | metric | value | unit | note |", "|---|---|---|---|---|"]
+    for row in rows:
+        value = row["value"]
+        shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
+        table.add_row(row["area"], row["metric"], shown, row["unit"], row.get("note", ""))
+        lines.append(f"| {row['area']} | {row['metric']} | {shown} | {row['unit']} | {row.get('note', '')} |")
+    console.print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if failures:
+        console.print(f"failed: {', '.join(failures)}", style="red")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
