@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api.routers import ogc, tiles
+
 
 def include(app: FastAPI) -> None:
-    return None
+    for module in (tiles, ogc):
+        app.include_router(module.router)

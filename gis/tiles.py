@@ -1,0 +1,367 @@
+"""Mapbox vector tiles of the pyramid layers and of complaints, one SQL statement per tile.
+
+Each tile is made by PostGIS: candidate rows are found with the tile envelope transformed to the stored SRID
+(so the GiST index on the column serves the search), capped in a stable order, simplified in tile units at low
+zooms, clipped and encoded by `ST_AsMVTGeom`, then packed by `ST_AsMVT`. Attributes depend on the zoom: codes
+and names when zoomed out, every public property when zoomed in.
+
+Boundary tiles change rarely, so rendered tiles are kept in a small in-process cache whose key carries a data
+version read from PostgreSQL's table statistics (one cheap catalogue query every few seconds, never per tile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gis import STORAGE_SRID
+from gis.auth import Principal, complaint_scope_sql
+from gis.errors import InvalidInput
+from gis.pyramid import LAYERS, get_layer
+
+EXTENT = 4096
+"""Tile coordinate units across a tile."""
+BUFFER = 64
+"""Units of buffer around a tile, so strokes at the edges join up."""
+MAX_ZOOM = 24
+
+PUBLIC_COMPLAINT_GRID_DEG = 0.0005
+"""The public sees complaint locations snapped to a 0.0005° grid (about 55 m by 45 m around Tai'an): enough to
+see where problems gather, too coarse to point at a household's door."""
+
+
+class TileSettings(BaseSettings):
+    """Caching of tiles and collection metadata (env prefix GRIDGOV_TILES_)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_TILES_", extra="ignore")
+
+    boundary_max_age: int = 3600
+    complaint_max_age: int = 15
+    cache_megabytes: int = 256
+    version_check_seconds: float = 2.0
+
+
+@lru_cache
+def tile_settings() -> TileSettings:
+    return TileSettings()
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    """How one layer is drawn into tiles."""
+
+    name: str
+    table: str
+    minzoom: int
+    maxzoom: int
+    detail_zoom: int
+    """From this zoom on, every property; below it only `summary`."""
+    summary: tuple[str, ...]
+    detail: tuple[str, ...]
+    feature_cap: int
+    simplify_below: int
+    """Below this zoom, geometries are simplified to one tile unit before being projected."""
+    is_boundary: bool = True
+    description: str = ""
+
+    def columns(self, z: int) -> tuple[str, ...]:
+        return self.detail if z >= self.detail_zoom else self.summary
+
+
+def _boundary(name: str, minzoom: int, detail_zoom: int, cap: int = 4000, simplify_below: int = 15) -> TileLayer:
+    layer = LAYERS[name]
+    return TileLayer(
+        name=name, table=name, minzoom=minzoom, maxzoom=22, detail_zoom=detail_zoom,
+        summary=("code", "name"), detail=tuple(dict.fromkeys(("code", "name", *layer.properties))),
+        feature_cap=cap, simplify_below=simplify_below,
+        description=f"{layer.title} ({layer.title_zh}), current versions",
+    )
+
+
+COMPLAINT_PUBLIC_COLUMNS = ("category_code", "source", "reported_at", "street_code", "community_code",
+                            "grid_code", "compound_code")
+COMPLAINT_STAFF_COLUMNS = COMPLAINT_PUBLIC_COLUMNS + ("micro_grid_code", "building_code", "address",
+                                                      "description", "match_level", "placement")
+COMPLAINT_PERSONAL_COLUMNS = ("reporter_name", "reporter_phone")
+COMPLAINT_EXPRESSIONS = {
+    # RFC 3339 in UTC, since MVT attributes carry no timestamp type ("\\:" keeps SQLAlchemy from binding :MI)
+    "reported_at": "to_char(c.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24\\:MI\\:SS\"Z\"')",
+}
+
+TILE_LAYERS: dict[str, TileLayer] = {
+    layer.name: layer
+    for layer in (
+        _boundary("district", 0, 8, simplify_below=16),
+        _boundary("street", 6, 10, simplify_below=16),
+        _boundary("community", 8, 12, simplify_below=16),
+        _boundary("grid", 10, 14),
+        _boundary("micro_grid", 12, 15),
+        _boundary("compound", 11, 14),
+        _boundary("building", 12, 15, cap=3000, simplify_below=14),
+        TileLayer(
+            name="complaint", table="complaint", minzoom=10, maxzoom=22, detail_zoom=15,
+            summary=("category_code", "reported_at"), detail=COMPLAINT_PUBLIC_COLUMNS,
+            feature_cap=3000, simplify_below=0, is_boundary=False,
+            description="Complaints (newest first when capped); the public sees coarsened, anonymised points",
+        ),
+    )
+}
+
+
+def get_tile_layer(name: str) -> TileLayer:
+    if name not in TILE_LAYERS:
+        get_layer(name)  # raises NotFound with the list of layers
+    return TILE_LAYERS[name]
+
+
+def check_tile_address(z: int, x: int, y: int) -> None:
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidInput(f"zoom must be between 0 and {MAX_ZOOM}, not {z}")
+    side = 1 << z
+    if not (0 <= x < side and 0 <= y < side):
+        raise InvalidInput(f"at zoom {z}, x and y must be between 0 and {side - 1}")
+
+
+def complaint_view(principal: Principal) -> str:
+    """Which complaint columns the caller sees: 'personal' (staff), 'full' (planner) or 'public'."""
+    if principal.sees_personal_data:
+        return "personal"
+    if principal.role == "planner":
+        return "full"
+    return "public"
+
+
+def _complaint_columns(view: str, z: int, layer: TileLayer) -> tuple[str, ...]:
+    if z < layer.detail_zoom:
+        return layer.summary
+    if view == "public":
+        return COMPLAINT_PUBLIC_COLUMNS
+    if view == "full":
+        return COMPLAINT_STAFF_COLUMNS
+    return COMPLAINT_STAFF_COLUMNS + COMPLAINT_PERSONAL_COLUMNS
+
+
+def _tile_unit_degrees(z: int) -> float:
+    """About one tile unit in degrees at zoom z (longitude span of a unit; latitude spans are smaller)."""
+    return 360.0 / (1 << z) / EXTENT
+
+
+def tile_sql(layer: TileLayer, z: int, principal: Principal) -> tuple[str, dict]:
+    """The one statement that renders a tile of `layer` at zoom z, and its parameters (without z/x/y)."""
+    params: dict = {"margin": BUFFER / EXTENT, "cap": layer.feature_cap, "layer": layer.name}
+    envelope_4326 = f"ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {STORAGE_SRID})"
+    if layer.is_boundary:
+        columns = layer.columns(z)
+        geom = "geom"
+        if z < layer.simplify_below:
+            # Simplify in the stored SRID before projecting: projecting fewer vertices is where time goes.
+            geom = "ST_Simplify(geom, :tolerance, true)"
+            params["tolerance"] = _tile_unit_degrees(z)
+        where = f"valid_to IS NULL AND geom && {envelope_4326}"
+        # Largest first, so a capped tile keeps what is visible at that zoom; id breaks ties stably.
+        order = "ST_Area(geom) DESC, id"
+        select_cols = ", ".join(columns)
+        candidates = f"SELECT id, {select_cols}, {geom} AS geom FROM {layer.table} WHERE {where} ORDER BY {order} LIMIT :cap"
+    else:
+        view = complaint_view(principal)
+        columns = _complaint_columns(view, z, layer)
+        scope, scope_params = complaint_scope_sql(principal, alias="c")
+        params.update(scope_params)
+        if view == "public":
+            params["grid"] = PUBLIC_COMPLAINT_GRID_DEG
+            geom = "ST_SnapToGrid(c.geom, :grid)"
+            # Search a little wider, then keep only snapped points inside the envelope.
+            where = (f"c.geom && ST_Expand({envelope_4326}, :grid) "
+                     f"AND ST_SnapToGrid(c.geom, :grid) && {envelope_4326}")
+        else:
+            geom = "c.geom"
+            where = f"c.geom && {envelope_4326}"
+        select_cols = ", ".join(COMPLAINT_EXPRESSIONS.get(column, f"c.{column}") + f" AS {column}"
+                                for column in columns)
+        candidates = (f"SELECT c.id, {select_cols}, {geom} AS geom FROM complaint c "
+                      f"WHERE {where} AND {scope} ORDER BY c.reported_at DESC, c.id DESC LIMIT :cap")
+    out_cols = ", ".join(columns)
+    sql = f"""
+        WITH candidates AS ({candidates}),
+        features AS (
+            SELECT id, {out_cols},
+                   ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUFFER}, true)
+                       AS geom
+            FROM candidates
+        )
+        SELECT ST_AsMVT(features.*, :layer, {EXTENT}, 'geom', 'id') FROM features WHERE geom IS NOT NULL
+    """
+    return sql, params
+
+
+@dataclass
+class Tile:
+    body: bytes
+    etag: str
+    max_age: int
+    private: bool
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+class DataVersions:
+    """Per-table change counters from `pg_stat_user_tables`, re-read at most every few seconds.
+
+    They move on every insert, update or delete (statistics reach the catalogue within about a second of a
+    commit, at worst some seconds for a backend that goes idle), so a cache keyed on them forgets stale tiles
+    without a query per tile. A statistics reset only changes the version, which merely empties the cache.
+    """
+
+    def __init__(self, check_seconds: float):
+        self.check_seconds = check_seconds
+        self.versions: dict[str, int] = {}
+        self.checked_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def current(self, engine: AsyncEngine) -> dict[str, int]:
+        if time.monotonic() - self.checked_at < self.check_seconds:
+            return self.versions
+        async with self._lock:
+            if time.monotonic() - self.checked_at >= self.check_seconds:
+                async with engine.connect() as conn:
+                    rows = (await conn.execute(text(
+                        "SELECT relname::text, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+                    ))).all()
+                self.versions = {name: int(changes) for name, changes in rows}
+                self.checked_at = time.monotonic()
+        return self.versions
+
+
+@dataclass
+class TileCache:
+    """Least-recently-used tiles within a byte budget."""
+
+    budget_bytes: int
+    entries: OrderedDict = field(default_factory=OrderedDict)
+    size: int = 0
+    hits: int = 0
+    misses: int = 0
+
+    def get(self, key) -> Tile | None:
+        tile = self.entries.get(key)
+        if tile is None:
+            self.misses += 1
+            return None
+        self.entries.move_to_end(key)
+        self.hits += 1
+        return tile
+
+    def put(self, key, tile: Tile) -> None:
+        if len(tile.body) > self.budget_bytes // 8:
+            return
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.size -= len(old.body)
+        self.entries[key] = tile
+        self.size += len(tile.body)
+        while self.size > self.budget_bytes and self.entries:
+            _, evicted = self.entries.popitem(last=False)
+            self.size -= len(evicted.body)
+
+
+class TileService:
+    """Renders and caches tiles; one per app (it holds the cache)."""
+
+    def __init__(self, settings: TileSettings | None = None):
+        self.settings = settings or tile_settings()
+        self.versions = DataVersions(self.settings.version_check_seconds)
+        self.cache = TileCache(self.settings.cache_megabytes * 1024 * 1024)
+        self._bounds: dict[str, tuple[int, tuple | None]] = {}
+
+    async def bounds(self, engine: AsyncEngine, layer_name: str) -> tuple[float, float, float, float] | None:
+        """The layer's extent, recomputed only when its table changed."""
+        layer = get_tile_layer(layer_name)
+        version = (await self.versions.current(engine)).get(layer.table, 0)
+        known = self._bounds.get(layer.name)
+        if known is not None and known[0] == version:
+            return known[1]
+        async with engine.connect() as conn:
+            extent = await layer_bounds(conn, layer.name)
+        self._bounds[layer.name] = (version, extent)
+        return extent
+
+    async def render(self, conn: AsyncConnection, layer: TileLayer, z: int, x: int, y: int,
+                     principal: Principal) -> bytes:
+        sql, params = tile_sql(layer, z, principal)
+        params.update(z=z, x=x, y=y)
+        body = (await conn.execute(text(sql), params)).scalar_one()
+        return bytes(body) if body else b""
+
+    async def tile(self, engine: AsyncEngine, layer_name: str, z: int, x: int, y: int,
+                   principal: Principal) -> Tile:
+        """The tile at z/x/y (an empty body when there is nothing to draw), with its caching metadata."""
+        layer = get_tile_layer(layer_name)
+        check_tile_address(z, x, y)
+        if not layer.minzoom <= z <= layer.maxzoom:
+            return Tile(b"", _etag(b""), self.settings.boundary_max_age, private=False)
+        if not layer.is_boundary:
+            # Complaints are live and depend on the caller: rendered every time, cached only briefly by clients.
+            async with engine.connect() as conn:
+                body = await self.render(conn, layer, z, x, y, principal)
+            return Tile(body, _etag(body), self.settings.complaint_max_age, private=principal.role != "public")
+        version = (await self.versions.current(engine)).get(layer.table, 0)
+        key = (layer.name, version, z, x, y)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        async with engine.connect() as conn:
+            body = await self.render(conn, layer, z, x, y, principal)
+        tile = Tile(body, _etag(body), self.settings.boundary_max_age, private=False)
+        self.cache.put(key, tile)
+        return tile
+
+
+def tilejson(layer_name: str, base_url: str, bounds: tuple[float, float, float, float] | None) -> dict:
+    """TileJSON 3.0 for one layer."""
+    layer = get_tile_layer(layer_name)
+    fields = {column: column for column in layer.detail}
+    if not layer.is_boundary:
+        fields = {column: column for column in COMPLAINT_STAFF_COLUMNS + COMPLAINT_PERSONAL_COLUMNS}
+    document = {
+        "tilejson": "3.0.0",
+        "name": layer.name,
+        "description": layer.description,
+        "scheme": "xyz",
+        "tiles": [f"{base_url}/tiles/{layer.name}/{{z}}/{{x}}/{{y}}.mvt"],
+        "minzoom": layer.minzoom,
+        "maxzoom": layer.maxzoom,
+        "vector_layers": [{
+            "id": layer.name,
+            "description": (f"{layer.description}. Below zoom {layer.detail_zoom} only "
+                            f"{', '.join(layer.summary)}; at most {layer.feature_cap} features per tile."),
+            "minzoom": layer.minzoom,
+            "maxzoom": layer.maxzoom,
+            "fields": fields,
+        }],
+    }
+    if bounds is not None:
+        document["bounds"] = list(bounds)
+        document["center"] = [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2,
+                              max(layer.minzoom, 12)]
+    return document
+
+
+async def layer_bounds(conn: AsyncConnection, layer_name: str) -> tuple[float, float, float, float] | None:
+    """The WGS-84 extent of a layer's data (current versions of boundaries), or None when empty."""
+    layer = get_tile_layer(layer_name)
+    where = "WHERE valid_to IS NULL" if layer.is_boundary else ""
+    row = (await conn.execute(text(
+        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e "
+        f"FROM {layer.table} {where}) s"
+    ))).one()
+    return None if row[0] is None else tuple(float(v) for v in row)
