@@ -45,3 +45,11 @@ bench: setup
 clean:
 	-$(BIN)/gridgov db down
 	rm -rf $(VENV) node_modules webmap/static/vendor
+
+# The full hardening forms: fuzzing and properties with many examples, the fault tests, a bounded soak on the
+# `city` fixture, and pip-audit of the installed dependencies (needs PyPI's JSON API; --strict fails when it is
+# unreachable rather than reporting an unaudited set as clean).
+soak: setup
+	GRIDGOV_FUZZ=full $(BIN)/python -m pytest -q tests/fuzz tests/test_hardening_properties.py tests/test_hardening_faults.py tests/test_hardening_http.py
+	$(BIN)/python -m benchmarks.soak --size city --duration 300 --max-requests 300000 --json build/soak.json
+	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable

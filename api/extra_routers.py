@@ -1,12 +1,24 @@
-"""Routers of the feature areas, registered here so each area stays in its own module."""
+"""Routers of the feature areas, one per resource."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.routers import ogc, tiles
+from api.routers import (
+    analytics,
+    auth,
+    complaints,
+    ogc,
+    open311,
+    responsibility,
+    tickets,
+    tiles,
+    users,
+)
+
+ROUTERS = (responsibility, tiles, ogc, analytics, auth, users, tickets, open311, complaints)
 
 
 def include(app: FastAPI) -> None:
-    for module in (tiles, ogc):
+    for module in ROUTERS:
         app.include_router(module.router)

@@ -6,8 +6,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
-from api.routers import health, layers, pages
+from api import errors, middleware
+from api.routers import apidocs, health, layers, pages
 from gis.db import async_engine
 
 
@@ -25,10 +25,14 @@ def create_app(database_url: str | None = None) -> FastAPI:
         summary="Grid-governance GIS: the community–grid–building pyramid, complaints and tickets.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+    middleware.install(app)
     app.include_router(health.router)
     app.include_router(layers.router)
+    app.include_router(apidocs.router)
     pages.mount(app)
     from api import extra_routers
 

@@ -6,6 +6,17 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    from cli.analytics_cmd import analytics_app, report
+    from cli.check_cmd import check
+    from cli.complaints_cmd import complaints_app
     from cli.fixtures_cmd import fixtures_app
+    from cli.layers_cmd import layers_app
+    from cli.users_cmd import users_app
 
     app.add_typer(fixtures_app, name="fixtures")
+    app.add_typer(layers_app, name="layers")
+    app.add_typer(complaints_app, name="complaints")
+    app.add_typer(users_app, name="users")
+    app.add_typer(analytics_app, name="analytics")
+    app.command("check")(check)
+    app.command("report")(report)

@@ -37,3 +37,6 @@ def _register_optional() -> None:
 
 
 _register_optional()
+
+if __name__ == "__main__":
+    app(prog_name="gridgov")

@@ -42,6 +42,8 @@ def _free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Connections left in TIME_WAIT by a stopped server must not make its own port look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -170,12 +172,13 @@ class EmbeddedCluster:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
         if self.running():
-            self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.pgdata))
+            self._run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.pgdata))
 
     def destroy(self) -> None:
-        self.stop()
+        # The data is about to be deleted: no point in the shutdown checkpoint.
+        self.stop(mode="immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def wait_ready(self, timeout: float = 30.0) -> None:

@@ -2,7 +2,7 @@
 # Installs the Debian packages gridgov needs; as a normal user, names the missing ones and stops.
 set -euo pipefail
 
-packages=(postgresql-15 postgresql-15-postgis-3 chromium fonts-noto-cjk gdal-bin nodejs npm)
+packages=(postgresql-15 postgresql-15-postgis-3 chromium fonts-noto-cjk gdal-bin nodejs npm poppler-utils)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,12 +1,128 @@
-"""The map pages and their static assets."""
+"""The map page, its static assets, and the small read endpoints only the map needs."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
 
+from api.deps import Connection
+from api.security import CurrentPrincipal
+from gis import mapdata
+from gis.errors import InvalidInput
+from gis.settings import api_settings
 from webmap import STATIC_DIR, TEMPLATES_DIR
+
+router = APIRouter(prefix="/map", tags=["map"])
+
+
+def _bbox(value: str) -> tuple[float, float, float, float]:
+    try:
+        numbers = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat") from None
+    if len(numbers) != 4:
+        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat")
+    return numbers  # type: ignore[return-value]
+
+
+def _codes(value: str | None) -> list[str]:
+    return [part for part in (value or "").split(",") if part]
+
+
+# The API routes the page's tools use, each with a concrete path to probe: a deployment without one of the
+# feature areas simply does not offer its tools.
+FEATURE_ROUTES = {
+    "POST /auth/login": "/auth/login", "POST /auth/logout": "/auth/logout", "GET /auth/me": "/auth/me",
+    "GET /tickets": "/tickets", "GET /tickets/{ticket_id}": "/tickets/1", "GET /tickets/workflow": "/tickets/workflow",
+    "POST /tickets/{ticket_id}/transitions": "/tickets/1/transitions",
+    "POST /tickets/{ticket_id}/photos": "/tickets/1/photos", "POST /tickets/assign": "/tickets/assign",
+    "GET /complaints/review": "/complaints/review",
+    "POST /complaints/{complaint_id}/placement": "/complaints/1/placement",
+    "GET /analytics/hotspots": "/analytics/hotspots",
+    "GET /tiles/{layer}/{z}/{x}/{y}.mvt": "/tiles/building/16/0/0.mvt",
+}
+
+
+def _served(app: FastAPI, method: str, path: str) -> bool:
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": b""}
+    return any(route.matches(scope)[0] == Match.FULL for route in app.router.routes)
+
+
+@router.get("/config.json")
+async def map_config(request: Request) -> dict:
+    """What the page needs to start: the base map (none unless configured) and which of the API routes its
+    tools use this deployment serves."""
+    settings = api_settings()
+    routes = getattr(request.app.state, "map_feature_routes", None)
+    if routes is None:
+        routes = [name for name, path in FEATURE_ROUTES.items() if _served(request.app, name.split()[0], path)]
+        request.app.state.map_feature_routes = routes
+    return {
+        "base_tile_url": settings.base_tile_url or None,
+        "base_tile_attribution": settings.base_tile_attribution,
+        "routes": routes,
+    }
+
+
+@router.get("/categories.json")
+async def category_list(conn: Connection) -> list[dict]:
+    return await mapdata.categories(conn)
+
+
+@router.get("/search.json")
+async def search(
+    conn: Connection, principal: CurrentPrincipal, q: Annotated[str, Query(max_length=200)],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> list[dict]:
+    """Compounds, buildings, addresses, units and ticket numbers matching `q`, best first."""
+    return await mapdata.search(conn, q, principal, limit)
+
+
+@router.get("/property-companies.json")
+async def property_companies(conn: Connection, ids: str) -> list[dict]:
+    """Names and red/black standing of the companies with these ids (comma-separated)."""
+    try:
+        numbers = [int(part) for part in _codes(ids)]
+    except ValueError:
+        raise InvalidInput("ids must be comma-separated integers") from None
+    if not 1 <= len(numbers) <= 500:
+        raise InvalidInput("give 1 to 500 ids")
+    return await mapdata.property_companies(conn, numbers)
+
+
+@router.get("/party-organisations.geojson", response_class=Response,
+            responses={200: {"content": {"application/geo+json": {}}}})
+async def party_organisations(
+    conn: Connection,
+    bbox: str,
+    kinds: Annotated[str, Query()] = "community_committee,grid_branch,compound_branch",
+) -> Response:
+    body = await mapdata.party_organisations_geojson(conn, _bbox(bbox), _codes(kinds))
+    return Response(body, media_type="application/geo+json")
+
+
+@router.get("/complaints.geojson", response_class=Response,
+            responses={200: {"content": {"application/geo+json": {}}}})
+async def complaints(
+    conn: Connection,
+    principal: CurrentPrincipal,
+    bbox: str,
+    category: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    state: str | None = None,
+    overdue: bool = False,
+    limit: Annotated[int, Query(ge=1, le=50_000)] = 20_000,
+) -> Response:
+    """Anonymised complaint points in view (for clusters and the heat layer)."""
+    body = await mapdata.complaints_geojson(conn, principal, _bbox(bbox), _codes(category), date_from, date_to,
+                                            _codes(state), overdue, limit)
+    return Response(body, media_type="application/geo+json", headers={"Cache-Control": "no-store"})
 
 
 def mount(app: FastAPI) -> None:
@@ -19,3 +135,5 @@ def mount(app: FastAPI) -> None:
     @app.get("/map", response_class=HTMLResponse, include_in_schema=False)
     async def map_page() -> HTMLResponse:
         return HTMLResponse((TEMPLATES_DIR / "map.html").read_text(encoding="utf-8"))
+
+    app.include_router(router)

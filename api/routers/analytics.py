@@ -1,0 +1,163 @@
+"""Analytics over HTTP: hotspots, coverage, the red/black list, credit files and the old-estate subsidy.
+
+Every figure comes as JSON, CSV or XLSX (`?format=`); result layers also as GeoJSON and GeoPackage. The figures
+are aggregates without personal data, so they are open to every caller; running an evaluation is for
+administrators."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import Connection
+from api.security import Admin
+from gis.analytics import coverage as coverage_core
+from gis.analytics import evaluation as evaluation_core
+from gis.analytics import hotspots as hotspots_core
+from gis.analytics import subsidy as subsidy_core
+from gis.analytics.figures import MEDIA_TYPES, Figure
+from gis.analytics.periods import parse_period
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+TableFormat = Literal["json", "csv", "xlsx"]
+AnyFormat = Literal["json", "csv", "xlsx", "geojson", "gpkg"]
+EXTENSIONS = {"json": "json", "csv": "csv", "xlsx": "xlsx", "geojson": "geojson", "gpkg": "gpkg"}
+
+PeriodQuery = Annotated[str, Query(description="YYYY, YYYYH1/H2, YYYYQ1-4, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD")]
+CategoriesQuery = Annotated[str | None, Query(description="Comma-separated category codes (default: all)")]
+WithinQuery = Annotated[str | None, Query(description="Only areas whose code starts with this street or community "
+                                                       "code", pattern=r"^\d{6,18}$")]
+
+
+def _categories(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def _send(figure: Figure, fmt: str) -> Response:
+    body = figure.render(fmt)
+    headers = {}
+    if fmt in ("csv", "xlsx", "gpkg"):
+        headers["Content-Disposition"] = f'attachment; filename="{figure.name}.{EXTENSIONS[fmt]}"'
+    return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+@router.get("/complaints")
+async def complaint_counts(
+    conn: Connection,
+    period: PeriodQuery,
+    level: Literal["micro_grid", "grid", "community", "street"] = "grid",
+    categories: CategoriesQuery = None,
+    within: WithinQuery = None,
+    format: TableFormat = "json",
+) -> Response:
+    """Complaints and complaints per 1,000 households per area."""
+    parsed = parse_period(period)
+    figure = await conn.run_sync(hotspots_core.complaint_counts, level, parsed, _categories(categories), within)
+    return _send(figure, format)
+
+
+@router.get("/hotspots")
+async def hotspots(
+    conn: Connection,
+    period: PeriodQuery,
+    level: Literal["micro_grid", "grid"] = "grid",
+    categories: CategoriesQuery = None,
+    within: WithinQuery = None,
+    value: Literal["count", "rate"] = "count",
+    permutations: Annotated[int, Query(ge=0, le=9999)] = 0,
+    seed: int = 0,
+    format: AnyFormat = "json",
+) -> Response:
+    """Getis-Ord Gi* hot and cold spots with FDR-corrected confidence bins."""
+    parsed = parse_period(period)
+    figure = await conn.run_sync(
+        lambda sync: hotspots_core.hotspots(sync, level, parsed, _categories(categories), within, value,
+                                            permutations, seed, with_geometry=format in ("geojson", "gpkg")))
+    return _send(figure, format)
+
+
+@router.get("/hexagons")
+async def hexagons(
+    conn: Connection,
+    period: PeriodQuery,
+    resolution: Annotated[int, Query(ge=5, le=11)] = 9,
+    categories: CategoriesQuery = None,
+    within: WithinQuery = None,
+    format: AnyFormat = "json",
+) -> Response:
+    """Complaint counts per H3 hexagon."""
+    parsed = parse_period(period)
+    figure = await conn.run_sync(hotspots_core.h3_bins, parsed, _categories(categories), resolution, within)
+    return _send(figure, format)
+
+
+@router.get("/emerging")
+async def emerging(
+    conn: Connection,
+    period: PeriodQuery,
+    baseline: Annotated[str | None, Query(description="Baseline period (default: the one just before)")] = None,
+    level: Literal["micro_grid", "grid"] = "grid",
+    categories: CategoriesQuery = None,
+    within: WithinQuery = None,
+    alpha: Annotated[float, Query(gt=0, lt=0.5)] = 0.05,
+    format: AnyFormat = "json",
+) -> Response:
+    """Emerging hotspots: this period against a baseline."""
+    parsed, base = parse_period(period), parse_period(baseline) if baseline else None
+    figure = await conn.run_sync(
+        lambda sync: hotspots_core.emerging_hotspots(sync, level, parsed, base, _categories(categories), within,
+                                                     alpha, with_geometry=format in ("geojson", "gpkg")))
+    return _send(figure, format)
+
+
+@router.get("/coverage")
+async def coverage(
+    conn: Connection,
+    level: Literal["street", "community"] = "community",
+    within: WithinQuery = None,
+    format: TableFormat = "json",
+) -> Response:
+    """Property service, old-estate, party organisation, owners' committee and cross-appointment coverage."""
+    figure = await conn.run_sync(coverage_core.coverage, level, within)
+    return _send(figure, format)
+
+
+@router.get("/evaluations/{period}")
+async def evaluation(conn: Connection, period: str, format: TableFormat = "json") -> Response:
+    """The red/black list of a half-year: stored when it was run, else a preview from the inputs."""
+    figure = await conn.run_sync(evaluation_core.evaluation, period)
+    return _send(figure, format)
+
+
+@router.post("/evaluations/{period}")
+async def run_evaluation(conn: Connection, period: str, admin: Admin, format: TableFormat = "json") -> Response:
+    """Run and store the half-year's evaluation (administrators)."""
+    figure = await conn.run_sync(evaluation_core.evaluate, period)
+    await conn.commit()
+    return _send(figure, format)
+
+
+@router.get("/companies/{company_id}/credit-file")
+async def credit_file(
+    conn: Connection,
+    company_id: int,
+    part: Literal["evaluations", "inspections", "ratings"] = "evaluations",
+    format: TableFormat = "json",
+) -> Response:
+    """A property company's credit file: evaluations over time, inspections and ratings."""
+    figures = await conn.run_sync(evaluation_core.credit_file, company_id)
+    return _send(figures[part], format)
+
+
+@router.get("/subsidy/{period}")
+async def subsidy(
+    conn: Connection,
+    period: str,
+    by: Literal["estate", "company"] = "estate",
+    format: TableFormat = "json",
+) -> Response:
+    """The old-estate subsidy of the half-year's excellent companies, per estate or per company."""
+    figure = await conn.run_sync(subsidy_core.subsidy, period, by)
+    return _send(figure, format)

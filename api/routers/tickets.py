@@ -1,0 +1,289 @@
+"""Tickets over HTTP: list and filter, one ticket with its history, transitions, photos, comments, ratings,
+bulk assignment by area, rates, routing rules, deadline classes and the working calendar.
+
+Every read and write is limited to the caller's scope: a ticket outside it answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from api.deps import Connection, Engine
+from api.security import Admin, CurrentPrincipal, SignedIn
+from gis.tickets import assignment, deadlines, queries, rates, routing, workflow
+from gis.tickets.filters import TicketFilter, parse_bbox, parse_polygon
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Repeated parameters or comma lists, both accepted."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+def _filter(state, category, street, community, grid, compound, bbox, polygon, overdue, min_age_hours,
+            max_age_hours, reported_from, reported_to, mine) -> TicketFilter:
+    return TicketFilter(
+        states=_split(state), categories=_split(category), street=street, community=community, grids=_split(grid),
+        compound=compound, bbox=parse_bbox(bbox), polygon=parse_polygon(polygon), overdue=overdue,
+        min_age_hours=min_age_hours, max_age_hours=max_age_hours, reported_from=reported_from,
+        reported_to=reported_to, mine=mine,
+    )
+
+
+class FilterParams:
+    """The query parameters that select tickets, shared by list, GeoJSON, CSV and tiles."""
+
+    def __init__(
+        self,
+        state: Annotated[list[str] | None, Query(description="State(s), or 'open'")] = None,
+        category: Annotated[list[str] | None, Query(description="Category code(s)")] = None,
+        street: str | None = None,
+        community: str | None = None,
+        grid: Annotated[list[str] | None, Query(description="Grid code(s)")] = None,
+        compound: str | None = None,
+        bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+        polygon: Annotated[str | None, Query(description="GeoJSON Polygon/MultiPolygon (WGS-84)")] = None,
+        overdue: bool | None = None,
+        min_age_hours: Annotated[float | None, Query(ge=0)] = None,
+        max_age_hours: Annotated[float | None, Query(ge=0)] = None,
+        reported_from: datetime | None = None,
+        reported_to: datetime | None = None,
+        mine: Annotated[bool, Query(description="Only tickets assigned to me or my unit")] = False,
+    ):
+        self.value = _filter(state, category, street, community, grid, compound, bbox, polygon, overdue,
+                             min_age_hours, max_age_hours, reported_from, reported_to, mine)
+
+
+
+
+
+@router.get("", response_class=Response, responses={200: {"content": {"application/json": {}}}})
+async def list_tickets(
+    principal: CurrentPrincipal, conn: Connection, filters: Annotated[FilterParams, Depends()],
+    sort: str = "due", limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    body = await queries.list_tickets(conn, principal, filters.value, sort, limit, offset)
+    return Response(body, media_type="application/json")
+
+
+@router.get(".geojson", response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+async def tickets_geojson(
+    principal: CurrentPrincipal, conn: Connection, filters: Annotated[FilterParams, Depends()],
+    sort: str = "due", limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    body = await queries.tickets_geojson(conn, principal, filters.value, sort, limit, offset)
+    return Response(body, media_type="application/geo+json")
+
+
+@router.get(".csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def tickets_csv(principal: SignedIn, conn: Connection,
+                      filters: Annotated[FilterParams, Depends()]) -> Response:
+    body = await queries.tickets_csv(conn, principal, filters.value)
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
+
+
+@router.get("/tiles/{z}/{x}/{y}.mvt", response_class=Response,
+            responses={200: {"content": {"application/vnd.mapbox-vector-tile": {}}}})
+async def tickets_tile(z: int, x: int, y: int, principal: CurrentPrincipal, conn: Connection,
+                       filters: Annotated[FilterParams, Depends()]) -> Response:
+    body = await queries.tickets_tile(conn, principal, z, x, y, filters.value)
+    return Response(body, media_type="application/vnd.mapbox-vector-tile")
+
+
+@router.get("/workflow")
+async def workflow_spec() -> list[dict]:
+    """The state machine: actions, from which states, to which state, and which roles may take them."""
+    return workflow.state_machine()
+
+
+class Assignee(BaseModel):
+    kind: str
+    code: str | None = None
+    department: str | None = None
+
+
+class AssignBody(BaseModel):
+    assignee: Assignee
+    ticket_ids: list[int] = Field(default_factory=list)
+    versions: dict[int, int] | None = Field(None, description="ticket id → version the dispatcher saw")
+    street: str | None = None
+    community: str | None = None
+    grids: list[str] = Field(default_factory=list)
+    polygon: dict | None = None
+    states: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    overdue: bool | None = None
+    min_age_hours: float | None = None
+    note: str | None = None
+
+
+@router.post("/assign")
+async def assign(body: AssignBody, principal: SignedIn, engine: Engine) -> dict:
+    """Assign or reassign in bulk, all or none; 409 when another dispatcher changed a ticket first."""
+    selection = TicketFilter(
+        ids=body.ticket_ids, street=body.street, community=body.community, grids=body.grids,
+        polygon=parse_polygon(body.polygon), states=body.states, categories=body.categories,
+        overdue=body.overdue, min_age_hours=body.min_age_hours,
+    )
+    async with engine.begin() as conn:
+        return await assignment.assign(conn, principal, body.assignee.model_dump(), selection, body.versions,
+                                       body.note)
+
+
+def _period(period_from: date | None, period_to: date | None) -> tuple[datetime, datetime]:
+    zone = timezone(timedelta(hours=8))
+    today = datetime.now(zone).date()
+    end = period_to or today + timedelta(days=1)
+    start = period_from or end - timedelta(days=365)
+    return datetime.combine(start, time(), zone), datetime.combine(end, time(), zone)
+
+
+@router.get("/rates")
+async def ticket_rates(
+    principal: SignedIn, conn: Connection,
+    level: Annotated[str, Query(description="grid, community, street or property_company")] = "street",
+    period_from: Annotated[date | None, Query(alias="from")] = None,
+    period_to: Annotated[date | None, Query(alias="to", description="exclusive")] = None,
+    unit: str | None = None,
+) -> dict:
+    """响应率, 解决率, 满意率 per unit of a level over a period (local dates, end exclusive)."""
+    start, end = _period(period_from, period_to)
+    rows = await rates.rates(conn, principal, level, start, end, unit)
+    return {"level": level, "from": start, "to": end, "rows": rows}
+
+
+@router.get("/rules")
+async def list_rules(principal: SignedIn, conn: Connection) -> list[dict]:
+    return await routing.list_rules(conn)
+
+
+class RuleIn(BaseModel):
+    priority: int
+    name: str
+    category_code: str | None = None
+    responsible_kind: str | None = None
+    place: str = "any"
+    assignee_kind: str
+    department: str | None = None
+    auto_dispatch: bool = True
+    active: bool = True
+
+
+@router.post("/rules", status_code=201)
+async def create_rule(body: RuleIn, principal: Admin, engine: Engine) -> dict:
+    async with engine.begin() as conn:
+        return await routing.create_rule(conn, body.model_dump())
+
+
+@router.put("/rules/{rule_id}")
+async def update_rule(rule_id: int, body: RuleIn, principal: Admin, engine: Engine) -> dict:
+    async with engine.begin() as conn:
+        return await routing.update_rule(conn, rule_id, body.model_dump())
+
+
+@router.delete("/rules/{rule_id}", status_code=204)
+async def deactivate_rule(rule_id: int, principal: Admin, engine: Engine) -> Response:
+    async with engine.begin() as conn:
+        await routing.deactivate_rule(conn, rule_id)
+    return Response(status_code=204)
+
+
+@router.get("/deadlines")
+async def list_deadlines(conn: Connection) -> list[dict]:
+    return await deadlines.list_policies(conn)
+
+
+class PolicyIn(BaseModel):
+    amount: int
+    unit: str
+    basis: str
+    response_hours: int
+
+
+@router.put("/deadlines/{deadline_class}")
+async def set_deadline(deadline_class: str, body: PolicyIn, principal: Admin, engine: Engine) -> dict:
+    async with engine.begin() as conn:
+        return await deadlines.set_policy(conn, deadline_class, body.amount, body.unit, body.basis,
+                                          body.response_hours)
+
+
+@router.get("/calendar")
+async def get_calendar(conn: Connection, start: date, end: date) -> list[dict]:
+    return await deadlines.calendar(conn, start, end)
+
+
+class DayIn(BaseModel):
+    is_workday: bool
+    note: str | None = None
+    start_time: time = time(9, 0)
+    minutes: int = deadlines.WORKDAY_MINUTES
+
+
+@router.put("/calendar/{day}")
+async def set_calendar_day(day: date, body: DayIn, principal: Admin, engine: Engine) -> dict:
+    async with engine.begin() as conn:
+        return await deadlines.set_day(conn, day, body.is_workday, body.note, body.start_time, body.minutes)
+
+
+@router.get("/{ticket_id}")
+async def get_ticket(ticket_id: int, principal: CurrentPrincipal, conn: Connection) -> dict:
+    return await queries.get_ticket(conn, principal, ticket_id)
+
+
+class TransitionIn(BaseModel):
+    action: str
+    note: str | None = None
+    version: int | None = None
+    merge_into: int | None = None
+    assignee: Assignee | None = None
+
+
+@router.post("/{ticket_id}/transitions")
+async def transition(ticket_id: int, body: TransitionIn, principal: SignedIn, engine: Engine) -> dict:
+    async with engine.begin() as conn:
+        return await workflow.transition(conn, principal, ticket_id, body.action, body.note, body.version,
+                                         body.merge_into, body.assignee.model_dump() if body.assignee else None)
+
+
+class CommentIn(BaseModel):
+    note: str
+
+
+@router.post("/{ticket_id}/comments", status_code=201)
+async def comment(ticket_id: int, body: CommentIn, principal: SignedIn, engine: Engine) -> dict:
+    async with engine.begin() as conn:
+        return {"event_id": await workflow.comment(conn, principal, ticket_id, body.note)}
+
+
+@router.post("/{ticket_id}/photos", status_code=201)
+async def add_photo(ticket_id: int, principal: SignedIn, engine: Engine,
+                    file: Annotated[UploadFile, File()], note: Annotated[str | None, Form()] = None) -> dict:
+    content = await file.read(workflow.MAX_PHOTO_BYTES + 1)
+    async with engine.begin() as conn:
+        return await workflow.add_photo(conn, principal, ticket_id, file.filename or "photo", content, note)
+
+
+@router.get("/{ticket_id}/photos/{photo_id}", response_class=Response)
+async def get_photo(ticket_id: int, photo_id: int, principal: SignedIn, conn: Connection) -> Response:
+    kind, content = await queries.get_photo(conn, principal, ticket_id, photo_id)
+    return Response(content, media_type=kind)
+
+
+class RatingIn(BaseModel):
+    score: int
+    comment: str | None = None
+    reporter_phone: str | None = None
+
+
+@router.post("/{ticket_id}/rating")
+async def rate(ticket_id: int, body: RatingIn, principal: CurrentPrincipal, engine: Engine) -> dict:
+    async with engine.begin() as conn:
+        return await workflow.rate(conn, principal, ticket_id, body.score, body.comment, body.reporter_phone)

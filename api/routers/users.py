@@ -1,0 +1,48 @@
+"""Users, for administrators."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.deps import Connection, Engine
+from api.security import Admin
+from gis import auth
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+class UserIn(BaseModel):
+    username: str
+    password: str
+    role: str
+    scope_codes: list[str] = Field(default_factory=list)
+    property_company_id: int | None = None
+    display_name: str | None = None
+
+
+class UserPatch(BaseModel):
+    active: bool | None = None
+    password: str | None = None
+
+
+@router.get("")
+async def list_users(principal: Admin, conn: Connection) -> list[dict]:
+    return await auth.list_users(conn)
+
+
+@router.post("", status_code=201)
+async def create_user(body: UserIn, principal: Admin, engine: Engine) -> dict:
+    async with engine.begin() as conn:
+        return await auth.create_user(conn, body.username, body.password, body.role, body.scope_codes,
+                                      body.property_company_id, body.display_name)
+
+
+@router.patch("/{username}")
+async def update_user(username: str, body: UserPatch, principal: Admin, engine: Engine) -> dict:
+    async with engine.begin() as conn:
+        if body.password is not None:
+            await auth.set_password(conn, username, body.password)
+        if body.active is not None:
+            return await auth.set_active(conn, username, body.active)
+        return await auth.get_user(conn, username)

@@ -1,0 +1,119 @@
+"""`gridgov layers import|export`: pyramid layers in and out as GeoJSON, GeoPackage or Shapefile."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+layers_app = typer.Typer(help="Import and export pyramid layers (GeoJSON, GeoPackage, Shapefile).",
+                         no_args_is_help=True)
+
+_STAGES = {"read": "reading", "geometry": "converting and repairing", "database": "writing to PostGIS",
+           "query": "reading PostGIS", "write": "writing the file"}
+
+
+class _Bar:
+    """A rich progress bar driven by the core's progress(stage, done, total) callback."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(_STAGES.get(stage, stage), total=max(total, 1))
+        self.progress.update(self.tasks[stage], completed=done if total else 1, total=max(total, 1))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=False)
+
+
+def _fail(error: Exception) -> None:
+    typer.secho(f"error: {error}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def _column_map(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source or not target:
+            raise typer.BadParameter(f"--map takes FILE_COLUMN=TABLE_COLUMN, not {pair!r}")
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
+@layers_app.command("import")
+def import_command(
+    layer: str = typer.Argument(..., help="district, street, community, grid, micro_grid, compound or building"),
+    file: Path = typer.Argument(..., help="GeoJSON, GeoPackage or Shapefile"),
+    crs: str = typer.Option(None, "--crs", help="Coordinate system of the file (wins over the file's own): "
+                                                 "EPSG:NNNN, CGCS2000, a Gauss-Kruger zone, GCJ-02, BD-09."),
+    valid_from: datetime = typer.Option(None, "--valid-from", formats=["%Y-%m-%d"],
+                                        help="Date new versions take effect (default: today)."),
+    report: Path = typer.Option(None, "--report", help="Write the per-feature report here as GeoJSON."),
+    file_layer: str = typer.Option(None, "--file-layer", help="Layer inside a GeoPackage holding several."),
+    column_map: list[str] = typer.Option([], "--map", help="FILE_COLUMN=TABLE_COLUMN (repeatable)."),
+) -> None:
+    """Import a layer; every feature ends imported, repaired or rejected with a reason. Exits 1 if any was
+    rejected."""
+    from gis.db import database_url
+    from gis.errors import GridgovError
+    from gis.layers_io import import_layer
+    from gis.migrate import upgrade
+
+    mapping = _column_map(column_map)
+    try:
+        url = database_url()
+        upgrade(url)
+        with _progress() as progress:
+            result = import_layer(url, layer, file, crs=crs, column_map=mapping,
+                                  valid_from=valid_from.date() if valid_from else None, file_layer=file_layer,
+                                  progress=_Bar(progress))
+    except GridgovError as error:
+        _fail(error)
+    if report:
+        result.write_geojson(report)
+    console = Console()
+    counts = result.counts
+    console.print(f"{result.layer} from {file.name} ({result.source_crs}, valid from {result.valid_from}): "
+                  + ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in counts.items()))
+    if result.ignored_columns:
+        console.print(f"columns not in the layer, ignored: {', '.join(result.ignored_columns)}")
+    rejected = result.rejected
+    if rejected:
+        table = Table("feature", "code", "reason", title=f"{len(rejected):,} rejected")
+        for feature in rejected[:50]:
+            table.add_row(str(feature.index), feature.code or "", feature.reason or "")
+        console.print(table)
+        if len(rejected) > 50:
+            console.print(f"… and {len(rejected) - 50:,} more" + (f" (all in {report})" if report else
+                                                                  " (write them all with --report)"))
+        raise typer.Exit(1)
+
+
+@layers_app.command("export")
+def export_command(
+    layer: str = typer.Argument(..., help="district, street, community, grid, micro_grid, compound or building"),
+    file: Path = typer.Argument(..., help="Output file"),
+    format: str = typer.Option(None, "--format", help="geojson, gpkg or shp (default: from the extension)."),
+) -> None:
+    """Export a layer's current features with their attributes, in EPSG:4326."""
+    from gis.db import database_url
+    from gis.errors import GridgovError
+    from gis.layers_io import export_layer
+
+    try:
+        url = database_url()
+        with _progress() as progress:
+            count = export_layer(url, layer, file, format, progress=_Bar(progress))
+    except GridgovError as error:
+        _fail(error)
+    typer.echo(f"{count:,} {layer} features written to {file}")

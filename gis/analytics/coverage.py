@@ -1,0 +1,160 @@
+"""Coverage per street office and community, by count of compounds, floor area and households: professional
+property service, old estates (老旧小区) with some service and with none (the gaps), party organisation of the
+property companies, owners' committees (业主委员会) formed and those with at least half party members, and
+cross-appointments (交叉任职) between community committees, owners' committees and property companies."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from gis.analytics.figures import Figure
+from gis.errors import InvalidInput
+
+COVERAGE_LEVELS = {"street": "cm.street_code", "community": "cp.community_code"}
+
+MEASURES = {
+    "all": "TRUE",
+    "professional": "cp.property_company_id IS NOT NULL",
+    "old": "cp.is_old_estate",
+    "old_served": "cp.is_old_estate AND cp.management_mode <> 'none'",
+    "old_unserved": "cp.is_old_estate AND cp.management_mode = 'none'",
+    "party_covered": "pc.has_party_org OR pc.party_work_only",
+    "committee": "oc.id IS NOT NULL",
+    "committee_party_half": "oc.id IS NOT NULL AND 2 * oc.party_member_count >= oc.member_count",
+}
+"""Compound sets counted. Professional service: served by a property company, market or community-led (社区领办).
+Old estates served: any mode but none, so entrusted (代管) and self-managed (自管) count as served. Party covered:
+served by a company with a party organisation or party work. Committee party half: party-member share ≥ 50 %."""
+
+SHARES = {
+    "professional_share": ("professional", "all"),
+    "old_served_share": ("old_served", "old"),
+    "party_covered_share": ("party_covered", "professional"),
+    "committee_share": ("committee", "all"),
+    "committee_party_half_share": ("committee_party_half", "committee"),
+}
+"""Share = numerator set / denominator set, each by count, floor area and households."""
+
+UNITS = {"count": "1", "floor_area_m2": "cp.floor_area_m2", "households": "cp.households"}
+
+CROSS_PAIRS = [
+    (home, seat)
+    for home in ("community_committee", "owners_committee", "property_company")
+    for seat in ("community_committee", "owners_committee", "property_company")
+    if home != seat
+]
+
+
+def coverage_columns() -> list[str]:
+    columns = ["code", "name", "parent_code"]
+    for measure in MEASURES:
+        columns += [f"{measure}_{unit}" for unit in UNITS]
+    for share in SHARES:
+        columns += [f"{share}_{unit}" for unit in UNITS]
+    columns += ["companies", "companies_with_party_org", "companies_with_party_work_only", "company_party_coverage"]
+    columns += [f"cross_{home}_to_{seat}" for home, seat in CROSS_PAIRS] + ["cross_appointments"]
+    return columns
+
+
+def coverage(conn: Connection, level: str, within: str | None = None) -> Figure:
+    """Coverage figures per current street or community (and a `total` row for all areas listed)."""
+    if level not in COVERAGE_LEVELS:
+        raise InvalidInput(f"coverage level must be street or community, not {level!r}")
+    area = COVERAGE_LEVELS[level]
+    sums = ",\n".join(
+        f"sum({expr}) FILTER (WHERE {condition}) AS {measure}_{unit}"
+        for measure, condition in MEASURES.items() for unit, expr in UNITS.items()
+    )
+    cross = ",\n".join(
+        f"count(*) FILTER (WHERE home_kind = '{home}' AND seat_kind = '{seat}') AS cross_{home}_to_{seat}"
+        for home, seat in CROSS_PAIRS
+    )
+    params: dict = {}
+    area_filter = ""
+    if within:
+        area_filter = "AND a.code LIKE :within"
+        params["within"] = within + "%"
+    parent = "district_code" if level == "street" else "street_code"
+    sql = f"""
+        WITH compounds AS (
+            SELECT {area} AS area_code, cp.property_company_id, pc.has_party_org, pc.party_work_only,
+                   {sums}
+            FROM compound cp
+            JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL
+            LEFT JOIN property_company pc ON pc.id = cp.property_company_id
+            LEFT JOIN owners_committee oc ON oc.compound_code = cp.code
+            WHERE cp.valid_to IS NULL
+            GROUP BY 1, 2, 3, 4
+        ),
+        per_area AS (
+            SELECT area_code,
+                   {', '.join(f'sum({m}_{u}) AS {m}_{u}' for m in MEASURES for u in UNITS)},
+                   count(DISTINCT property_company_id) AS companies,
+                   count(DISTINCT property_company_id) FILTER (WHERE has_party_org) AS companies_with_party_org,
+                   count(DISTINCT property_company_id) FILTER (WHERE party_work_only AND NOT has_party_org)
+                       AS companies_with_party_work_only
+            FROM compounds GROUP BY area_code
+        ),
+        appointment_community AS (
+            -- An appointment belongs to the community it links: the community committee's own code, or the
+            -- community of the owners' committee's compound.
+            SELECT ca.home_kind, ca.seat_kind,
+                   coalesce(CASE WHEN ca.home_kind = 'community_committee' THEN ca.home_ref END,
+                            CASE WHEN ca.seat_kind = 'community_committee' THEN ca.seat_ref END,
+                            (SELECT cp.community_code FROM compound cp WHERE cp.valid_to IS NULL AND cp.code =
+                                CASE WHEN ca.home_kind = 'owners_committee' THEN ca.home_ref ELSE ca.seat_ref END))
+                       AS community_code
+            FROM cross_appointment ca
+        ),
+        appointments AS (
+            SELECT {'cm.street_code' if level == 'street' else 'ac.community_code'} AS area_code, {cross},
+                   count(*) AS cross_appointments
+            FROM appointment_community ac
+            JOIN community cm ON cm.code = ac.community_code AND cm.valid_to IS NULL
+            GROUP BY 1
+        )
+        SELECT a.code, a.name, a.{parent} AS parent_code, per_area.*, appointments.*
+        FROM {level} a
+        LEFT JOIN per_area ON per_area.area_code = a.code
+        LEFT JOIN appointments ON appointments.area_code = a.code
+        WHERE a.valid_to IS NULL {area_filter}
+        ORDER BY a.code
+    """
+    rows = [dict(r) for r in conn.execute(text(sql), params).mappings()]
+    count_columns = [c for c in coverage_columns() if c not in ("code", "name", "parent_code")
+                     and not c.endswith("_share_count") and "share" not in c and c != "company_party_coverage"]
+    for row in rows:
+        for column in count_columns:
+            row[column] = round(float(row.get(column) or 0), 2) if "floor_area" in column else int(row.get(column) or 0)
+    total = {"code": "total", "name": "合计 total", "parent_code": within}
+    for column in count_columns:
+        total[column] = sum(row[column] for row in rows)
+        if "floor_area" in column:
+            total[column] = round(total[column], 2)
+    # Distinct companies cannot be summed across areas: count them again for the whole set.
+    total.update(_distinct_companies(conn, within))
+    rows.append(total)
+    for row in rows:
+        for share, (numerator, denominator) in SHARES.items():
+            for unit in UNITS:
+                top, bottom = row[f"{numerator}_{unit}"], row[f"{denominator}_{unit}"]
+                row[f"{share}_{unit}"] = round(top / bottom, 6) if bottom else None
+        covered = row["companies_with_party_org"] + row["companies_with_party_work_only"]
+        row["company_party_coverage"] = round(covered / row["companies"], 6) if row["companies"] else None
+    meta = {"level": level, "within": within, "areas": len(rows) - 1,
+            "definitions": {"measures": {k: v for k, v in MEASURES.items()},
+                            "shares": {k: f"{a} / {b}" for k, (a, b) in SHARES.items()}}}
+    return Figure(f"coverage_{level}", coverage_columns(), rows, meta)
+
+
+def _distinct_companies(conn: Connection, within: str | None) -> dict:
+    row = conn.execute(text("""
+        SELECT count(DISTINCT pc.id) AS companies,
+               count(DISTINCT pc.id) FILTER (WHERE pc.has_party_org) AS companies_with_party_org,
+               count(DISTINCT pc.id) FILTER (WHERE pc.party_work_only AND NOT pc.has_party_org)
+                   AS companies_with_party_work_only
+        FROM compound cp JOIN property_company pc ON pc.id = cp.property_company_id
+        JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL
+        WHERE cp.valid_to IS NULL AND (CAST(:within AS text) IS NULL OR cp.community_code LIKE :within || '%')
+    """), {"within": within}).mappings().one()
+    return dict(row)

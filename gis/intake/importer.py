@@ -1,0 +1,462 @@
+"""Batch import of hotline (12345) exports, CSV or XLSX, streamed in chunks.
+
+Each chunk is one transaction: its rows are normalised, COPY'd into a session stage table, placed and stored by
+a few set-based statements, and the batch's counters move on with it. So an import killed halfway leaves whole
+chunks only, and running it again skips every complaint already held: (source, external_id) is the key, and rows
+without a ticket number get a key derived from their content.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+import psycopg
+
+from gis.crs import normalise_crs
+from gis.db import libpq_url
+from gis.errors import InvalidInput
+from gis.intake.address import normalise as normalise_text
+from gis.intake.gazetteer import Gazetteer
+from gis.intake.normalise import FIELDS, Catalogue, normalise_rows
+from gis.intake.placement import (
+    ADDRESS_POINTS_SQL,
+    CLOSED_TICKET_FILTER,
+    DUPLICATE_KEYS_SQL,
+    POLYGONS_OUTER_FROM,
+    STAGE_COLUMN_NAMES,
+    STAGE_DDL,
+    UNPLACED_INSERT_SQL,
+    degrees_for,
+    duplicates_batch_sql,
+    duplicates_sql,
+    hit_insert_sql,
+    psycopg_params,
+    snap_insert_sql,
+    store_sql,
+)
+from gis.settings import city_settings
+
+DEFAULT_CHUNK_ROWS = 50_000
+
+DEFAULT_MAPPING: dict[str, tuple[str, ...]] = {
+    "external_id": ("工单编号", "工单号", "受理编号", "受理号", "编号", "ticket_no", "ticket", "id", "external_id"),
+    "reported_at": ("受理时间", "来电时间", "登记时间", "创建时间", "反映时间", "时间", "reported_at", "time"),
+    "category": ("诉求类别", "问题分类", "事项分类", "诉求分类", "类别", "分类", "category", "service_code"),
+    "description": ("诉求内容", "问题描述", "来电内容", "反映内容", "内容", "description", "content"),
+    "address": ("事发地址", "诉求地址", "发生地址", "地址", "address"),
+    "x": ("经度", "x坐标", "x", "lon", "lng", "longitude"),
+    "y": ("纬度", "y坐标", "y", "lat", "latitude"),
+    "coordinates": ("坐标", "经纬度", "coordinates"),
+    "crs": ("坐标系", "crs"),
+    "reporter_name": ("来电人", "联系人", "反映人", "姓名", "reporter_name", "name"),
+    "reporter_phone": ("联系电话", "来电号码", "电话", "手机", "reporter_phone", "phone"),
+}
+"""Usual column names of 12345 exports for each canonical field (matched ignoring case, spaces, punctuation)."""
+
+
+@dataclass
+class ImportReport:
+    batch_id: int
+    rows_read: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    placements: dict[str, int] = field(default_factory=dict)
+    duplicates_linked: int = 0
+    rejected_file: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def parse_mapping(text: str | None) -> dict[str, str]:
+    """A mapping given as 'field=column,field=column' or as JSON {"field": "column"}."""
+    if not text:
+        return {}
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidInput(f"mapping is not valid JSON: {error}") from None
+    else:
+        mapping = {}
+        for part in text.split(","):
+            if "=" not in part:
+                raise InvalidInput(f"mapping part {part!r} is not field=column")
+            key, value = part.split("=", 1)
+            mapping[key.strip()] = value.strip()
+    unknown = set(mapping) - set(FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown mapping fields {sorted(unknown)}; fields are {', '.join(FIELDS)}")
+    return mapping
+
+
+def resolve_columns(header: list[str], mapping: dict[str, str]) -> dict[str, int]:
+    """Column index of each canonical field: the explicit mapping first, then the usual export names."""
+    norm = {normalise_text(name): index for index, name in enumerate(header)}
+    resolved: dict[str, int] = {}
+    for field_name, column in mapping.items():
+        if column not in header and normalise_text(column) not in norm:
+            raise InvalidInput(f"mapped column {column!r} for {field_name} is not in the file; "
+                               f"columns are {', '.join(header)}")
+        resolved[field_name] = header.index(column) if column in header else norm[normalise_text(column)]
+    taken = set(resolved.values())
+    for field_name, names in DEFAULT_MAPPING.items():
+        if field_name in resolved:
+            continue
+        for name in names:
+            index = norm.get(normalise_text(name))
+            if index is not None and index not in taken:
+                resolved[field_name] = index
+                taken.add(index)
+                break
+    if "description" not in resolved:
+        raise InvalidInput("no column for the complaint text (description); give --mapping description=COLUMN")
+    if "reported_at" not in resolved:
+        raise InvalidInput("no column for the reported time; give --mapping reported_at=COLUMN")
+    return resolved
+
+
+# -- reading files -------------------------------------------------------------------------------------------------
+
+
+def _detect_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) when the start of the file decodes as such, else GB18030 (GBK exports)."""
+    with path.open("rb") as handle:
+        head = handle.read(1 << 20)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "gb18030"
+
+
+def _cell_text(value) -> str | None:
+    """A spreadsheet cell as the text the export meant (whole numbers without '.0', times in ISO form)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def read_rows(path: Path) -> tuple[list[str], Iterator[list[str | None]]]:
+    """Header and a stream of rows (lists of text) of a CSV or XLSX file."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        try:
+            header = [(_cell_text(v) or "").strip() for v in next(rows)]
+        except StopIteration:
+            raise InvalidInput("the spreadsheet is empty") from None
+
+        def stream() -> Iterator[list[str | None]]:
+            try:
+                for row in rows:
+                    yield [_cell_text(v) for v in row]
+            finally:
+                workbook.close()
+
+        return header, stream()
+    if suffix in (".csv", ".txt", ".tsv"):
+        encoding = _detect_encoding(path)
+        handle = path.open(encoding=encoding, newline="")
+        sample = handle.read(64 * 1024)
+        handle.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.reader(handle, dialect)
+        try:
+            header = [name.strip().lstrip("\ufeff") for name in next(reader)]
+        except StopIteration:
+            handle.close()
+            raise InvalidInput("the file is empty") from None
+
+        def stream() -> Iterator[list[str | None]]:
+            with handle:
+                yield from reader
+
+        return header, stream()
+    raise InvalidInput(f"cannot import {path.name}: give a .csv or .xlsx file")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- storing ----------------------------------------------------------------------------------------------------
+
+
+def _copy_stage(conn: psycopg.Connection, staged: dict[str, list]) -> None:
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY intake_stage ({', '.join(STAGE_COLUMN_NAMES)}) FROM STDIN") as copy:
+            columns = [staged.get(name) or [None] * len(staged["row_no"]) for name in STAGE_COLUMN_NAMES]
+            for values in zip(*columns):
+                copy.write_row(values)
+
+
+def _resolve_address_points(conn: psycopg.Connection, staged: dict[str, list], positions: list[int]) -> None:
+    """Give address-only rows the point of their building (or compound), in one query."""
+    if not positions:
+        return
+    compounds = [staged["addr_compound"][i] for i in positions]
+    numbers = [staged["_building_number"][i] if staged["match_level"][i] == "building" else None
+               for i in positions]
+    rows = conn.execute(psycopg_params(ADDRESS_POINTS_SQL), {"compounds": compounds, "numbers": numbers})
+    for key, building_code, lon, lat in rows:
+        i = positions[key - 1]
+        staged["lon"][i], staged["lat"][i], staged["building_code"][i] = lon, lat, building_code
+        if building_code is None and staged["match_level"][i] == "building":
+            staged["match_level"][i] = "compound"
+
+
+def ticket_table_exists(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass('ticket') IS NOT NULL").fetchone()[0]
+
+
+def _unique_rows(staged: dict[str, list]) -> None:
+    """Keep the first row of each (source, external_id) in the chunk; later copies count as duplicates."""
+    seen: set[tuple[str, str]] = set()
+    keep = []
+    for i, key in enumerate(zip(staged["source"], staged["external_id"])):
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    if len(keep) < len(staged["row_no"]):
+        for name, values in staged.items():
+            staged[name] = [values[i] for i in keep]
+
+
+DUPLICATE_PROBE_COST_ROWS = 30
+"""One index probe for one new complaint costs about as much as reading this many rows in the hash join."""
+
+
+def _link_duplicates(conn: psycopg.Connection, new_count: int, open_filter: str, params: dict) -> int:
+    """Link possible duplicates of the new complaints (`intake_new`): one index probe each for a few, one hash
+    join over the complaints of their time span for many, whichever reads less."""
+    if new_count == 0:
+        return 0
+    span_rows = conn.execute(
+        "SELECT CASE WHEN t.total <= 0 THEN 0 ELSE t.total * least(1.0, extract(epoch FROM (b.high - b.low)) / "
+        "greatest(extract(epoch FROM (a.high - a.low)), 1)) END "
+        "FROM (SELECT greatest(reltuples, 0) AS total FROM pg_class WHERE oid = 'complaint'::regclass) t, "
+        "(SELECT min(reported_at) AS low, max(reported_at) AS high FROM complaint) a, "
+        "(SELECT min(c.reported_at) - make_interval(days => %(window_days)s) AS low, max(c.reported_at) AS high "
+        " FROM complaint c JOIN intake_new n ON n.id = c.id) b", params).fetchone()[0] or 0
+    if new_count * DUPLICATE_PROBE_COST_ROWS > span_rows:
+        conn.execute(psycopg_params(DUPLICATE_KEYS_SQL), params)
+        conn.execute("ANALYZE intake_dup_key")
+        sql = duplicates_batch_sql(open_filter)
+    else:
+        sql = duplicates_sql("SELECT id FROM intake_new", open_filter)
+    return conn.execute(psycopg_params(sql), params).rowcount
+
+
+def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_positions: list[int]) -> tuple[
+        dict[str, int], int]:
+    """Place and store staged rows (inside the caller's transaction). Returns placements and duplicates linked."""
+    settings = city_settings()
+    conn.execute(STAGE_DDL)
+    _resolve_address_points(conn, staged, address_positions)
+    _unique_rows(staged)
+    conn.execute("DROP INDEX IF EXISTS intake_stage_geom; DROP INDEX IF EXISTS intake_unplaced_geom")
+    _copy_stage(conn, staged)
+    polygons_outer = len(staged["row_no"]) >= POLYGONS_OUTER_FROM
+    if polygons_outer:
+        conn.execute("CREATE INDEX intake_stage_geom ON intake_stage USING gist (geom); ANALYZE intake_stage")
+    params = {"snap_m": settings.snap_tolerance_m, "snap_deg": degrees_for(settings.snap_tolerance_m)}
+    conn.execute(hit_insert_sql("intake_stage", polygons_outer))
+    unplaced = conn.execute(UNPLACED_INSERT_SQL).rowcount
+    if unplaced:
+        snap_outer = unplaced >= POLYGONS_OUTER_FROM
+        if snap_outer:
+            conn.execute("CREATE INDEX intake_unplaced_geom ON intake_unplaced USING gist (geom); "
+                         "ANALYZE intake_unplaced")
+        conn.execute(psycopg_params(snap_insert_sql(snap_outer)), params)
+    if polygons_outer:
+        conn.execute("ANALYZE intake_placed")
+    placements = dict(conn.execute(psycopg_params(store_sql("intake_stage", polygons_outer)), params).fetchall())
+    open_filter = CLOSED_TICKET_FILTER if ticket_table_exists(conn) else ""
+    linked = _link_duplicates(conn, sum(placements.values()), open_filter, {
+        "radius_m": settings.duplicate_radius_m, "radius_deg": degrees_for(settings.duplicate_radius_m),
+        "window_days": settings.duplicate_window_days})
+    return placements, linked
+
+
+def _write_rejected(conn: psycopg.Connection, batch_id: int, rejected: list[tuple[int, str, dict]]) -> None:
+    if not rejected:
+        return
+    with conn.cursor() as cur:
+        with cur.copy("COPY intake_rejected_row (batch_id, row_number, reason, raw) FROM STDIN") as copy:
+            for row_no, reason, raw in rejected:
+                copy.write_row((batch_id, row_no, reason, json.dumps(raw, ensure_ascii=False)))
+
+
+class RejectedWriter:
+    """The rejected rows as a CSV with the original columns plus the row number and the reason, so they can be
+    fixed and imported again (the two added columns are kept aside as extra fields on re-import)."""
+
+    def __init__(self, path: Path | None, header: list[str]):
+        self.path = path
+        self.header = header
+        self.handle = None
+        self.writer = None
+
+    def write(self, rows: list[tuple[int, str, list[str | None]]]) -> None:
+        if self.path is None or not rows:
+            return
+        if self.writer is None:
+            self.handle = self.path.open("w", encoding="utf-8-sig", newline="")
+            self.writer = csv.writer(self.handle)
+            self.writer.writerow([*self.header, "rejected_row", "rejected_reason"])
+        for row_no, reason, values in rows:
+            padded = list(values) + [None] * (len(self.header) - len(values))
+            self.writer.writerow([*padded[: len(self.header)], row_no, reason])
+        self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        elif self.path is not None:
+            # An empty file with the header says "nothing rejected" more clearly than no file at all.
+            with self.path.open("w", encoding="utf-8-sig", newline="") as handle:
+                csv.writer(handle).writerow([*self.header, "rejected_row", "rejected_reason"])
+
+
+def import_file(
+    url: str,
+    path: str | Path,
+    *,
+    mapping: dict[str, str] | str | None = None,
+    crs: str = "EPSG:4326",
+    source: str = "hotline",
+    rejected_path: str | Path | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Callable[[int], None] | None = None,
+    file_name: str | None = None,
+) -> ImportReport:
+    """Import a hotline export; every row ends imported, duplicate or rejected (with the reason)."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInput(f"{path} does not exist")
+    if source not in ("hotline", "patrol", "app", "open311"):
+        raise InvalidInput(f"unknown source {source!r}")
+    default_crs = normalise_crs(crs)
+    mapping = parse_mapping(mapping) if isinstance(mapping, str) or mapping is None else mapping
+    header, rows = read_rows(path)
+    columns = resolve_columns(header, mapping)
+    unmapped = [(index, name) for index, name in enumerate(header) if index not in set(columns.values()) and name]
+    rejected_out = RejectedWriter(Path(rejected_path) if rejected_path else None, header)
+
+    with psycopg.connect(libpq_url(url)) as conn:
+        catalogue = Catalogue.load(conn)
+        gazetteer = Gazetteer.load(conn)
+        batch_id = conn.execute(
+            "INSERT INTO intake_batch (source, file_name, file_sha256, mapping, crs) VALUES (%s, %s, %s, %s, %s) "
+            "RETURNING id",
+            (source, file_name or path.name, file_sha256(path),
+             json.dumps({f: header[i] for f, i in columns.items()}, ensure_ascii=False), default_crs),
+        ).fetchone()[0]
+        conn.commit()
+        report = ImportReport(batch_id=batch_id, rejected_file=str(rejected_path) if rejected_path else None)
+        try:
+            chunk: list[tuple[int, list[str | None]]] = []
+            row_no = 0
+            for values in rows:
+                if not values or all(v in (None, "") for v in values):
+                    continue  # blank lines are not rows
+                row_no += 1
+                chunk.append((row_no, values))
+                if len(chunk) >= chunk_rows:
+                    _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue,
+                                  gazetteer, report, rejected_out)
+                    if progress:
+                        progress(len(chunk))
+                    chunk = []
+            if chunk:
+                _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue, gazetteer,
+                              report, rejected_out)
+                if progress:
+                    progress(len(chunk))
+            conn.execute("UPDATE intake_batch SET state = 'done', finished_at = now() WHERE id = %s", (batch_id,))
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            with psycopg.connect(libpq_url(url)) as other:
+                other.execute("UPDATE intake_batch SET state = 'failed', finished_at = now() WHERE id = %s",
+                              (batch_id,))
+            raise
+        finally:
+            rejected_out.close()
+    return report
+
+
+def _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue, gazetteer, report,
+                  rejected_out) -> None:
+    width = len(header)
+    prepared = []
+    malformed: list[tuple[int, str, dict]] = []
+    for row_no, values in chunk:
+        if len(values) > width and any(v not in (None, "") for v in values[width:]):
+            malformed.append((row_no, f"row has {len(values)} fields, the header has {width}",
+                              {f"column_{i + 1}": v for i, v in enumerate(values)}))
+            continue
+        fields = {name: (values[index] if index < len(values) else None) for name, index in columns.items()}
+        extra = {name: values[index] for index, name in unmapped if index < len(values) and values[index] not in (
+            None, "")}
+        prepared.append((row_no, fields, extra))
+    result = normalise_rows(prepared, source=source, default_crs=default_crs, catalogue=catalogue,
+                            gazetteer=gazetteer, batch_id=report.batch_id)
+    rejected = malformed + result.rejected
+    staged = result.staged
+    staged_count = len(staged["row_no"])
+    with conn.transaction():
+        placements, linked = (store_staged(conn, staged, result.address_rows) if staged_count else ({}, 0))
+        _write_rejected(conn, report.batch_id, rejected)
+        imported = sum(placements.values())
+        duplicates = staged_count - imported
+        conn.execute(
+            "UPDATE intake_batch SET rows_read = rows_read + %s, imported = imported + %s, "
+            "duplicates = duplicates + %s, rejected = rejected + %s, "
+            "placements = (SELECT coalesce(jsonb_object_agg(key, total), '{}') FROM ("
+            "  SELECT key, sum(value::int) AS total FROM ("
+            "    SELECT * FROM jsonb_each_text(placements) UNION ALL SELECT * FROM jsonb_each_text(%s::jsonb)) a"
+            "  GROUP BY key) b) WHERE id = %s",
+            (len(chunk), imported, duplicates, len(rejected), json.dumps(placements), report.batch_id),
+        )
+    conn.commit()
+    report.rows_read += len(chunk)
+    report.imported += imported
+    report.duplicates += duplicates
+    report.rejected += len(rejected)
+    report.duplicates_linked += linked
+    for key, value in placements.items():
+        report.placements[key] = report.placements.get(key, 0) + value
+    by_row = dict(chunk)
+    rejected_out.write([(row_no, reason, by_row[row_no]) for row_no, reason, _ in sorted(rejected)])

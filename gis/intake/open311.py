@@ -1,0 +1,442 @@
+"""Open311 GeoReport v2 (市民诉求开放接口): services from the category catalogue, requests stored as complaints.
+
+service_code = category.code; service_request_id = complaint.id; status comes from the complaint's ticket
+(closed when the ticket is rejected, closed or merged, open otherwise). Public answers never carry reporter
+names or phone numbers, and mobile numbers inside descriptions are masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from xml.etree import ElementTree
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gis import crs as crs_module
+from gis.errors import Forbidden, InvalidInput, NotFound
+from gis.intake.gazetteer import Gazetteer
+from gis.intake.normalise import LOCAL_ZONE, parse_time
+from gis.intake.placement import (
+    ADDRESS_POINTS_SQL,
+    CLOSED_TICKET_FILTER,
+    STAGE_COLUMN_NAMES,
+    degrees_for,
+    one_request_sql,
+)
+from gis.settings import city_settings
+
+FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
+MAX_RESULTS = 1000
+DEFAULT_WINDOW_DAYS = 90
+CLOSED_STATES = ("rejected", "closed", "merged")
+_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+
+ATTRIBUTES = [
+    {"variable": True, "code": "building_unit", "datatype": "string", "required": False,
+     "datatype_description": "Building and unit, e.g. 3号楼2单元", "order": 1,
+     "description": "楼栋单元 (building and unit) where the problem is", "values": []},
+    {"variable": True, "code": "urgency", "datatype": "singlevaluelist", "required": False,
+     "datatype_description": None, "order": 2, "description": "How urgent the resident thinks it is",
+     "values": [{"key": "normal", "name": "一般 (normal)"}, {"key": "urgent", "name": "紧急 (urgent)"}]},
+]
+"""Attributes every service accepts (service definitions)."""
+
+
+class Open311Error(Exception):
+    """An error in the spec's form: HTTP status plus description."""
+
+    def __init__(self, status: int, description: str):
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+def mask_phones(value: str | None) -> str | None:
+    """Mobile numbers in free text become 138****0000 in public answers."""
+    return _MOBILE.sub(r"\1****\2", value) if value else value
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+# -- rendering ----------------------------------------------------------------------------------------------------
+
+
+def _xml_value(parent: ElementTree.Element, name: str, value) -> None:
+    node = ElementTree.SubElement(parent, name)
+    if isinstance(value, list):
+        item_name = {"values": "value", "attributes": "attribute", "endpoints": "endpoint", "formats": "format",
+                     "keywords": "keyword"}.get(name, "item")
+        for item in value:
+            _xml_value(node, item_name, item)
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _xml_value(node, key, inner)
+    elif isinstance(value, bool):
+        node.text = "true" if value else "false"
+    elif value is not None:
+        node.text = str(value)
+
+
+def render(payload, fmt: str, root: str, item: str | None) -> bytes:
+    """The payload as JSON, or as XML under `root` (each list item as `item`)."""
+    if fmt == "json":
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    top = ElementTree.Element(root)
+    if isinstance(payload, list):
+        for entry in payload:
+            element = ElementTree.SubElement(top, item)
+            for key, value in entry.items():
+                _xml_value(element, key, value)
+    else:
+        for key, value in payload.items():
+            _xml_value(top, key, value)
+    return b'<?xml version="1.0" encoding="utf-8"?>' + ElementTree.tostring(top, encoding="utf-8")
+
+
+def render_error(error: Open311Error, fmt: str) -> bytes:
+    return render([{"code": error.status, "description": error.description}], fmt if fmt in FORMATS else "json",
+                  "errors", "error")
+
+
+# -- discovery and services ---------------------------------------------------------------------------------------
+
+
+def discovery(base_url: str) -> dict:
+    return {
+        "changeset": "2026-01-01T00:00:00+08:00",
+        "contact": "The city's grid-governance office (网格化服务管理中心)",
+        "key_service": "API keys are issued by the administrator with `gridgov complaints api-key NAME`.",
+        "endpoints": [{
+            "specification": "http://wiki.open311.org/GeoReport_v2",
+            "url": base_url.rstrip("/"),
+            "changeset": "2026-01-01T00:00:00+08:00",
+            "type": "production",
+            "formats": ["application/json", "text/xml"],
+        }],
+    }
+
+
+async def services(conn: AsyncConnection) -> list[dict]:
+    rows = (await conn.execute(text(
+        "SELECT code, name, name_zh, class_kind, major_class, minor_class, keywords FROM category WHERE active "
+        "ORDER BY code"))).all()
+    return [{
+        "service_code": code, "service_name": f"{name_zh} ({name})",
+        "description": f"{major}/{minor} ({'部件 component' if kind == 'component' else '事件 event'})",
+        "metadata": True, "type": "realtime", "keywords": ",".join(keywords or []), "group": major,
+    } for code, name, name_zh, kind, major, minor, keywords in rows]
+
+
+async def service_definition(conn: AsyncConnection, code: str) -> dict:
+    found = (await conn.execute(text("SELECT 1 FROM category WHERE code = :code AND active"),
+                                {"code": code})).first()
+    if not found:
+        raise Open311Error(404, f"service_code {code} not found")
+    return {"service_code": code, "attributes": ATTRIBUTES}
+
+
+# -- API keys -------------------------------------------------------------------------------------------------------
+
+
+def new_api_key(url: str, name: str) -> str:
+    """Create a key called `name` and return it (only its hash is stored, so it is shown once)."""
+    import psycopg
+
+    from gis.db import libpq_url
+
+    key = secrets.token_urlsafe(24)
+    with psycopg.connect(libpq_url(url)) as conn:
+        try:
+            conn.execute("INSERT INTO open311_api_key (name, key_sha256) VALUES (%s, %s)", (name, hash_key(key)))
+        except psycopg.errors.UniqueViolation:
+            raise InvalidInput(f"an API key called {name!r} exists already") from None
+    return key
+
+
+def revoke_api_key(url: str, name: str) -> None:
+    import psycopg
+
+    from gis.db import libpq_url
+
+    with psycopg.connect(libpq_url(url)) as conn:
+        if conn.execute("UPDATE open311_api_key SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL",
+                        (name,)).rowcount == 0:
+            raise NotFound(f"no active API key called {name!r}")
+
+
+# -- creating requests ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Cached:
+    value: object
+    at: float
+
+
+_GAZETTEERS: dict[str, _Cached] = {}
+GAZETTEER_TTL_S = 300.0
+
+
+async def gazetteer_for(conn: AsyncConnection) -> Gazetteer:
+    """The gazetteer of this database, rebuilt at most every few minutes."""
+    key = str(conn.engine.url)
+    cached = _GAZETTEERS.get(key)
+    if cached is None or time.monotonic() - cached.at > GAZETTEER_TTL_S:
+        cached = _Cached(await Gazetteer.load_async(conn), time.monotonic())
+        _GAZETTEERS[key] = cached
+    return cached.value  # type: ignore[return-value]
+
+
+def _float(form: dict, name: str) -> float | None:
+    value = (form.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise Open311Error(400, f"{name} must be a number, not {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise Open311Error(400, f"{name} must be a finite number")
+    return number
+
+
+async def _key_and_category(conn: AsyncConnection, key: str, code: str) -> tuple[bool, bool]:
+    """Whether the key is valid and the category active (one round trip; used when a request has errors)."""
+    row = (await conn.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM open311_api_key WHERE key_sha256 = :hash AND revoked_at IS NULL), "
+        "EXISTS (SELECT 1 FROM category WHERE code = :code AND active)"), {"hash": hash_key(key), "code": code})).one()
+    return bool(row[0]), bool(row[1])
+
+
+def _check_attributes(code: str, attributes: dict[str, str]) -> None:
+    for attribute in ATTRIBUTES:
+        value = attributes.get(attribute["code"])
+        if attribute["required"] and not value:
+            raise Open311Error(400, f"attribute[{attribute['code']}] is required")
+        if value and attribute["values"] and value not in {v["key"] for v in attribute["values"]}:
+            raise Open311Error(400, f"attribute[{attribute['code']}] must be one of "
+                                    f"{', '.join(v['key'] for v in attribute['values'])}")
+    unknown = set(attributes) - {a["code"] for a in ATTRIBUTES}
+    if unknown:
+        raise Open311Error(400, f"unknown attribute {', '.join(sorted(unknown))} for service {code}")
+
+
+async def _staged_row(conn: AsyncConnection, form: dict[str, str], attributes: dict[str, str], code: str) -> dict:
+    """The request as one staged row (every check that needs no database; geocoding if there is an address)."""
+    _check_attributes(code, attributes)
+    lat, lon = _float(form, "lat"), _float(form, "long")
+    address = (form.get("address_string") or "").strip() or None
+    if form.get("address_id") and not address and lat is None:
+        raise Open311Error(400, "address_id is not supported here; give lat and long or address_string")
+    if (lat is None) != (lon is None):
+        raise Open311Error(400, "lat and long must be given together")
+    if lat is None and address is None:
+        raise Open311Error(400, "a location is required: lat and long, or address_string")
+    description = (form.get("description") or "").strip() or None  # the category's name when empty
+    if description and len(description) > 4000:
+        raise Open311Error(400, "description is longer than 4000 characters")
+
+    row = {name: None for name in STAGE_COLUMN_NAMES}
+    now = datetime.now(timezone.utc)
+    requested = (form.get("requested_datetime") or "").strip()
+    reported_at = parse_time(requested) if requested else now
+    if reported_at is None or reported_at > now + timedelta(days=1):
+        raise Open311Error(400, f"requested_datetime {requested!r} is not a usable time")
+    row.update(row_no=1, source="open311", category_code=code, description=description, address=address,
+               reported_at=reported_at, local_day=reported_at.astimezone(LOCAL_ZONE).date(),
+               token=secrets.token_urlsafe(12))
+    if lat is not None:
+        try:
+            system = crs_module.normalise_crs(form.get("crs") or "EPSG:4326")
+            x_lon, y_lat = crs_module.to_storage(lon, lat, system)
+        except InvalidInput as error:
+            raise Open311Error(400, str(error)) from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180) and system in ("EPSG:4326", "EPSG:4490"):
+            raise Open311Error(400, "lat must lie within [-90, 90] and long within [-180, 180]")
+        row.update(lon=x_lon, lat=y_lat, original_x=lon, original_y=lat, original_crs=system,
+                   match_level="coordinates", match_score=1.0)
+    geocode_text = " ".join(filter(None, [address, attributes.get("building_unit")])) or None
+    if geocode_text:
+        match = (await gazetteer_for(conn)).match(geocode_text)
+        row.update(addr_level=match.level, addr_street=match.street_code, addr_community=match.community_code,
+                   addr_compound=match.compound_code)
+        if lat is None:
+            row.update(match_level=match.level, match_score=match.score)
+            if match.compound_code is not None:
+                point = (await conn.execute(text(ADDRESS_POINTS_SQL), {
+                    "compounds": [match.compound_code],
+                    "numbers": [match.building_number if match.level == "building" else None]})).first()
+                if point is not None and point.lon is not None:
+                    row.update(lon=point.lon, lat=point.lat, building_code=point.building_code)
+                    if point.building_code is None and match.level == "building":
+                        row["match_level"] = "compound"
+    first, last = (form.get("first_name") or "").strip(), (form.get("last_name") or "").strip()
+    row["reporter_name"] = (last + first) or None  # Chinese order: family name first
+    row["reporter_phone"] = (form.get("phone") or "").strip() or None
+    extra = {k: form[k] for k in ("email", "device_id", "account_id", "media_url") if form.get(k)}
+    row["extra"] = json.dumps(extra, ensure_ascii=False) if extra else None
+    row["attributes"] = json.dumps(attributes, ensure_ascii=False) if attributes else None
+    return row
+
+
+async def create_request(conn: AsyncConnection, form: dict[str, str], attributes: dict[str, str]) -> dict:
+    """Store one POSTed request as a complaint (placed like any other) and return the spec's answer.
+
+    Errors keep the spec's precedence (key, then service code, then the rest). A valid request costs one
+    statement and the commit: the key and category checks ride along in the statement that stores it."""
+    key = (form.get("api_key") or "").strip()
+    if not key:
+        raise Open311Error(403, "api_key is required to submit a request")
+    code = (form.get("service_code") or "").strip()
+    try:
+        if not code:
+            raise Open311Error(400, "service_code is required")
+        row = await _staged_row(conn, form, attributes, code)
+    except Open311Error as error:
+        # Only a failing request pays for a separate look-up, to report the key or the category first.
+        key_ok, category_ok = await _key_and_category(conn, key, code)
+        if not key_ok:
+            raise Open311Error(403, "api_key is not valid") from None
+        if code and not category_ok:
+            raise Open311Error(400, f"service_code {code} not found") from None
+        raise error
+
+    settings = city_settings()
+    params = {**row, "key_hash": hash_key(key), "snap_m": settings.snap_tolerance_m,
+              "snap_deg": degrees_for(settings.snap_tolerance_m), "radius_m": settings.duplicate_radius_m,
+              "radius_deg": degrees_for(settings.duplicate_radius_m),
+              "window_days": settings.duplicate_window_days}
+    sql = one_request_sql(CLOSED_TICKET_FILTER if await _has_tickets(conn) else "")
+    stored = (await conn.execute(text(sql), params)).one()
+    if stored.key_id is None:
+        await conn.rollback()
+        raise Open311Error(403, "api_key is not valid")
+    if stored.category_name is None:
+        await conn.rollback()
+        raise Open311Error(400, f"service_code {code} not found")
+    await conn.commit()
+    notice = {"inside": "受理成功 (received)", "snapped": "受理成功，位置已就近归入网格 (received, placed on the nearest grid)",
+              "review": "受理成功，待人工定位 (received, awaiting placement by hand)"}[stored.placement]
+    return {"service_request_id": str(stored.id), "service_notice": notice, "account_id": form.get("account_id"),
+            "token": row["token"]}
+
+
+_TICKETS_PRESENT: dict[str, bool] = {}
+
+
+async def _has_tickets(conn: AsyncConnection) -> bool:
+    key = str(conn.engine.url)
+    if key not in _TICKETS_PRESENT:
+        _TICKETS_PRESENT[key] = bool((await conn.execute(text("SELECT to_regclass('ticket') IS NOT NULL"))).scalar())
+    return _TICKETS_PRESENT[key]
+
+
+# -- reading requests -----------------------------------------------------------------------------------------------
+
+
+def _w3c(value: str, name: str) -> datetime:
+    parsed = parse_time(value)
+    if parsed is None:
+        raise Open311Error(400, f"{name} must be a W3C date-time such as 2026-01-31T09:00:00+08:00")
+    return parsed
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(LOCAL_ZONE).isoformat(timespec="seconds") if value else None
+
+
+async def query_requests(conn: AsyncConnection, params: dict[str, str]) -> list[dict]:
+    """GET requests: by ids, service codes, time window (default the last 90 days) and status."""
+    where, args = ["TRUE"], {}
+    ids = [part.strip() for part in (params.get("service_request_id") or "").split(",") if part.strip()]
+    if ids:
+        if not all(part.isdigit() for part in ids):
+            raise Open311Error(400, "service_request_id must be a comma-separated list of request ids")
+        where.append("c.id = ANY(:ids)")
+        args["ids"] = [int(part) for part in ids]
+    else:
+        codes = [part.strip() for part in (params.get("service_code") or "").split(",") if part.strip()]
+        if codes:
+            where.append("c.category_code = ANY(:codes)")
+            args["codes"] = codes
+        end = _w3c(params["end_date"], "end_date") if params.get("end_date") else None
+        start = _w3c(params["start_date"], "start_date") if params.get("start_date") else None
+        if start is None and end is None:
+            start = datetime.now(timezone.utc) - timedelta(days=DEFAULT_WINDOW_DAYS)
+        if start and end and start > end:
+            raise Open311Error(400, "start_date must not be after end_date")
+        if start:
+            where.append("c.reported_at >= :start")
+            args["start"] = start
+        if end:
+            where.append("c.reported_at <= :end")
+            args["end"] = end
+        statuses = {part.strip() for part in (params.get("status") or "").split(",") if part.strip()}
+        if statuses - {"open", "closed"}:
+            raise Open311Error(400, "status must be open, closed or both (comma-separated)")
+        if statuses == {"open"}:
+            where.append("status = 'open'")
+        elif statuses == {"closed"}:
+            where.append("status = 'closed'")
+    return await _select(conn, " AND ".join(where), args)
+
+
+async def get_request(conn: AsyncConnection, request_id: str) -> list[dict]:
+    if not request_id.isdigit():
+        raise Open311Error(404, f"service_request_id {request_id} not found")
+    found = await _select(conn, "c.id = :id", {"id": int(request_id)})
+    if not found:
+        raise Open311Error(404, f"service_request_id {request_id} not found")
+    return found
+
+
+async def token_lookup(conn: AsyncConnection, token: str) -> list[dict]:
+    row = (await conn.execute(text("SELECT complaint_id FROM complaint_intake WHERE token = :token"),
+                              {"token": token})).first()
+    if row is None:
+        raise Open311Error(404, f"token {token} not found")
+    return [{"service_request_id": str(row[0]), "token": token}]
+
+
+async def _select(conn: AsyncConnection, where: str, args: dict) -> list[dict]:
+    if await _has_tickets(conn):
+        status_sql = (f"CASE WHEN t.state IN {CLOSED_STATES!r} THEN 'closed' ELSE 'open' END")
+        ticket_columns = ("CASE WHEN t.state = 'rejected' THEN t.reject_reason "
+                          "WHEN t.state = 'merged' THEN 'merged into another request' END, "
+                          "coalesce(t.updated_at, c.created_at), t.due_at, "
+                          "coalesce(t.department, t.assignee_kind, cat.responsible_kind)")
+        ticket_join = "LEFT JOIN ticket t ON t.complaint_id = c.id"
+    else:
+        status_sql, ticket_join = "'open'", ""
+        ticket_columns = "NULL, c.created_at, NULL::timestamptz, cat.responsible_kind"
+    sql = f"""
+        SELECT * FROM (
+            SELECT c.id, {status_sql} AS status, c.category_code, cat.name_zh, cat.name, c.description, c.address,
+                   c.reported_at, ST_Y(c.geom) AS lat, ST_X(c.geom) AS lon, c.placement,
+                   {ticket_columns}
+            FROM complaint c JOIN category cat ON cat.code = c.category_code {ticket_join}) c
+        WHERE {where} ORDER BY c.reported_at DESC, c.id DESC LIMIT {MAX_RESULTS}"""
+    rows = (await conn.execute(text(sql), args)).all()
+    out = []
+    for (rid, status, code, name_zh, name, description, address, reported_at, lat, lon, placement, notes, updated,
+         due, agency) in rows:
+        out.append({
+            "service_request_id": str(rid), "status": status, "status_notes": notes,
+            "service_name": f"{name_zh} ({name})", "service_code": code,
+            "description": mask_phones(description), "agency_responsible": agency,
+            "service_notice": "待人工定位 (awaiting placement)" if placement == "review" else None,
+            "requested_datetime": _iso(reported_at), "updated_datetime": _iso(updated),
+            "expected_datetime": _iso(due), "address": address, "address_id": None, "zipcode": None,
+            "lat": round(lat, 7) if lat is not None else None, "long": round(lon, 7) if lon is not None else None,
+            "media_url": None,
+        })
+    return out

@@ -1,0 +1,220 @@
+"""The map's own read queries: place search (地名搜索), the catalogue for filters, party organisations drawn
+where they serve, and complaint points in view. Each answer is one PostGIS statement."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gis.auth import Principal, complaint_scope_sql
+from gis.errors import InvalidInput
+
+BBox = tuple[float, float, float, float]
+
+_BUILDING_QUERY = re.compile(r"^(?P<compound>.*?)\s*(?P<number>\d{1,3})\s*(号楼|号|栋|幢|#)\s*$")
+_TICKET_QUERY = re.compile(r"^#?\s*(?P<number>[0-9A-Za-z-]{1,40})$")
+
+
+def check_bbox(bbox: BBox | None) -> None:
+    if bbox is None:
+        return
+    minx, miny, maxx, maxy = bbox
+    if not all(value == value for value in bbox) or not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in WGS-84 with min < max")
+
+
+async def categories(conn: AsyncConnection) -> list[dict]:
+    """Active complaint categories, for the filter list."""
+    rows = await conn.execute(text(
+        "SELECT code, name, name_zh, major_class FROM category WHERE active ORDER BY major_class, code"))
+    return [dict(row._mapping) for row in rows]
+
+
+_SEARCH_SQL = text(
+    """
+WITH hits AS (
+    SELECT 'compound' AS kind, c.code, c.name, coalesce(c.address, '') AS detail, c.geom,
+           CASE WHEN c.name = :q OR :q = ANY(c.aliases) THEN 0 ELSE 1 END AS rank
+    FROM compound c
+    WHERE c.valid_to IS NULL AND (c.name ILIKE :like OR c.address ILIKE :like
+          OR EXISTS (SELECT 1 FROM unnest(c.aliases) alias WHERE alias ILIKE :like))
+    UNION ALL
+    SELECT 'building', b.code, c.name || b.number || '号楼', coalesce(c.address, ''), b.geom, 0
+    FROM building b JOIN compound c ON c.code = b.compound_code AND c.valid_to IS NULL
+    WHERE b.valid_to IS NULL AND CAST(:number AS integer) IS NOT NULL AND b.number = CAST(:number AS integer)
+      AND (c.name ILIKE CAST(:compound_like AS text) OR EXISTS (
+          SELECT 1 FROM unnest(c.aliases) alias WHERE alias ILIKE CAST(:compound_like AS text)))
+    UNION ALL
+    SELECT layer, code, name, '', geom, 2 FROM (
+        SELECT 'street' AS layer, code, name, geom FROM street WHERE valid_to IS NULL AND name ILIKE :like
+        UNION ALL SELECT 'community', code, name, geom FROM community WHERE valid_to IS NULL AND name ILIKE :like
+        UNION ALL SELECT 'grid', code, name, geom FROM grid WHERE valid_to IS NULL AND (name ILIKE :like OR code = :q)
+        UNION ALL SELECT 'micro_grid', code, name, geom FROM micro_grid
+            WHERE valid_to IS NULL AND (name ILIKE :like OR code = :q)
+    ) units
+    UNION ALL
+    SELECT 'complaint', k.id::text, coalesce(k.external_id, '#' || k.id), '',
+           CASE WHEN CAST(:exact AS boolean) THEN k.geom ELSE ST_SnapToGrid(k.geom, 0.0005) END, 0
+    FROM complaint k
+    WHERE CAST(:ticket AS text) IS NOT NULL AND k.geom IS NOT NULL
+      AND (k.external_id = CAST(:ticket AS text) OR (CAST(:ticket AS text) ~ '^[0-9]{1,18}$' AND k.id = CAST(:ticket_id AS bigint)))
+)
+SELECT coalesce(json_agg(json_build_object(
+    'kind', kind, 'code', code, 'name', name, 'detail', detail,
+    'lon', round(ST_X(ST_PointOnSurface(geom))::numeric, 6), 'lat', round(ST_Y(ST_PointOnSurface(geom))::numeric, 6),
+    'bbox', json_build_array(ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom))
+) ORDER BY rank, length(name), code), '[]'::json)::text
+FROM (SELECT * FROM hits ORDER BY rank, length(name), code LIMIT :limit) best
+"""
+)
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search(conn: AsyncConnection, query: str, principal: Principal, limit: int = 10) -> list[dict]:
+    """Compounds (name, alias, address), buildings ("东苑小区3号楼"), units by name or code, and complaints by
+    ticket number (the hotline's number or gridgov's id; the public gets the place snapped to about 50 m and
+    never the complaint's text)."""
+    query = " ".join(query.split())
+    if not 1 <= len(query) <= 100:
+        raise InvalidInput("the search text must have 1 to 100 characters")
+    if "\x00" in query:
+        raise InvalidInput("the search text must not contain NUL characters")
+    building = _BUILDING_QUERY.match(query)
+    ticket = _TICKET_QUERY.match(query)
+    ticket_number = ticket.group("number") if ticket and any(ch.isdigit() for ch in query) else None
+    params = {
+        "q": query,
+        "like": f"%{_escape_like(query)}%",
+        "number": int(building.group("number")) if building else None,
+        "compound_like": f"%{_escape_like(building.group('compound'))}%" if building else None,
+        "ticket": ticket_number,
+        "ticket_id": int(ticket_number) if ticket_number and ticket_number.isdigit() and len(ticket_number) < 19
+        else 0,
+        "limit": limit,
+        "exact": principal.is_staff or principal.role == "planner",
+    }
+    return json.loads((await conn.execute(_SEARCH_SQL, params)).scalar_one())
+
+
+_PARTY_SQL = text(
+    """
+WITH units AS (
+    SELECT code, geom, 'community' AS unit_layer FROM community WHERE valid_to IS NULL AND geom && :env
+    UNION ALL SELECT code, geom, 'grid' FROM grid WHERE valid_to IS NULL AND geom && :env
+    UNION ALL SELECT code, geom, 'compound' FROM compound WHERE valid_to IS NULL AND geom && :env
+)
+SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
+    'type', 'Feature', 'id', p.code,
+    'geometry', ST_AsGeoJSON(ST_PointOnSurface(u.geom), 6)::json,
+    'properties', json_build_object('code', p.code, 'kind', p.kind, 'name', p.name, 'unit_code', p.unit_code,
+        'unit_layer', u.unit_layer, 'member_count', p.member_count)
+) ORDER BY p.code), '[]'::json))::text
+FROM party_organisation p JOIN units u ON u.code = p.unit_code
+WHERE p.kind = ANY(:kinds)
+"""
+)
+
+PARTY_KINDS_BY_ZOOM = {
+    "community_committee": 0,
+    "grid_branch": 14,
+    "compound_branch": 15,
+}
+
+
+async def party_organisations_geojson(conn: AsyncConnection, bbox: BBox, kinds: list[str]) -> bytes:
+    """Community party committees, grid branches and compound branches as points inside the unit each
+    serves (党组织所在), for the units touching `bbox`."""
+    check_bbox(bbox)
+    unknown = set(kinds) - set(PARTY_KINDS_BY_ZOOM)
+    if unknown:
+        raise InvalidInput(f"unknown party organisation kinds {sorted(unknown)}; kinds are "
+                           f"{', '.join(PARTY_KINDS_BY_ZOOM)}")
+    envelope = text("ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
+    sql = text(_PARTY_SQL.text.replace(":env", envelope.text))
+    minx, miny, maxx, maxy = bbox
+    body = (await conn.execute(sql, {"minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy,
+                                     "kinds": kinds})).scalar_one()
+    return body.encode()
+
+
+async def complaints_geojson(
+    conn: AsyncConnection,
+    principal: Principal,
+    bbox: BBox,
+    categories: list[str] | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    states: list[str] | None = None,
+    overdue_only: bool = False,
+    limit: int = 20_000,
+) -> bytes:
+    """Complaint points in view, anonymised (no reporter, no description text), within the caller's scope,
+    with the state of their ticket and whether it is overdue when the tickets tables exist."""
+    check_bbox(bbox)
+    has_tickets = (await conn.execute(text("SELECT to_regclass('ticket') IS NOT NULL"))).scalar_one()
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInput("date_from must not be after date_to")
+    scope, params = complaint_scope_sql(principal, "k")
+    where = ["k.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)", scope]
+    minx, miny, maxx, maxy = bbox
+    params.update(minx=minx, miny=miny, maxx=maxx, maxy=maxy, limit=limit)
+    if categories:
+        where.append("k.category_code = ANY(:categories)")
+        params["categories"] = categories
+    if date_from:
+        where.append("k.reported_at >= :date_from")
+        params["date_from"] = date_from
+    if date_to:
+        where.append("k.reported_at < CAST(:date_to AS date) + 1")
+        params["date_to"] = date_to
+    if has_tickets:
+        ticket_join = "LEFT JOIN ticket t ON t.complaint_id = k.id"
+        ticket_columns = ("t.id AS ticket_id, t.state, (t.state IN ('reported', 'registered', 'dispatched', "
+                          "'in_progress', 'handled') AND t.due_at < now()) AS overdue")
+        if states:
+            where.append("t.state = ANY(:states)")
+            params["states"] = states
+        if overdue_only:
+            where.append("t.state IN ('reported', 'registered', 'dispatched', 'in_progress', 'handled') "
+                         "AND t.due_at < now()")
+    else:
+        ticket_join, ticket_columns = "", "NULL::bigint AS ticket_id, NULL::text AS state, false AS overdue"
+        if states or overdue_only:
+            raise InvalidInput("this deployment keeps no tickets, so it cannot filter by state or overdue")
+    # The public sees points snapped to a 0.0005° lattice (about 50 m), as in the public tiles: a complaint
+    # must not point at one household's door.
+    point = "geom" if principal.is_staff or principal.role == "planner" else "ST_SnapToGrid(geom, 0.0005)"
+    sql = f"""
+        WITH rows AS (
+            SELECT k.id, k.geom, k.category_code, k.reported_at, k.placement, k.grid_code,
+                   {ticket_columns}
+            FROM complaint k {ticket_join} WHERE {' AND '.join(where)}
+            ORDER BY k.reported_at DESC LIMIT :limit
+        )
+        SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
+            'type', 'Feature', 'id', id, 'geometry', ST_AsGeoJSON({point}, 6)::json,
+            'properties', json_build_object('id', id, 'category', category_code,
+                'reported_at', reported_at, 'placement', placement, 'grid_code', grid_code,
+                'ticket_id', ticket_id, 'state', state, 'overdue', overdue)
+        )), '[]'::json))::text FROM rows
+    """
+    body = (await conn.execute(text(sql), params)).scalar_one()
+    return body.encode()
+
+
+async def property_companies(conn: AsyncConnection, ids: list[int]) -> list[dict]:
+    """Names and latest red/black standing of property companies (public facts), for assignee lists."""
+    rows = await conn.execute(text("""
+        SELECT pc.id, pc.name, coalesce(ev.standing, 'unrated') AS standing
+        FROM property_company pc
+        LEFT JOIN LATERAL (SELECT standing FROM company_evaluation e WHERE e.company_id = pc.id
+                           ORDER BY e.period DESC LIMIT 1) ev ON TRUE
+        WHERE pc.id = ANY(:ids) ORDER BY pc.name"""), {"ids": ids})
+    return [dict(row._mapping) for row in rows]

@@ -1,0 +1,146 @@
+"""Selecting tickets: by street, community, set of grids, compound, polygon or bounding box, and by category,
+state, age, overdue and assignee. Shared by the listing, the export, the tiles and bulk assignment."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gis.auth import Principal
+from gis.errors import InvalidInput
+from gis.tickets.models import OPEN_STATES, STATES
+from gis.tickets.scope import mine_sql, ticket_scope_sql
+
+OPEN_SQL = "(" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
+MAX_POLYGON_VERTICES = 10_000
+
+
+@dataclass
+class TicketFilter:
+    states: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    street: str | None = None
+    community: str | None = None
+    grids: list[str] = field(default_factory=list)
+    compound: str | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    polygon: dict | None = None
+    overdue: bool | None = None
+    min_age_hours: float | None = None
+    max_age_hours: float | None = None
+    reported_from: datetime | None = None
+    reported_to: datetime | None = None
+    mine: bool = False
+    ids: list[int] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not any((self.states, self.categories, self.street, self.community, self.grids, self.compound,
+                        self.bbox, self.polygon, self.overdue is not None, self.min_age_hours is not None,
+                        self.max_age_hours is not None, self.reported_from, self.reported_to, self.mine, self.ids))
+
+
+def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        numbers = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat") from None
+    if len(numbers) != 4:
+        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat")
+    minx, miny, maxx, maxy = numbers
+    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in WGS-84 with min < max")
+    return numbers  # type: ignore[return-value]
+
+
+def parse_polygon(value: str | dict | None) -> dict | None:
+    """A GeoJSON Polygon or MultiPolygon (a bare geometry or a Feature) in WGS-84 lon/lat."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise InvalidInput(f"polygon is not valid JSON: {error.msg}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("polygon must be a GeoJSON object")
+    if value.get("type") == "Feature":
+        value = value.get("geometry") or {}
+    if value.get("type") not in ("Polygon", "MultiPolygon"):
+        raise InvalidInput("polygon must be a GeoJSON Polygon or MultiPolygon")
+    coordinates = value.get("coordinates")
+    rings = coordinates if value["type"] == "Polygon" else [ring for poly in coordinates or [] for ring in poly]
+    try:
+        points = [point for ring in rings for point in ring]
+        if not points or any(len(ring) < 4 for ring in rings):
+            raise ValueError
+        if len(points) > MAX_POLYGON_VERTICES:
+            raise InvalidInput(f"polygon has more than {MAX_POLYGON_VERTICES} vertices")
+        if not all(-180 <= float(p[0]) <= 180 and -90 <= float(p[1]) <= 90 for p in points):
+            raise InvalidInput("polygon coordinates must be lon/lat in WGS-84")
+    except (TypeError, ValueError, IndexError):
+        raise InvalidInput("polygon coordinates must be closed rings of [lon, lat] positions") from None
+    return {"type": value["type"], "coordinates": coordinates}
+
+
+def where_sql(principal: Principal, f: TicketFilter, alias: str = "t") -> tuple[str, dict, bool]:
+    """The WHERE clause (scope first) and its parameters; the flag says whether `complaint c` must be joined."""
+    scope, params = ticket_scope_sql(principal, alias)
+    clauses = [scope]
+    needs_complaint = False
+    bad = sorted(set(f.states) - set(STATES) - {"open"})
+    if bad:
+        raise InvalidInput(f"unknown state(s) {', '.join(bad)}; states are {', '.join(STATES)} or open")
+    states = set(f.states)
+    if "open" in states:
+        states = (states - {"open"}) | set(OPEN_STATES)
+    if states:
+        clauses.append(f"{alias}.state = ANY(:states)")
+        params["states"] = sorted(states)
+    if f.categories:
+        clauses.append(f"{alias}.category_code = ANY(:categories)")
+        params["categories"] = f.categories
+    for column, value in (("street_code", f.street), ("community_code", f.community),
+                          ("compound_code", f.compound)):
+        if value:
+            clauses.append(f"{alias}.{column} = :{column}")
+            params[column] = value
+    if f.grids:
+        clauses.append(f"{alias}.grid_code = ANY(:grids)")
+        params["grids"] = f.grids
+    if f.ids:
+        clauses.append(f"{alias}.id = ANY(:ids)")
+        params["ids"] = f.ids
+    if f.overdue is True:
+        clauses.append(f"{alias}.state IN {OPEN_SQL} AND {alias}.due_at < now()")
+    elif f.overdue is False:
+        clauses.append(f"NOT ({alias}.state IN {OPEN_SQL} AND {alias}.due_at < now())")
+    if f.min_age_hours is not None:
+        clauses.append(f"{alias}.reported_at <= now() - make_interval(secs => :min_age * 3600)")
+        params["min_age"] = f.min_age_hours
+    if f.max_age_hours is not None:
+        clauses.append(f"{alias}.reported_at >= now() - make_interval(secs => :max_age * 3600)")
+        params["max_age"] = f.max_age_hours
+    if f.reported_from is not None:
+        clauses.append(f"{alias}.reported_at >= :reported_from")
+        params["reported_from"] = f.reported_from
+    if f.reported_to is not None:
+        clauses.append(f"{alias}.reported_at < :reported_to")
+        params["reported_to"] = f.reported_to
+    if f.mine:
+        if principal.user_id is None:
+            raise InvalidInput("'assigned to me' needs a signed-in user")
+        mine, mine_params = mine_sql(principal, alias)
+        clauses.append(mine)
+        params.update(mine_params)
+    if f.bbox is not None:
+        clauses.append("c.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
+        params.update(zip(("minx", "miny", "maxx", "maxy"), f.bbox))
+        needs_complaint = True
+    if f.polygon is not None:
+        clauses.append("ST_Intersects(c.geom, (SELECT ST_SetSRID(ST_MakeValid(ST_GeomFromGeoJSON(:polygon)), 4326)))")
+        params["polygon"] = json.dumps(f.polygon)
+        needs_complaint = True
+    return " AND ".join(clauses), params, needs_complaint

@@ -1,0 +1,166 @@
+"""Reading tickets: list, one ticket with its history, GeoJSON, CSV export and vector tiles — each one SQL
+statement with the caller's scope in its WHERE clause, and personal data only for staff."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gis.auth import Principal
+from gis.errors import InvalidInput, NotFound
+from gis.tickets.filters import OPEN_SQL, TicketFilter, where_sql
+from gis.tickets.scope import ticket_scope_sql
+
+SORTS = {"due": "t.due_at, t.id", "reported": "t.reported_at, t.id", "-reported": "t.reported_at DESC, t.id DESC",
+         "id": "t.id"}
+MAX_LIMIT = 1000
+
+
+def _fields(principal: Principal) -> list[tuple[str, str]]:
+    """(name, SQL) of what a ticket shows to this principal."""
+    common = [
+        ("id", "t.id"), ("state", "t.state"), ("category_code", "t.category_code"), ("category", "cat.name"),
+        ("category_zh", "cat.name_zh"), ("reported_at", "t.reported_at"), ("due_at", "t.due_at"),
+        ("deadline_class", "t.deadline_class"),
+        ("overdue", f"(t.state IN {OPEN_SQL} AND t.due_at < now())"),
+        ("closed_at", "t.closed_at"), ("street_code", "t.street_code"), ("community_code", "t.community_code"),
+        ("grid_code", "t.grid_code"), ("compound_code", "t.compound_code"),
+    ]
+    if principal.role == "public":
+        # Anonymised: no text, no address, no people, the place rounded to about 100 m.
+        return common + [("lon", "round(ST_X(c.geom)::numeric, 3)::float8"), ("lat", "round(ST_Y(c.geom)::numeric, 3)::float8")]
+    staff = common + [
+        ("version", "t.version"), ("complaint_id", "t.complaint_id"), ("description", "c.description"),
+        ("address", "c.address"), ("source", "c.source"), ("lon", "ST_X(c.geom)"), ("lat", "ST_Y(c.geom)"),
+        ("assignee_kind", "t.assignee_kind"), ("assignee_code", "t.assignee_code"), ("department", "t.department"),
+        ("rule_id", "t.rule_id"), ("property_company_id", "t.property_company_id"),
+        ("registered_at", "t.registered_at"), ("dispatched_at", "t.dispatched_at"),
+        ("response_due_at", "t.response_due_at"), ("responded_at", "t.responded_at"),
+        ("handled_at", "t.handled_at"), ("merged_into_id", "t.merged_into_id"),
+        ("reject_reason", "t.reject_reason"), ("reopen_count", "t.reopen_count"),
+        ("send_back_count", "t.send_back_count"), ("rating", "t.rating"), ("rated_at", "t.rated_at"),
+    ]
+    if principal.sees_personal_data:
+        staff += [("reporter_name", "c.reporter_name"), ("reporter_phone", "c.reporter_phone"),
+                  ("informed", "t.informed"), ("rating_comment", "t.rating_comment")]
+    return staff
+
+
+def _select(principal: Principal, f: TicketFilter, sort: str, limit: int, offset: int) -> tuple[str, dict, list]:
+    if sort not in SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}")
+    if offset < 0:
+        raise InvalidInput("offset must not be negative")
+    where, params, _ = where_sql(principal, f)
+    fields = _fields(principal)
+    columns = ", ".join(f"{sql} AS {name}" for name, sql in fields)
+    sql = f"""
+        SELECT {columns}, c.geom AS geom
+        FROM ticket t JOIN complaint c ON c.id = t.complaint_id JOIN category cat ON cat.code = t.category_code
+        WHERE {where} ORDER BY {SORTS[sort]} LIMIT :limit OFFSET :offset"""
+    return sql, {**params, "limit": limit, "offset": offset}, [name for name, _ in fields]
+
+
+async def list_tickets(conn: AsyncConnection, principal: Principal, f: TicketFilter, sort: str = "due",
+                       limit: int = 100, offset: int = 0) -> bytes:
+    """{items: [...], next_offset} as JSON made by PostgreSQL."""
+    sql, params, names = _select(principal, f, sort, limit, offset)
+    props = ", ".join(f"'{name}', r.{name}" for name in names)
+    body = (await conn.execute(text(f"""
+        SELECT json_build_object(
+            'items', coalesce(json_agg(json_build_object({props})), '[]'::json),
+            'next_offset', CASE WHEN count(*) = :limit THEN :offset + :limit END)::text
+        FROM ({sql}) r"""), params)).scalar_one()
+    return body.encode()
+
+
+async def tickets_geojson(conn: AsyncConnection, principal: Principal, f: TicketFilter, sort: str = "due",
+                          limit: int = 1000, offset: int = 0) -> bytes:
+    sql, params, names = _select(principal, f, sort, limit, offset)
+    props = ", ".join(f"'{name}', r.{name}" for name in names if name not in ("lon", "lat"))
+    point = "ST_SnapToGrid(r.geom, 0.001)" if principal.role == "public" else "r.geom"
+    body = (await conn.execute(text(f"""
+        SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
+            'type', 'Feature', 'id', r.id, 'geometry', ST_AsGeoJSON({point}, 6)::json,
+            'properties', json_build_object({props}))), '[]'::json))::text
+        FROM ({sql}) r"""), params)).scalar_one()
+    return body.encode()
+
+
+EXPORT_LIMIT = 200_000
+
+
+async def tickets_csv(conn: AsyncConnection, principal: Principal, f: TicketFilter) -> bytes:
+    """CSV export (UTF-8 with BOM so spreadsheet programs read the Chinese text)."""
+    sql, params, names = _select(principal, f, "id", 1, 0)
+    params["limit"] = EXPORT_LIMIT
+    result = await conn.execute(text(sql), params)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(names)
+    for row in result:
+        writer.writerow(["" if value is None else value for value in row[: len(names)]])
+    return ("\ufeff" + out.getvalue()).encode()
+
+
+async def tickets_tile(conn: AsyncConnection, principal: Principal, z: int, x: int, y: int,
+                       f: TicketFilter | None = None) -> bytes:
+    """A Mapbox vector tile of ticket points (layer `tickets`), scoped like every other read."""
+    if not (0 <= z <= 22 and 0 <= x < 2**z and 0 <= y < 2**z):
+        raise InvalidInput("tile z/x/y out of range")
+    where, params, _ = where_sql(principal, f or TicketFilter())
+    anonymous = principal.role == "public"
+    point = "ST_SnapToGrid(c.geom, 0.001)" if anonymous else "c.geom"
+    sql = f"""
+        WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env3857),
+        rows AS (
+            SELECT t.id, t.state, t.category_code, (t.state IN {OPEN_SQL} AND t.due_at < now()) AS overdue,
+                   ST_AsMVTGeom(ST_Transform({point}, 3857), bounds.env3857, 4096, 16, true) AS geom
+            FROM ticket t JOIN complaint c ON c.id = t.complaint_id, bounds
+            WHERE {where} AND c.geom && ST_Transform(bounds.env3857, 4326)
+            LIMIT 50000)
+        SELECT ST_AsMVT(rows, 'tickets', 4096, 'geom') FROM rows WHERE geom IS NOT NULL"""
+    return bytes((await conn.execute(text(sql), {**params, "z": z, "x": x, "y": y})).scalar_one() or b"")
+
+
+async def get_ticket(conn: AsyncConnection, principal: Principal, ticket_id: int) -> dict:
+    """One ticket, its history (append-only events) and its photos' metadata; NotFound outside the scope."""
+    sql, params, names = _select(principal, TicketFilter(ids=[ticket_id]), "id", 1, 0)
+    row = (await conn.execute(text(sql), params)).first()
+    if row is None:
+        raise NotFound(f"no ticket {ticket_id}")
+    ticket = dict(zip(names, row[: len(names)]))
+    public = principal.role == "public"
+    actor = "NULL" if public else "e.actor"
+    note = "NULL" if public else "e.note"
+    events = (await conn.execute(text(f"""
+        SELECT e.id, e.at, {actor} AS actor, e.action, e.from_state, e.to_state, {note} AS note,
+               {'NULL' if public else 'e.data'} AS data
+        FROM ticket_event e WHERE e.ticket_id = :id ORDER BY e.at, e.id"""), {"id": ticket_id})).mappings()
+    ticket["history"] = [dict(event) for event in events]
+    if not public:
+        photos = (await conn.execute(text("""
+            SELECT id, event_id, filename, content_type, size_bytes, uploaded_at
+            FROM ticket_photo WHERE ticket_id = :id ORDER BY id"""), {"id": ticket_id})).mappings()
+        ticket["photos"] = [dict(photo) for photo in photos]
+        merged = (await conn.execute(text("SELECT array_agg(id ORDER BY id) FROM ticket WHERE merged_into_id = :id"),
+                                     {"id": ticket_id})).scalar_one()
+        ticket["duplicates"] = merged or []
+    return ticket
+
+
+async def get_photo(conn: AsyncConnection, principal: Principal, ticket_id: int, photo_id: int) -> tuple[str, bytes]:
+    if principal.role in ("public", "planner"):
+        raise NotFound(f"no photo {photo_id}")
+    scope, params = ticket_scope_sql(principal, "t")
+    row = (await conn.execute(text(f"""
+        SELECT p.content_type, p.content FROM ticket_photo p JOIN ticket t ON t.id = p.ticket_id
+        WHERE p.id = :photo AND t.id = :ticket AND {scope}"""), {"photo": photo_id, "ticket": ticket_id, **params})).first()
+    if row is None:
+        raise NotFound(f"no photo {photo_id}")
+    return row[0], bytes(row[1])

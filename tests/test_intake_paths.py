@@ -1,0 +1,109 @@
+"""The fast paths of batch intake give exactly the answers of the simple ones: placement joined polygons-outer
+or points-outer, snapping polygons-outer or point by point, duplicates by a hash join on cell keys or by one
+index probe per complaint. Each file is imported twice into two copies of the same city, once per path."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import psycopg
+import pytest
+
+import gis.intake.importer as importer
+
+OUTCOME_SQL = """
+    SELECT c.external_id, c.placement, c.micro_grid_code, c.grid_code, c.community_code, c.street_code,
+           c.compound_code, c.building_code, round(ci.snap_distance_m::numeric, 3), ci.review_reason,
+           p.grid_worker_ids, p.property_company_id, p.compound_party_id
+    FROM complaint c JOIN complaint_intake ci ON ci.complaint_id = c.id
+    LEFT JOIN complaint_party p ON p.complaint_id = c.id
+    WHERE c.external_id LIKE 'Q-%' ORDER BY c.external_id"""
+LINKS_SQL = """
+    SELECT a.external_id, b.external_id, round(d.distance_m::numeric, 3), round(d.hours_apart::numeric, 3)
+    FROM complaint_duplicate d JOIN complaint a ON a.id = d.complaint_id JOIN complaint b ON b.id = d.duplicate_of_id
+    WHERE a.external_id LIKE 'Q-%' ORDER BY 1, 2"""
+
+
+def _messy_points(url: str, tmp_path, count: int = 3_000):
+    """Points clustered near existing complaints (so duplicates occur) and spread beyond the city's edge (so
+    many points snap or go to review), a few categories, a two-week span; some rows repeat a ticket number."""
+    with psycopg.connect(url) as conn:
+        (minx, miny, maxx, maxy), = conn.execute(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom)::geometry AS e "
+            "FROM micro_grid) x").fetchall()
+    rng = np.random.default_rng(5)
+    margin = 0.004  # about 400 m beyond the extent: inside, near (snapped) and far (review)
+    hubs = np.column_stack([rng.uniform(minx - margin, maxx + margin, 60), rng.uniform(miny - margin, maxy + margin, 60)])
+    pick = rng.integers(0, len(hubs), count)
+    xs = hubs[pick, 0] + rng.normal(0, 0.0002, count)
+    ys = hubs[pick, 1] + rng.normal(0, 0.0002, count)
+    categories = ["电梯故障", "噪声扰民", "下水道堵塞"]
+    path = tmp_path / "paths.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["工单编号", "受理时间", "诉求类别", "诉求内容", "经度", "纬度"])
+        for i in range(count):
+            ticket = f"Q-{i if i % 50 else i - 1:05d}" if i else "Q-00000"  # every 50th repeats the previous
+            writer.writerow([ticket, f"2025-06-{1 + i % 14:02d} {i % 24:02d}:{i % 60:02d}:00",
+                             categories[i % 3], "问题", f"{xs[i]:.7f}", f"{ys[i]:.7f}"])
+    return path
+
+
+def _outcome(url: str, monkeypatch, path, *, fast: bool):
+    with monkeypatch.context() as patch:
+        patch.setattr(importer, "POLYGONS_OUTER_FROM", 1 if fast else 10**9)
+        patch.setattr(importer, "DUPLICATE_PROBE_COST_ROWS", 10**9 if fast else 0)
+        report = importer.import_file(url, path)
+    with psycopg.connect(url) as conn:
+        return report, conn.execute(OUTCOME_SQL).fetchall(), conn.execute(LINKS_SQL).fetchall()
+
+
+def test_fast_and_simple_paths_agree(pg_cluster, small_template, monkeypatch, tmp_path):
+    from tests.conftest import _clone
+
+    fast_db, simple_db = _clone(pg_cluster, small_template), _clone(pg_cluster, small_template)
+    path = _messy_points(fast_db, tmp_path)
+    fast_report, fast_rows, fast_links = _outcome(fast_db, monkeypatch, path, fast=True)
+    simple_report, simple_rows, simple_links = _outcome(simple_db, monkeypatch, path, fast=False)
+    # The file exercises every branch: inside, snapped, review, repeated tickets and duplicate links.
+    assert {"inside", "snapped", "review"} <= set(fast_report.placements)
+    assert fast_report.duplicates > 0 and len(fast_links) > 10
+    assert fast_report.rows_read == fast_report.imported + fast_report.duplicates + fast_report.rejected
+    assert fast_report.as_dict() | {"batch_id": 0} == simple_report.as_dict() | {"batch_id": 0}
+    assert fast_rows == simple_rows
+    assert fast_links == simple_links
+
+
+def test_a_second_chunk_links_to_the_first(fresh_city_db, monkeypatch, tmp_path):
+    """Chunks are separate transactions: a complaint of a later chunk still finds its duplicate in an earlier one,
+    and the hash-join path sees complaints stored before the import as well."""
+    path = _messy_points(fresh_city_db, tmp_path, count=1_200)
+    with monkeypatch.context() as patch:
+        patch.setattr(importer, "DUPLICATE_PROBE_COST_ROWS", 10**9)
+        report = importer.import_file(fresh_city_db, path, chunk_rows=400)
+    with psycopg.connect(fresh_city_db) as conn:
+        across = conn.execute("""
+            SELECT count(*) FROM complaint_duplicate d
+            JOIN complaint_intake a ON a.complaint_id = d.complaint_id
+            JOIN complaint_intake b ON b.complaint_id = d.duplicate_of_id
+            WHERE a.batch_id = %s AND b.batch_id = %s AND (a.row_number - 1) / 400 > (b.row_number - 1) / 400""",
+            (report.batch_id, report.batch_id)).fetchone()[0]
+    assert across > 0
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_repeated_tickets_in_one_chunk_count_as_duplicates(fresh_city_db, monkeypatch, tmp_path, fast):
+    path = tmp_path / "repeats.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["工单编号", "受理时间", "诉求类别", "诉求内容", "经度", "纬度"])
+        for _ in range(3):
+            writer.writerow(["R-1", "2025-06-01 08:00:00", "电梯故障", "电梯坏了", "117.1", "36.2"])
+        writer.writerow(["R-2", "2025-06-01 09:00:00", "电梯故障", "电梯坏了", "117.1", "36.2"])
+    with monkeypatch.context() as patch:
+        patch.setattr(importer, "POLYGONS_OUTER_FROM", 1 if fast else 10**9)
+        report = importer.import_file(fresh_city_db, path)
+    assert (report.rows_read, report.imported, report.duplicates) == (4, 2, 2)
+    with psycopg.connect(fresh_city_db) as conn:
+        assert conn.execute("SELECT count(*) FROM complaint WHERE external_id LIKE 'R-%'").fetchone()[0] == 2
