@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api.routers import (
     analytics,
+    audit,
     auth,
     complaints,
     ogc,
@@ -16,7 +17,7 @@ from api.routers import (
     users,
 )
 
-ROUTERS = (responsibility, tiles, ogc, analytics, auth, users, tickets, open311, complaints)
+ROUTERS = (responsibility, tiles, ogc, analytics, auth, users, tickets, open311, complaints, audit)
 
 
 def include(app: FastAPI) -> None:

@@ -37,6 +37,11 @@ class AuthSettings(BaseSettings):
 
     token_hours: float = 12.0
     min_password_length: int = 10
+    login_window_seconds: float = 300.0
+    """Failed sign-ins count for this long (a sliding window)."""
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 20
+    """Higher than per user: an office behind one NAT address shares it."""
 
 
 @dataclass(frozen=True)
@@ -205,20 +210,33 @@ async def set_password(conn: AsyncConnection, username: str, password: str) -> N
 
 # --- tokens -------------------------------------------------------------------------------------------------
 
-async def login(conn: AsyncConnection, username: str, password: str) -> dict:
-    """Check the password and issue a bearer token: {access_token, token_type, expires_at, role}."""
+async def login(conn: AsyncConnection, username: str, password: str, client_address: str | None = None) -> dict:
+    """Check the password and issue a bearer token: {access_token, token_type, expires_at, role}.
+
+    Rate-limited per username and per client address (audit.TooManyLoginFailures, before the password is even
+    looked at). Commits on `conn` itself, so that a failure is counted although Unauthorized is raised."""
+    from gis import audit
+
+    settings = AuthSettings()
+    await audit.check_login_allowed(
+        conn, username, client_address, window_seconds=settings.login_window_seconds,
+        per_user=settings.login_failures_per_user, per_address=settings.login_failures_per_address)
     row = (await conn.execute(
         text("SELECT id, role, password_hash, active FROM app_user WHERE username = :u"), {"u": username}
     )).mappings().first()
     ok = await asyncio.to_thread(verify_password, row["password_hash"] if row else _UNKNOWN_USER_HASH, password)
     if row is None or not ok or not row["active"]:
+        await audit.record_login_failure(conn, username, client_address)
+        await conn.commit()
         raise Unauthorized("wrong username or password, or the user is disabled")
     token = secrets.token_urlsafe(32)
-    expires_at = datetime.now(timezone.utc) + timedelta(hours=AuthSettings().token_hours)
+    expires_at = datetime.now(timezone.utc) + timedelta(hours=settings.token_hours)
     await conn.execute(
         text("INSERT INTO auth_token (token_digest, user_id, expires_at) VALUES (:d, :u, :e)"),
         {"d": token_digest(token), "u": row["id"], "e": expires_at},
     )
+    await audit.forget_login_failures(conn, username)
+    await conn.commit()
     return {"access_token": token, "token_type": "bearer", "expires_at": expires_at, "role": row["role"]}
 
 

@@ -149,6 +149,15 @@ def _complaint_columns(view: str, z: int, layer: TileLayer) -> tuple[str, ...]:
     return COMPLAINT_STAFF_COLUMNS + COMPLAINT_PERSONAL_COLUMNS
 
 
+def tile_has_personal_fields(layer_name: str, z: int, principal: Principal) -> bool:
+    """Whether a tile of this layer at zoom z carries reporters' names or phones for this caller (to log it)."""
+    layer = get_tile_layer(layer_name)
+    if layer.is_boundary:
+        return False
+    shown = _complaint_columns(complaint_view(principal), z, layer)
+    return any(column in shown for column in COMPLAINT_PERSONAL_COLUMNS)
+
+
 def _tile_unit_degrees(z: int) -> float:
     """About one tile unit in degrees at zoom z (longitude span of a unit; latitude spans are smaller)."""
     return 360.0 / (1 << z) / EXTENT

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
 from api.deps import Engine
 from api.security import SignedIn, bearer_token
 from gis import auth
+from gis.audit import TooManyLoginFailures
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -26,10 +27,17 @@ class TokenOut(BaseModel):
     role: str
 
 
-@router.post("/login", response_model=TokenOut)
-async def login(body: LoginBody, engine: Engine) -> dict:
-    async with engine.begin() as conn:
-        return await auth.login(conn, body.username, body.password)
+@router.post("/login", response_model=TokenOut, responses={
+    401: {"description": "Wrong username or password, or the user is disabled"},
+    429: {"description": "Too many failed sign-ins for this username or from this address; see Retry-After"}})
+async def login(body: LoginBody, request: Request, engine: Engine) -> dict:
+    """Sign in. Failed attempts are limited per username and per client address (429 with Retry-After)."""
+    address = request.client.host if request.client else None
+    async with engine.connect() as conn:
+        try:
+            return await auth.login(conn, body.username, body.password, address)
+        except TooManyLoginFailures as error:
+            raise HTTPException(429, str(error), headers={"Retry-After": str(error.retry_after)}) from None
 
 
 @router.post("/logout")

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from api.audit import log_personal_read
 from api.deps import Connection
 from api.security import CurrentPrincipal
 from gis.errors import Forbidden, InvalidInput, NotFound
@@ -68,7 +69,7 @@ async def import_batch(batch_id: int, principal: CurrentPrincipal, conn: Connect
 
 
 @router.get("/imports/{batch_id}/rejected.csv", response_class=Response)
-async def rejected_rows(batch_id: int, principal: CurrentPrincipal, conn: Connection) -> Response:
+async def rejected_rows(batch_id: int, request: Request, principal: CurrentPrincipal, conn: Connection) -> Response:
     """The rejected rows with their reasons, to fix and import again."""
     if principal.role not in IMPORT_ROLES:
         raise Forbidden("imports are for admin and street office users")
@@ -87,16 +88,21 @@ async def rejected_rows(batch_id: int, principal: CurrentPrincipal, conn: Connec
     writer.writerow([*columns, "rejected_row", "rejected_reason"])
     for row_number, reason, raw in rows:
         writer.writerow([raw.get(field_of.get(c, c), raw.get(c)) for c in columns] + [row_number, reason])
+    # Rejected rows are the file's own cells, reporters' names and phones included.
+    await log_personal_read(request, conn, principal, "intake_rejected_row",
+                            [f"{batch_id}:{row_number}" for row_number, _, _ in rows])
     return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8")
 
 
 @router.get("/review")
 async def review_queue(
-    principal: CurrentPrincipal, conn: Connection,
+    request: Request, principal: CurrentPrincipal, conn: Connection,
     community: Annotated[str | None, Query(description="Only this community")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> list[dict]:
-    return await review.review_queue(conn, principal, limit, community)
+    queue = await review.review_queue(conn, principal, limit, community)
+    await log_personal_read(request, conn, principal, "complaint", [row["id"] for row in queue])
+    return queue
 
 
 class Placement(BaseModel):

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from api.audit import log_personal_read
 from api.deps import Engine
 from api.security import CurrentPrincipal
 from gis import features
@@ -24,6 +25,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
 METADATA_PARAMETERS = ("f",)
+PERSONAL_KINDS = ("complaint", "party")
+"""Collections whose staff view carries people's names and phones (reporters, party secretaries)."""
 
 
 def _service(request: Request) -> features.FeatureService:
@@ -190,6 +193,8 @@ async def items(collection_id: str, request: Request, engine: Engine, principal:
     if asked.offset > 0:
         links.append(_link(page(max(asked.offset - asked.limit, 0)), "prev", GEOJSON, "Previous page"))
     body = features.feature_collection(body_features, returned, matched, links)
+    if collection.kind in PERSONAL_KINDS:
+        await log_personal_read(request, engine, principal, collection.id, record_count=returned)
     return Response(body, media_type=GEOJSON, headers={"Vary": "Authorization"})
 
 
@@ -207,4 +212,6 @@ async def feature(collection_id: str, feature_id: str, request: Request, engine:
     import json
 
     payload = body[:-1] + ', "links": ' + json.dumps(links) + "}"
+    if features.get_collection(collection_id).kind in PERSONAL_KINDS:
+        await log_personal_read(request, engine, principal, collection_id, [feature_id])
     return Response(payload.encode(), media_type=GEOJSON, headers={"Vary": "Authorization"})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from api.audit import log_personal_read
 from api.deps import Connection
 from api.security import CurrentPrincipal
 from gis import responsibility
@@ -15,6 +16,7 @@ router = APIRouter(tags=["map"])
 
 @router.get("/responsibility")
 async def responsible_here(
+    request: Request,
     conn: Connection,
     principal: CurrentPrincipal,
     lon: Annotated[float, Query(description="Longitude, WGS-84 degrees")],
@@ -23,4 +25,17 @@ async def responsible_here(
     """Street office, community, grid and grid workers, micro-grid, compound, building, property company
     (with its red/black list standing), owners' committee and party organisations at the point; contacts
     for staff only."""
-    return await responsibility.responsible_parties(conn, lon, lat, principal)
+    answer = await responsibility.responsible_parties(conn, lon, lat, principal)
+    await log_personal_read(request, conn, principal, "contact", record_count=_contacts_shown(answer))
+    return answer
+
+
+def _contacts_shown(answer: dict) -> int:
+    """How many people's contacts (name/phone objects, office phones) the answer carries."""
+    shown = 0
+    for value in answer.values():
+        for unit in value if isinstance(value, list) else [value]:
+            if isinstance(unit, dict):
+                shown += sum(1 for key in ("contact", "leader", "chair", "secretary") if unit.get(key))
+                shown += 1 if unit.get("office_phone") else 0
+    return shown

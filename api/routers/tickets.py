@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
+from api.audit import log_personal_read
 from api.deps import Connection, Engine
 from api.security import Admin, CurrentPrincipal, SignedIn
 from gis.tickets import assignment, deadlines, queries, rates, routing, workflow
@@ -64,28 +65,34 @@ class FilterParams:
 
 @router.get("", response_class=Response, responses={200: {"content": {"application/json": {}}}})
 async def list_tickets(
-    principal: CurrentPrincipal, conn: Connection, filters: Annotated[FilterParams, Depends()],
+    request: Request, principal: CurrentPrincipal, conn: Connection, filters: Annotated[FilterParams, Depends()],
     sort: str = "due", limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    body = await queries.list_tickets(conn, principal, filters.value, sort, limit, offset)
+    seen: list[int] = []
+    body = await queries.list_tickets(conn, principal, filters.value, sort, limit, offset, seen)
+    await log_personal_read(request, conn, principal, "ticket", seen)
     return Response(body, media_type="application/json")
 
 
 @router.get(".geojson", response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
 async def tickets_geojson(
-    principal: CurrentPrincipal, conn: Connection, filters: Annotated[FilterParams, Depends()],
+    request: Request, principal: CurrentPrincipal, conn: Connection, filters: Annotated[FilterParams, Depends()],
     sort: str = "due", limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    body = await queries.tickets_geojson(conn, principal, filters.value, sort, limit, offset)
+    seen: list[int] = []
+    body = await queries.tickets_geojson(conn, principal, filters.value, sort, limit, offset, seen)
+    await log_personal_read(request, conn, principal, "ticket", seen)
     return Response(body, media_type="application/geo+json")
 
 
 @router.get(".csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def tickets_csv(principal: SignedIn, conn: Connection,
+async def tickets_csv(request: Request, principal: SignedIn, conn: Connection,
                       filters: Annotated[FilterParams, Depends()]) -> Response:
-    body = await queries.tickets_csv(conn, principal, filters.value)
+    seen: list[int] = []
+    body = await queries.tickets_csv(conn, principal, filters.value, seen)
+    await log_personal_read(request, conn, principal, "ticket", seen)
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
 
@@ -234,8 +241,10 @@ async def set_calendar_day(day: date, body: DayIn, principal: Admin, engine: Eng
 
 
 @router.get("/{ticket_id}")
-async def get_ticket(ticket_id: int, principal: CurrentPrincipal, conn: Connection) -> dict:
-    return await queries.get_ticket(conn, principal, ticket_id)
+async def get_ticket(ticket_id: int, request: Request, principal: CurrentPrincipal, conn: Connection) -> dict:
+    ticket = await queries.get_ticket(conn, principal, ticket_id)
+    await log_personal_read(request, conn, principal, "ticket", [ticket_id])
+    return ticket
 
 
 class TransitionIn(BaseModel):

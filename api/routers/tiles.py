@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from api.audit import log_personal_read
 from api.deps import Engine
 from api.security import CurrentPrincipal
 from gis import tiles
@@ -70,4 +71,7 @@ async def tile(layer: str, z: str, x: str, y: str, request: Request, engine: Eng
         return Response(status_code=304, headers=headers)
     if not found.body:
         return Response(status_code=204, headers=headers)
+    if tiles.tile_has_personal_fields(layer, int(z), principal):
+        # How many features a tile holds is not known without decoding it: the count stays empty.
+        await log_personal_read(request, engine, principal, "complaint")
     return Response(found.body, media_type=MVT_MEDIA_TYPE, headers=headers)

@@ -67,36 +67,42 @@ def _select(principal: Principal, f: TicketFilter, sort: str, limit: int, offset
 
 
 async def list_tickets(conn: AsyncConnection, principal: Principal, f: TicketFilter, sort: str = "due",
-                       limit: int = 100, offset: int = 0) -> bytes:
-    """{items: [...], next_offset} as JSON made by PostgreSQL."""
+                       limit: int = 100, offset: int = 0, seen: list[int] | None = None) -> bytes:
+    """{items: [...], next_offset} as JSON made by PostgreSQL. `seen`, when given, receives the ticket ids
+    (for the personal-data access log)."""
     sql, params, names = _select(principal, f, sort, limit, offset)
     props = ", ".join(f"'{name}', r.{name}" for name in names)
-    body = (await conn.execute(text(f"""
+    body, ids = (await conn.execute(text(f"""
         SELECT json_build_object(
             'items', coalesce(json_agg(json_build_object({props})), '[]'::json),
-            'next_offset', CASE WHEN count(*) = :limit THEN :offset + :limit END)::text
-        FROM ({sql}) r"""), params)).scalar_one()
+            'next_offset', CASE WHEN count(*) = :limit THEN :offset + :limit END)::text, array_agg(r.id)
+        FROM ({sql}) r"""), params)).one()
+    if seen is not None:
+        seen.extend(ids or ())
     return body.encode()
 
 
 async def tickets_geojson(conn: AsyncConnection, principal: Principal, f: TicketFilter, sort: str = "due",
-                          limit: int = 1000, offset: int = 0) -> bytes:
+                          limit: int = 1000, offset: int = 0, seen: list[int] | None = None) -> bytes:
     sql, params, names = _select(principal, f, sort, limit, offset)
     props = ", ".join(f"'{name}', r.{name}" for name in names if name not in ("lon", "lat"))
     point = "ST_SnapToGrid(r.geom, 0.001)" if principal.role == "public" else "r.geom"
-    body = (await conn.execute(text(f"""
+    body, ids = (await conn.execute(text(f"""
         SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
             'type', 'Feature', 'id', r.id, 'geometry', ST_AsGeoJSON({point}, 6)::json,
-            'properties', json_build_object({props}))), '[]'::json))::text
-        FROM ({sql}) r"""), params)).scalar_one()
+            'properties', json_build_object({props}))), '[]'::json))::text, array_agg(r.id)
+        FROM ({sql}) r"""), params)).one()
+    if seen is not None:
+        seen.extend(ids or ())
     return body.encode()
 
 
 EXPORT_LIMIT = 200_000
 
 
-async def tickets_csv(conn: AsyncConnection, principal: Principal, f: TicketFilter) -> bytes:
-    """CSV export (UTF-8 with BOM so spreadsheet programs read the Chinese text)."""
+async def tickets_csv(conn: AsyncConnection, principal: Principal, f: TicketFilter,
+                      seen: list[int] | None = None) -> bytes:
+    """CSV export (UTF-8 with BOM so spreadsheet programs read the Chinese text); `seen` receives the ids."""
     sql, params, names = _select(principal, f, "id", 1, 0)
     params["limit"] = EXPORT_LIMIT
     result = await conn.execute(text(sql), params)
@@ -105,6 +111,8 @@ async def tickets_csv(conn: AsyncConnection, principal: Principal, f: TicketFilt
     writer.writerow(names)
     for row in result:
         writer.writerow(["" if value is None else value for value in row[: len(names)]])
+        if seen is not None:
+            seen.append(row[0])
     return ("\ufeff" + out.getvalue()).encode()
 
 

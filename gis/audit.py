@@ -1,0 +1,242 @@
+"""Security records: the log of who read personal data (个人信息访问日志) and the failed sign-ins that rate-limit
+logins.
+
+A personal-data read is one append-only row per request (never per record): who, in which role, when, which
+endpoint with which query, which record ids (or how many). Rows cannot be updated or deleted; the database
+refuses it. Failed sign-ins are counted per username and per client address over a sliding window, in the
+database, so every worker process sees the same counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gis.errors import InvalidInput
+from gis.models import Base
+
+if TYPE_CHECKING:  # gis.auth imports this module for the sign-in limits
+    from gis.auth import Principal
+
+
+class PersonalDataRead(Base):
+    """One response that carried reporters' names or phone numbers, or the contacts of people."""
+
+    __tablename__ = "audit_personal_read"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    # No foreign key to app_user: the log must outlive the users it names.
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    username: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    method: Mapped[str] = mapped_column(Text, nullable=False)
+    endpoint: Mapped[str] = mapped_column(Text, nullable=False)
+    """The route template, e.g. /tickets/{ticket_id}."""
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    query: Mapped[str | None] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(Text, nullable=False)
+    """What was read: ticket, complaint, contact, import_rejected_row, party_organisation, ..."""
+    record_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    record_count: Mapped[int | None] = mapped_column(Integer)
+    """None when the count is not known without decoding the response (vector tiles)."""
+    client_address: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_audit_personal_read_at", "at"),
+        Index("ix_audit_personal_read_user_at", "username", "at"),
+        Index("ix_audit_personal_read_record_ids", "record_ids", postgresql_using="gin"),
+    )
+
+
+class LoginFailure(Base):
+    """A failed sign-in (wrong password, unknown or disabled user)."""
+
+    __tablename__ = "login_failure"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    username: Mapped[str] = mapped_column(Text, nullable=False)
+    client_address: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_login_failure_username_at", "username", "at"),
+        Index("ix_login_failure_client_address_at", "client_address", "at"),
+        Index("ix_login_failure_at", "at"),
+    )
+
+
+APPEND_ONLY_SQL = """
+CREATE FUNCTION audit_personal_read_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'the personal-data access log is append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$fn$;
+CREATE TRIGGER audit_personal_read_append_only BEFORE UPDATE OR DELETE ON audit_personal_read
+    FOR EACH ROW EXECUTE FUNCTION audit_personal_read_append_only();
+CREATE TRIGGER audit_personal_read_no_truncate BEFORE TRUNCATE ON audit_personal_read
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_personal_read_append_only();
+"""
+
+DROP_APPEND_ONLY_SQL = """
+DROP TRIGGER IF EXISTS audit_personal_read_no_truncate ON audit_personal_read;
+DROP TRIGGER IF EXISTS audit_personal_read_append_only ON audit_personal_read;
+DROP FUNCTION IF EXISTS audit_personal_read_append_only();
+"""
+
+
+# --- the personal-data access log ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the HTTP layer knows of the request that is being logged."""
+
+    method: str
+    endpoint: str
+    path: str
+    query: str | None = None
+    client_address: str | None = None
+    request_id: str | None = None
+
+
+_INSERT_READ = text("""
+    INSERT INTO audit_personal_read (user_id, username, role, method, endpoint, path, query, resource, record_ids,
+                                     record_count, client_address, request_id)
+    VALUES (:user_id, :username, :role, :method, :endpoint, :path, :query, :resource, :record_ids, :record_count,
+            :client_address, :request_id)""")
+
+
+async def record_personal_read(
+    target: AsyncConnection | AsyncEngine,
+    principal: Principal,
+    request: RequestFacts,
+    resource: str,
+    record_ids=None,
+    record_count: int | None = None,
+) -> bool:
+    """Log one read of personal data and commit it before the answer leaves, so no read goes unlogged.
+
+    Does nothing (returns False) for a caller who is not shown personal data, or when nothing was read. On a
+    connection the caller's transaction is committed (read routes hold nothing else to keep)."""
+    if not principal.sees_personal_data:
+        return False
+    ids = None if record_ids is None else [str(value) for value in record_ids]
+    if record_count is None and ids is not None:
+        record_count = len(ids)
+    if record_count == 0:
+        return False
+    params = {
+        "user_id": principal.user_id, "username": principal.username, "role": principal.role,
+        "method": request.method, "endpoint": request.endpoint, "path": request.path,
+        "query": request.query or None, "resource": resource, "record_ids": ids, "record_count": record_count,
+        "client_address": request.client_address, "request_id": request.request_id,
+    }
+    if isinstance(target, AsyncEngine):
+        async with target.begin() as conn:
+            await conn.execute(_INSERT_READ, params)
+    else:
+        await target.execute(_INSERT_READ, params)
+        await target.commit()
+    return True
+
+
+LOG_COLUMNS = ("id, at, user_id, username, role, method, endpoint, path, query, resource, record_ids, record_count, "
+               "client_address, request_id")
+MAX_LOG_ROWS = 5000
+
+
+async def personal_reads(
+    conn: AsyncConnection,
+    *,
+    username: str | None = None,
+    resource: str | None = None,
+    record_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+    before_id: int | None = None,
+) -> list[dict]:
+    """The access log, newest first: filter by user, resource, one record id (who read this complaint?) or time.
+    Page with `before_id` (the smallest id of the previous page)."""
+    if not 1 <= limit <= MAX_LOG_ROWS:
+        raise InvalidInput(f"limit must be 1 to {MAX_LOG_ROWS}")
+    where, params = ["TRUE"], {"limit": limit}
+    for column, value in (("username", username), ("resource", resource)):
+        if value is not None:
+            where.append(f"{column} = :{column}")
+            params[column] = value
+    if record_id is not None:
+        where.append("record_ids @> ARRAY[CAST(:record_id AS text)]")
+        params["record_id"] = str(record_id)
+    if since is not None:
+        where.append("at >= :since")
+        params["since"] = since
+    if until is not None:
+        where.append("at < :until")
+        params["until"] = until
+    if before_id is not None:
+        where.append("id < :before_id")
+        params["before_id"] = before_id
+    rows = (await conn.execute(text(
+        f"SELECT {LOG_COLUMNS} FROM audit_personal_read WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit"),
+        params)).mappings()
+    return [dict(row) for row in rows]
+
+
+# --- failed sign-ins ----------------------------------------------------------------------------------------
+
+class TooManyLoginFailures(Exception):
+    """Too many failed sign-ins for this username or from this address; `retry_after` is in whole seconds.
+
+    Raised by gis.auth.login; the HTTP layer answers 429 with a Retry-After header."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"too many failed sign-ins; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+MAX_USERNAME_KEPT = 128
+"""Usernames are kept only this long in the failure log (a login body may carry any string)."""
+
+_LOCKED_FOR = text("""
+    SELECT greatest(
+        (SELECT extract(epoch FROM at + make_interval(secs => :window) - now()) FROM login_failure
+         WHERE username = :username AND at > now() - make_interval(secs => :window)
+         ORDER BY at DESC OFFSET :per_user - 1 LIMIT 1),
+        (SELECT extract(epoch FROM at + make_interval(secs => :window) - now()) FROM login_failure
+         WHERE client_address = :address AND at > now() - make_interval(secs => :window)
+         ORDER BY at DESC OFFSET :per_address - 1 LIMIT 1))""")
+
+
+async def check_login_allowed(conn: AsyncConnection, username: str, address: str | None, *, window_seconds: float,
+                              per_user: int, per_address: int) -> None:
+    """Raise TooManyLoginFailures while `username` or `address` has its allowance of failures in the window.
+
+    Takes a transaction-level lock on the username first, so concurrent guesses for one user are counted one
+    after another and cannot slip past the limit together."""
+    username = username[:MAX_USERNAME_KEPT]
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('gridgov-login:' || :u))"), {"u": username})
+    seconds = (await conn.execute(_LOCKED_FOR, {
+        "window": float(window_seconds), "username": username, "address": address,
+        "per_user": max(per_user, 1), "per_address": max(per_address, 1)})).scalar_one()
+    if seconds is not None and seconds > 0:
+        raise TooManyLoginFailures(max(1, math.ceil(float(seconds))))
+
+
+async def record_login_failure(conn: AsyncConnection, username: str, address: str | None) -> None:
+    """Count one failed sign-in, and forget failures older than a day (they no longer count for anything)."""
+    await conn.execute(text("DELETE FROM login_failure WHERE at < now() - interval '1 day'"))
+    await conn.execute(text("INSERT INTO login_failure (username, client_address) VALUES (:u, :a)"),
+                       {"u": username[:MAX_USERNAME_KEPT], "a": address})
+
+
+async def forget_login_failures(conn: AsyncConnection, username: str) -> None:
+    """A successful sign-in clears that username's failures (not its address's: others may share it)."""
+    await conn.execute(text("DELETE FROM login_failure WHERE username = :u"), {"u": username[:MAX_USERNAME_KEPT]})
