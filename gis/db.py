@@ -49,7 +49,8 @@ def async_engine(url: str | None = None) -> AsyncEngine:
         with_driver(url or database_url(), "asyncpg"),
         pool_size=settings.pool_max,
         max_overflow=0,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per request; a connection that died with the server raises a
+        # disconnect error instead, which invalidates the pool and answers 503 (api/middleware.py).
         pool_timeout=10,
         connect_args={
             "server_settings": {"statement_timeout": str(settings.statement_timeout_ms), "jit": "off"},
