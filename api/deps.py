@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
@@ -14,8 +15,16 @@ def get_engine(request: Request) -> AsyncEngine:
 
 
 async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    async with request.app.state.engine.connect() as conn:
+    conn = await request.app.state.engine.connect()
+    try:
         yield conn
+    finally:
+        try:
+            await conn.close()
+        except DBAPIError:
+            # The server went away after the answer was made (the response may be on the wire already):
+            # discard the connection so the pool opens a fresh one, instead of failing a finished request.
+            await conn.invalidate()
 
 
 Engine = Annotated[AsyncEngine, Depends(get_engine)]

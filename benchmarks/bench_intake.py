@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from gis.db import libpq_url
 
 AREA = "intake"
-POINTS = int(os.environ.get("GRIDGOV_BENCH_INTAKE_POINTS", "200000"))
+POINTS = int(os.environ.get("GRIDGOV_BENCH_INTAKE_POINTS", "100000"))
 BIG_FILE_ROWS = int(os.environ.get("GRIDGOV_BENCH_INTAKE_FILE_ROWS", "1000000"))
 POSTS = 300
 TRIGGER_SAMPLE = 5_000

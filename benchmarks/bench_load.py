@@ -3,7 +3,6 @@ of the same number of complaint rows measured in the same run."""
 
 from __future__ import annotations
 
-import io
 import resource
 import subprocess
 import sys

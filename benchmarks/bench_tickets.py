@@ -124,7 +124,7 @@ def _trigger_cost(url: str, count: int) -> list[dict]:
 
 def run(city_url: str) -> list[dict]:
     repeats = int(os.environ.get("GRIDGOV_BENCH_REPEATS", "200"))
-    copy_rows = int(os.environ.get("GRIDGOV_BENCH_TICKET_ROWS", "1000000"))
+    copy_rows = int(os.environ.get("GRIDGOV_BENCH_TICKET_ROWS", "200000"))
     rows = asyncio.run(_listing(city_url, repeats))
     rows += _trigger_cost(city_url, copy_rows)
     return rows
