@@ -8,21 +8,9 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import Connection
 from gis import pyramid
-from gis.errors import InvalidInput
+from gis.bbox import parse_bbox
 
 router = APIRouter(prefix="/layers", tags=["layers"])
-
-
-def _parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
-    if bbox is None:
-        return None
-    try:
-        values = tuple(float(part) for part in bbox.split(","))
-    except ValueError:
-        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat") from None
-    if len(values) != 4:
-        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat")
-    return values  # type: ignore[return-value]
 
 
 @router.get("")
@@ -42,5 +30,5 @@ async def layer_geojson(
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS-84)")] = None,
     limit: Annotated[int, Query(ge=1, le=50_000)] = 10_000,
 ) -> Response:
-    body = await pyramid.layer_geojson(conn, layer, parent, _parse_bbox(bbox), limit)
+    body = await pyramid.layer_geojson(conn, layer, parent, parse_bbox(bbox), limit)
     return Response(body, media_type="application/geo+json")

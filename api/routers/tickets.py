@@ -16,7 +16,8 @@ from api.audit import log_personal_read
 from api.deps import Connection, Engine
 from api.security import Admin, CurrentPrincipal, SignedIn
 from gis.tickets import assignment, deadlines, queries, rates, routing, workflow
-from gis.tickets.filters import TicketFilter, parse_bbox, parse_polygon
+from gis.bbox import parse_bbox
+from gis.tickets.filters import TicketFilter, parse_polygon
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 

@@ -40,21 +40,6 @@ class TicketFilter:
                         self.max_age_hours is not None, self.reported_from, self.reported_to, self.mine, self.ids))
 
 
-def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
-    try:
-        numbers = tuple(float(part) for part in value.split(","))
-    except ValueError:
-        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat") from None
-    if len(numbers) != 4:
-        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat")
-    minx, miny, maxx, maxy = numbers
-    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in WGS-84 with min < max")
-    return numbers  # type: ignore[return-value]
-
-
 def parse_polygon(value: str | dict | None) -> dict | None:
     """A GeoJSON Polygon or MultiPolygon (a bare geometry or a Feature) in WGS-84 lon/lat."""
     if value is None or value == "":
