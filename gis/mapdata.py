@@ -106,9 +106,13 @@ async def search(conn: AsyncConnection, query: str, principal: Principal, limit:
 _PARTY_SQL = text(
     """
 WITH units AS (
-    SELECT code, geom, 'community' AS unit_layer FROM community WHERE valid_to IS NULL AND geom && :env
-    UNION ALL SELECT code, geom, 'grid' FROM grid WHERE valid_to IS NULL AND geom && :env
-    UNION ALL SELECT code, geom, 'compound' FROM compound WHERE valid_to IS NULL AND geom && :env
+    -- a unit table is read only when a kind it serves is asked for (compounds are many when zoomed out)
+    SELECT code, geom, 'community' AS unit_layer FROM community
+        WHERE 'community_committee' = ANY(:kinds) AND valid_to IS NULL AND geom && :env
+    UNION ALL SELECT code, geom, 'grid' FROM grid
+        WHERE 'grid_branch' = ANY(:kinds) AND valid_to IS NULL AND geom && :env
+    UNION ALL SELECT code, geom, 'compound' FROM compound
+        WHERE 'compound_branch' = ANY(:kinds) AND valid_to IS NULL AND geom && :env
 )
 SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
     'type', 'Feature', 'id', p.code,
@@ -218,3 +222,114 @@ async def property_companies(conn: AsyncConnection, ids: list[int]) -> list[dict
                            ORDER BY e.period DESC LIMIT 1) ev ON TRUE
         WHERE pc.id = ANY(:ids) ORDER BY pc.name"""), {"ids": ids})
     return [dict(row._mapping) for row in rows]
+
+
+OPEN_TICKET_STATES = ("reported", "registered", "dispatched", "in_progress", "handled")
+# Roles whose scope is a code prefix of the micro-grid code (street + 3 = community, + 3 = grid, + 3 = micro-grid),
+# so the micro-grids themselves can be limited and the complaint counts read from the index alone.
+_PREFIX_SCOPES = {"street", "community", "grid_worker"}
+
+_UNIT_COUNT_SQL = {
+    # micro-grids by version row: complaints placed in a since-redrawn micro-grid still count where they were placed
+    "micro_grid": """
+WITH units AS MATERIALIZED (
+    SELECT m.id, m.code, m.geom FROM micro_grid m
+    WHERE m.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326) AND {unit_scope}
+),
+counts AS (
+    SELECT k.micro_grid_id AS id, count(*) AS complaints FROM complaint k
+    WHERE k.micro_grid_id = ANY(ARRAY(SELECT id FROM units)) AND {complaint_scope}
+    GROUP BY 1
+),
+overdue AS ({overdue})
+SELECT coalesce(json_agg(json_build_array(
+    round(ST_X(u.spot)::numeric, 6), round(ST_Y(u.spot)::numeric, 6), c.complaints, coalesce(o.overdue, 0))
+), '[]'::json)::text
+FROM (SELECT id, ST_PointOnSurface(geom) AS spot FROM units) u
+JOIN counts c USING (id) LEFT JOIN overdue o USING (id)
+""",
+    # grids by code, drawn at their current boundary
+    "grid": """
+WITH units AS MATERIALIZED (
+    SELECT m.code AS id, m.code, m.geom FROM grid m
+    WHERE m.valid_to IS NULL AND m.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326) AND {unit_scope}
+),
+counts AS (
+    SELECT k.grid_code AS id, count(*) AS complaints FROM complaint k
+    WHERE k.grid_code = ANY(ARRAY(SELECT code FROM units)) AND {complaint_scope}
+    GROUP BY 1
+),
+overdue AS ({overdue})
+SELECT coalesce(json_agg(json_build_array(
+    round(ST_X(u.spot)::numeric, 6), round(ST_Y(u.spot)::numeric, 6), c.complaints, coalesce(o.overdue, 0))
+), '[]'::json)::text
+FROM (SELECT id, ST_PointOnSurface(geom) AS spot FROM units) u
+JOIN counts c USING (id) LEFT JOIN overdue o USING (id)
+""",
+}
+# Open overdue tickets, read through the ticket grid index for the grids in view only.
+_OVERDUE_SQL = {
+    "micro_grid": """
+    SELECT k.micro_grid_id AS id, count(*) AS overdue
+    FROM (SELECT complaint_id FROM ticket t
+          WHERE t.state IN ({open_states}) AND t.due_at < now()
+            AND t.grid_code = ANY(ARRAY(SELECT DISTINCT left(code, 15) FROM units)) AND {ticket_scope} OFFSET 0) t
+    JOIN complaint k ON k.id = t.complaint_id
+    WHERE k.micro_grid_id = ANY(ARRAY(SELECT id FROM units))
+    GROUP BY 1""",
+    "grid": """
+    SELECT t.grid_code AS id, count(*) AS overdue FROM ticket t
+    WHERE t.state IN ({open_states}) AND t.due_at < now() AND t.grid_code = ANY(ARRAY(SELECT code FROM units))
+      AND {ticket_scope}
+    GROUP BY 1""",
+}
+UNIT_LEVELS = tuple(_UNIT_COUNT_SQL)
+
+
+async def complaint_unit_counts(conn: AsyncConnection, principal: Principal, bbox: BBox,
+                                level: str = "micro_grid") -> bytes:
+    """Complaints counted per micro-grid (微网格) or grid (网格) for the units touching `bbox`, each count placed at
+    a point inside its unit, with how many have an overdue open ticket: `[[lon, lat, complaints, overdue], ...]`.
+    The map clusters these when zoomed out, so a city of complaints costs an index-only count, not a million
+    points."""
+    check_bbox(bbox)
+    if level not in _UNIT_COUNT_SQL:
+        raise InvalidInput(f"level must be one of {', '.join(UNIT_LEVELS)}")
+    minx, miny, maxx, maxy = bbox
+    params: dict = {"minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy}
+    unit_scope, complaint_scope = "TRUE", "TRUE"
+    ticket_scope, scope_params = complaint_scope_sql(principal, "t")
+    params.update(scope_params)
+    if principal.role in _PREFIX_SCOPES:
+        unit_scope = "EXISTS (SELECT 1 FROM unnest(CAST(:scope_codes AS text[])) s WHERE m.code LIKE s || '%')"
+    else:
+        complaint_scope, _ = complaint_scope_sql(principal, "k")
+    has_tickets = (await conn.execute(text("SELECT to_regclass('ticket') IS NOT NULL"))).scalar_one()
+    overdue = "SELECT NULL AS id, 0::bigint AS overdue WHERE FALSE"
+    if has_tickets:
+        overdue = _OVERDUE_SQL[level].format(ticket_scope=ticket_scope,
+                                             open_states=", ".join(f"'{state}'" for state in OPEN_TICKET_STATES))
+    sql = _UNIT_COUNT_SQL[level].format(unit_scope=unit_scope, complaint_scope=complaint_scope, overdue=overdue)
+    body = (await conn.execute(text(sql), params)).scalar_one()
+    return body.encode()
+
+
+_BUILDING_LABELS_SQL = text(
+    """
+SELECT coalesce(json_agg(json_build_array(round(ST_X(spot)::numeric, 6), round(ST_Y(spot)::numeric, 6), number)),
+                '[]'::json)::text
+FROM (SELECT ST_PointOnSurface(geom) AS spot, number FROM building
+      WHERE valid_to IS NULL AND geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)
+      ORDER BY code LIMIT :limit) labelled
+"""
+)
+
+
+async def building_labels(conn: AsyncConnection, bbox: BBox, limit: int = 3000) -> bytes:
+    """Where to write each building's number (楼号) in `bbox`: `[[lon, lat, number], ...]`, a point inside each
+    building. The buildings themselves come as vector tiles; the map only needs these for its labels."""
+    check_bbox(bbox)
+    minx, miny, maxx, maxy = bbox
+    body = (await conn.execute(_BUILDING_LABELS_SQL, {"minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy,
+                                                      "limit": limit})).scalar_one()
+    return body.encode()

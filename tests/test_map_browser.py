@@ -342,3 +342,69 @@ def test_reviewer_places_an_unmatched_complaint_by_clicking(page, browser, city,
         city_db, "SELECT placement, micro_grid_code, compound_code FROM complaint WHERE id = %s", (complaint_id,))[0]
     assert (placement, micro_grid, compound) == ("manual", city["building"][:18], city["compound_code"])
     assert page.locator(f"#review-queue li[data-complaint='{complaint_id}']").count() == 0
+
+
+def test_complaint_counts_per_unit_match_the_tables(http, city, city_db, live_app):
+    minx, miny, maxx, maxy = sql(city_db, "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                                          "(SELECT ST_Extent(geom) AS e FROM street WHERE valid_to IS NULL) x")[0]
+    bbox = f"{minx},{miny},{maxx},{maxy}"
+    overdue, = sql(city_db, """SELECT count(*) FROM ticket WHERE due_at < now()
+                               AND state IN ('reported', 'registered', 'dispatched', 'in_progress', 'handled')""")[0]
+    placed, = sql(city_db, "SELECT count(*) FROM complaint WHERE micro_grid_id IS NOT NULL")[0]
+    for level in ("grid", "micro_grid"):
+        marks = http.get("/map/complaint-counts.json", params={"bbox": bbox, "level": level}).json()
+        assert sum(m[2] for m in marks) == placed and sum(m[3] for m in marks) == overdue
+        assert all(minx <= m[0] <= maxx and miny <= m[1] <= maxy and m[2] >= m[3] >= 0 for m in marks)
+    # a street office counts its own street only
+    street_only, = sql(city_db, "SELECT count(*) FROM complaint WHERE micro_grid_id IS NOT NULL AND street_code = %s",
+                       (city["street"],))[0]
+    headers = {"Authorization": f"Bearer {token(live_app, 'map-street')}"}
+    marks = http.get("/map/complaint-counts.json", params={"bbox": bbox}, headers=headers).json()
+    assert 0 < sum(m[2] for m in marks) == street_only < placed
+    assert http.get("/map/complaint-counts.json", params={"bbox": bbox, "level": "building"}).status_code == 422
+    assert http.get("/map/complaint-counts.json", params={"bbox": "1,2,3"}).status_code == 400
+
+
+def test_building_labels_are_numbers_inside_their_buildings(http, city, city_db):
+    d = 0.002
+    bbox = (city["lon"] - d, city["lat"] - d, city["lon"] + d, city["lat"] + d)
+    labels = http.get("/map/building-labels.json", params={"bbox": ",".join(map(str, bbox))}).json()
+    expected, = sql(city_db, "SELECT count(*) FROM building WHERE valid_to IS NULL AND "
+                             "geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)", bbox)[0]
+    assert len(labels) == expected > 0
+    inside, = sql(city_db, """SELECT bool_and(EXISTS (SELECT 1 FROM building b WHERE b.valid_to IS NULL
+                                  AND b.number = l.number AND ST_Contains(b.geom, ST_SetSRID(ST_MakePoint(l.lon, l.lat), 4326))))
+                              FROM json_to_recordset(%s::json) AS l(lon float8, lat float8, number int)""",
+                  (json.dumps([{"lon": x, "lat": y, "number": n} for x, y, n in labels]),))[0]
+    assert inside
+    assert http.get("/map/building-labels.json", params={"bbox": "0,0,0,0"}).status_code == 400
+
+
+def test_complaints_on_the_canvas_open_by_clicking(page, browser, city, city_db):
+    # the six fresh complaints at the chosen building are one cluster at the deepest zooms: it lists them
+    lon, lat = sql(city_db, "SELECT ST_X(ST_SnapToGrid(geom, 0.0005)), ST_Y(ST_SnapToGrid(geom, 0.0005)) "
+                            "FROM complaint WHERE external_id = 'MAPTEST1'")[0]
+    browser.open_map(page, f"#v=19/{lat:.6f}/{lon:.6f}&l=street,community,complaint")
+    at_spot, = sql(city_db, """SELECT count(*) FROM complaint WHERE geom IS NOT NULL
+                               AND ST_Equals(ST_SnapToGrid(geom, 0.0005), ST_SetSRID(ST_MakePoint(%s, %s), 4326))""",
+                   (lon, lat))[0]
+    assert at_spot >= 6
+    page.mouse.click(*map_pixel(page, lon, lat))
+    page.locator("#cluster-list").wait_for()
+    assert page.locator("#panel-body h3").inner_text() == f"此处投诉 {at_spot} 件"
+    first = page.locator("#cluster-list li").first
+    complaint_id = first.get_attribute("data-complaint")
+    first.click()
+    wait_until(page, f"document.querySelector('#panel-body h3').textContent === '投诉 #{complaint_id}'")
+    # zoomed out, a click on a cluster zooms in to it
+    page.evaluate(f"() => window.gridgov.map.setView([{lat}, {lon}], 14, {{animate: false}})")
+    settle(page)
+    assert page.evaluate("() => window.gridgov.layers.complaint.source") == "micro_grid"
+    spot = page.evaluate("""() => { const layer = window.gridgov.layers.complaint.layer;
+        const item = layer._items.find((i) => !i.single); return item ? [item.x, item.y] : null; }""")
+    assert spot, "no cluster drawn at zoom 14"
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + spot[0], box["y"] + spot[1])
+    settle(page)
+    assert page.evaluate("() => window.gridgov.map.getZoom()") == 16
+    screenshot(page, "map-complaint-clusters")

@@ -125,6 +125,29 @@ async def complaints(
     return Response(body, media_type="application/geo+json", headers={"Cache-Control": "no-store"})
 
 
+@router.get("/complaint-counts.json", response_class=Response,
+            responses={200: {"content": {"application/json": {}}}})
+async def complaint_counts(
+    conn: Connection,
+    principal: CurrentPrincipal,
+    bbox: str,
+    level: Annotated[str, Query(pattern="^(grid|micro_grid)$")] = "micro_grid",
+) -> Response:
+    """Complaints counted per micro-grid or grid in view, `[[lon, lat, complaints, overdue], ...]`, for the
+    clusters of a zoomed-out map."""
+    body = await mapdata.complaint_unit_counts(conn, principal, _bbox(bbox), level)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/building-labels.json", response_class=Response,
+            responses={200: {"content": {"application/json": {}}}})
+async def building_labels(
+    conn: Connection, bbox: str, limit: Annotated[int, Query(ge=1, le=5000)] = 3000,
+) -> Response:
+    """A point inside each building in view with its number, `[[lon, lat, number], ...]`, for the labels."""
+    return Response(await mapdata.building_labels(conn, _bbox(bbox), limit), media_type="application/json")
+
+
 def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 

@@ -144,7 +144,7 @@
     grid: { title: '网格', colour: '#2471a3', minZoom: 13, style: { color: '#2471a3', weight: 1.2, fill: false } },
     micro_grid: { title: '微网格', colour: '#17a589', minZoom: 15,
       style: { color: '#17a589', weight: 1, fill: false, dashArray: '3 3' } },
-    compound: { title: '小区（物业模式、老旧小区虚线）', colour: '#1e8449', minZoom: 12, label: [16, 30],
+    compound: { title: '小区（物业模式、老旧小区虚线）', colour: '#1e8449', minZoom: 14, label: [16, 30],
       style: compoundStyle },
     building: { title: '楼栋（17级显示楼号）', colour: '#616a6b', minZoom: 16, label: [17, 30], limit: 5000,
       style: { color: '#616a6b', weight: 1, fillColor: '#d5d8dc', fillOpacity: 0.7 } },
@@ -170,22 +170,50 @@
     return { name, def, group, loadedBounds: null, loadedKey: '', controller: null, labels: L.layerGroup() };
   }
 
+  /* Where a layer's labels go, worked out once per load. */
+  function labelItemsOf(entry) {
+    if (!entry.labelItems) {
+      const items = [];
+      entry.group.eachLayer((layer) => {
+        if (layer._labelText) {
+          items.push({ key: String(layer.feature.id ?? L.stamp(layer)), latlng: layer.getBounds().getCenter(),
+            text: layer._labelText });
+        }
+      });
+      entry.labelItems = items;
+    }
+    return entry.labelItems;
+  }
+
+  /* Labels are DOM tooltips (Chinese text renders best there); a move adds and removes only the ones that
+   * enter or leave the view. */
   function updateLabels(entry) {
     const def = entry.def;
-    entry.labels.clearLayers();
-    if (!def.label || !S.visible.has(entry.name)) return;
     const zoom = S.map.getZoom();
-    if (zoom < def.label[0] || zoom > def.label[1]) return;
-    const view = S.map.getBounds().pad(0.1);
-    let count = 0;
-    entry.group.eachLayer((layer) => {
-      if (count > 400 || !layer._labelText) return;
-      const centre = layer.getBounds().getCenter();
-      if (!view.contains(centre)) return;
-      count += 1;
-      entry.labels.addLayer(L.tooltip({ permanent: true, direction: 'center', className: `label ${entry.name}`,
-        interactive: false }).setLatLng(centre).setContent(document.createTextNode(layer._labelText)));
-    });
+    const shown = entry.shownLabels || (entry.shownLabels = new Map());
+    const wanted = new Map();
+    if (def.label && S.visible.has(entry.name) && zoom >= def.label[0] && zoom <= def.label[1]) {
+      const view = S.map.getBounds().pad(0.1);
+      for (const item of labelItemsOf(entry)) {
+        if (wanted.size >= 400) break;
+        if (view.contains(item.latlng)) wanted.set(item.key, item);
+      }
+    }
+    for (const [key, tooltip] of shown) {
+      const item = wanted.get(key);
+      if (!item || item.text !== tooltip._labelText || !item.latlng.equals(tooltip.getLatLng())) {
+        entry.labels.removeLayer(tooltip);
+        shown.delete(key);
+      }
+    }
+    for (const [key, item] of wanted) {
+      if (shown.has(key)) continue;
+      const tooltip = L.tooltip({ permanent: true, direction: 'center', className: `label ${entry.name}`,
+        interactive: false }).setLatLng(item.latlng).setContent(document.createTextNode(item.text));
+      tooltip._labelText = item.text;
+      entry.labels.addLayer(tooltip);
+      shown.set(key, tooltip);
+    }
   }
 
   async function loadVector(entry) {
@@ -200,11 +228,13 @@
     entry.group.addTo(S.map);
     entry.labels.addTo(S.map);
     const view = S.map.getBounds();
-    if (def.whole ? entry.loadedKey === 'all' : entry.loadedBounds && entry.loadedBounds.contains(view)) {
+    // features loaded two zooms out are many times more than the view needs, and every redraw pays for them
+    const reusable = entry.loadedBounds && entry.loadedBounds.contains(view) && zoom - entry.loadedZoom < 2;
+    if (def.whole ? entry.loadedKey === 'all' : reusable) {
       updateLabels(entry);
       return;
     }
-    const fetchBounds = view.pad(0.5);
+    const fetchBounds = view.pad(0.3);
     const limit = def.limit || 10000;
     const url = def.whole ? `/layers/${name}.geojson` : `/layers/${name}.geojson?bbox=${bboxParam(fetchBounds)}&limit=${limit}`;
     if (entry.controller) entry.controller.abort();
@@ -212,8 +242,10 @@
     const collection = await tracked(api(url, { signal: entry.controller.signal }));
     entry.group.clearLayers();
     entry.group.addData(collection);
+    entry.labelItems = null;
     entry.loadedKey = def.whole ? 'all' : '';
     entry.loadedBounds = collection.features.length >= limit ? view : fetchBounds;
+    entry.loadedZoom = zoom;
     entry.count = collection.features.length;
     updateLabels(entry);
     if (name === 'compound') updateCoverage();
@@ -239,21 +271,36 @@
       return;
     }
     entry.tiles.addTo(S.map);
-    // labels need the numbers: fetch the few buildings in view only when labels show
+    // labels need the numbers: fetch the points of the buildings in view only when labels show
     if (zoom >= DEFS.building.label[0]) {
       entry.labels.addTo(S.map);
       const view = S.map.getBounds();
       if (!(entry.loadedBounds && entry.loadedBounds.contains(view))) {
         const fetchBounds = view.pad(0.3);
-        const collection = await tracked(api(`/layers/building.geojson?bbox=${bboxParam(fetchBounds)}&limit=3000`));
-        entry.group.clearLayers();
-        entry.group.addData(collection);
-        entry.loadedBounds = fetchBounds;
+        const limit = 3000;
+        if (entry.controller) entry.controller.abort();
+        entry.controller = new AbortController();
+        const rows = await tracked(api(`/map/building-labels.json?bbox=${bboxParam(fetchBounds)}&limit=${limit}`,
+          { signal: entry.controller.signal }));
+        entry.labelItems = rows.map(([lon, lat, number]) => ({ key: `${lon},${lat}`, latlng: L.latLng(lat, lon),
+          text: `${number}号楼` }));
+        entry.loadedBounds = rows.length >= limit ? view : fetchBounds;
       }
       updateLabels(entry);
     } else {
       S.map.removeLayer(entry.labels);
     }
+  }
+
+  /* Resolves when the building tiles in view are drawn (or at once when none are loading). */
+  function tilesDrawn() {
+    const tiles = S.layers.building && S.layers.building.tiles;
+    if (!tiles || !S.map.hasLayer(tiles) || !tiles.isLoading()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); tiles.off('load', done); resolve(); };
+      const timer = setTimeout(done, 10000);
+      tiles.on('load', done);
+    });
   }
 
   /* Party organisations drawn inside the unit each serves. */
@@ -280,40 +327,135 @@
     const view = S.map.getBounds();
     const key = kinds.join(',');
     if (entry.loadedBounds && entry.loadedBounds.contains(view) && entry.key === key) return;
-    const fetchBounds = view.pad(0.4);
-    const collection = await tracked(api(`/map/party-organisations.geojson?bbox=${bboxParam(fetchBounds)}&kinds=${key}`));
+    const fetchBounds = view.pad(0.3);
+    if (entry.controller) entry.controller.abort();
+    entry.controller = new AbortController();
+    const collection = await tracked(api(`/map/party-organisations.geojson?bbox=${bboxParam(fetchBounds)}&kinds=${key}`,
+      { signal: entry.controller.signal }));
     entry.group.clearLayers();
     entry.group.addData(collection);
     entry.loadedBounds = fetchBounds;
     entry.key = key;
   }
 
-  /* Complaints: clustered, coloured by ticket state, red when overdue. */
+  /* Complaints, coloured by ticket state, red when overdue. Zoomed out they come as counts per grid or
+   * micro-grid (one index-only count on the server instead of a million points); from POINT_ZOOM, or when
+   * filtered, as single complaints. Either way they are clustered on a screen grid and drawn on one canvas:
+   * thousands of DOM markers would slow every pan. */
+  const POINT_ZOOM = 17;
+  const POINT_LIMIT = 20000;
+  const CLUSTER_CELL_PX = 48;
   function complaintColour(p) { return p.overdue ? OVERDUE_COLOUR : STATE_COLOURS[p.state] || '#7f8c8d'; }
+  function filtersActive() {
+    const f = S.filters;
+    return Boolean(f.category.length || f.state || f.from || f.to || f.overdue);
+  }
+  function countText(count) { return count >= 10000 ? `${(count / 10000).toFixed(1)}万` : String(count); }
+
+  /* Marks ({lat, lon, count, overdue, props}) merged per cell of a grid fixed to the world's pixels at a zoom, so
+   * a pan keeps every cluster where it was. */
+  function clusterMarks(entry, zoom) {
+    const cache = entry.clusterCache;
+    if (cache && cache.zoom === zoom && cache.version === entry.version) return cache.clusters;
+    const cells = new Map();
+    for (const mark of entry.marks) {
+      const point = S.map.project([mark.lat, mark.lon], zoom);
+      const key = Math.floor(point.x / CLUSTER_CELL_PX) * 1e8 + Math.floor(point.y / CLUSTER_CELL_PX);
+      let cell = cells.get(key);
+      if (!cell) { cell = { x: 0, y: 0, count: 0, overdue: 0, members: [] }; cells.set(key, cell); }
+      cell.x += point.x * mark.count; cell.y += point.y * mark.count;
+      cell.count += mark.count; cell.overdue += mark.overdue;
+      if (mark.props && cell.members.length < 500) cell.members.push(mark.props);
+    }
+    const clusters = [...cells.values()];
+    for (const cell of clusters) { cell.x /= cell.count; cell.y /= cell.count; }
+    entry.clusterCache = { zoom, version: entry.version, clusters };
+    return clusters;
+  }
+
+  const ComplaintCanvas = L.Layer.extend({
+    initialize(entry) { this._entry = entry; this._items = []; },
+    onAdd(map) {
+      this._canvas = L.DomUtil.create('canvas', 'complaint-canvas');
+      map.getPane('complaints').appendChild(this._canvas);
+      map.on('zoomstart', this._hide, this);
+      map.on('moveend', this.redraw, this);
+      this.redraw();
+    },
+    onRemove(map) {
+      map.off('zoomstart', this._hide, this);
+      map.off('moveend', this.redraw, this);
+      L.DomUtil.remove(this._canvas);
+      this._items = [];
+    },
+    _hide() { this._canvas.style.visibility = 'hidden'; }, // a zoom would stretch the old drawing
+    redraw() {
+      const map = this._map;
+      if (!map) return;
+      const size = map.getSize();
+      const ratio = window.devicePixelRatio || 1;
+      const canvas = this._canvas;
+      if (canvas.width !== Math.round(size.x * ratio) || canvas.height !== Math.round(size.y * ratio)) {
+        canvas.width = Math.round(size.x * ratio); canvas.height = Math.round(size.y * ratio);
+        canvas.style.width = `${size.x}px`; canvas.style.height = `${size.y}px`;
+      }
+      L.DomUtil.setPosition(canvas, map.containerPointToLayerPoint([0, 0]));
+      canvas.style.visibility = '';
+      const context = canvas.getContext('2d');
+      context.setTransform(ratio, 0, 0, ratio, 0, 0);
+      context.clearRect(0, 0, size.x, size.y);
+      const origin = map.getPixelBounds().min;
+      const items = [];
+      for (const cluster of clusterMarks(this._entry, map.getZoom())) {
+        const x = cluster.x - origin.x;
+        const y = cluster.y - origin.y;
+        if (x < -30 || y < -30 || x > size.x + 30 || y > size.y + 30) continue;
+        const single = cluster.count === 1 && cluster.members.length === 1;
+        const radius = single ? 6 : cluster.count < 10 ? 13 : cluster.count < 100 ? 16 : cluster.count < 1000 ? 19 : 22;
+        items.push({ x, y, radius, single, cluster });
+      }
+      context.font = 'bold 12px sans-serif';
+      context.textAlign = 'center';
+      context.textBaseline = 'middle';
+      for (const item of items) {
+        context.beginPath();
+        context.arc(item.x, item.y, item.radius, 0, 2 * Math.PI);
+        if (item.single) {
+          context.fillStyle = complaintColour(item.cluster.members[0]);
+          context.fill();
+          context.lineWidth = 1.5; context.strokeStyle = '#fff'; context.stroke();
+          continue;
+        }
+        context.fillStyle = 'rgba(230,126,34,.85)';
+        context.fill();
+        if (item.cluster.overdue) { context.lineWidth = 3; context.strokeStyle = OVERDUE_COLOUR; context.stroke(); }
+        context.fillStyle = '#fff';
+        context.fillText(countText(item.cluster.count), item.x, item.y);
+      }
+      this._items = items;
+      this._entry.drawnClusters = items.length;
+    },
+    /* The cluster or complaint drawn under a container point, if any. */
+    hit(point) {
+      for (let i = this._items.length - 1; i >= 0; i -= 1) {
+        const item = this._items[i];
+        const dx = item.x - point.x;
+        const dy = item.y - point.y;
+        if (dx * dx + dy * dy <= (item.radius + 3) ** 2) return item;
+      }
+      return null;
+    },
+  });
 
   function makeComplaintLayer() {
-    const entry = { name: 'complaint', def: DEFS.complaint, points: [], loadedKey: '', chunksDone: null };
-    const cluster = L.markerClusterGroup({
-      chunkedLoading: true, maxClusterRadius: 50, showCoverageOnHover: false,
-      chunkProgress: (processed, total) => { if (processed >= total && entry.chunksDone) entry.chunksDone(); },
-      iconCreateFunction: (group) => {
-        const children = group.getAllChildMarkers();
-        const overdue = children.filter((marker) => marker.options.overdue).length;
-        const size = children.length < 10 ? 30 : children.length < 100 ? 36 : 44;
-        const ring = overdue ? `box-shadow:0 0 0 3px ${OVERDUE_COLOUR};` : '';
-        return L.divIcon({
-          html: `<div style="background:rgba(230,126,34,.85);${ring}width:${size}px;height:${size}px;border-radius:50%;` +
-            `color:#fff;display:flex;align-items:center;justify-content:center;font-weight:bold">${children.length}</div>`,
-          className: 'complaint-cluster', iconSize: [size, size],
-        });
-      },
-    });
-    entry.group = cluster;
+    const entry = { name: 'complaint', def: DEFS.complaint, points: [], marks: [], version: 0, loadedKey: '' };
+    entry.layer = new ComplaintCanvas(entry);
+    entry.group = entry.layer;
     return entry;
   }
 
   function complaintQuery(bounds) {
-    const params = new URLSearchParams({ bbox: bboxParam(bounds), limit: '20000' });
+    const params = new URLSearchParams({ bbox: bboxParam(bounds), limit: String(POINT_LIMIT) });
     const f = S.filters;
     if (f.category.length) params.set('category', f.category.join(','));
     if (f.state) params.set('state', f.state);
@@ -323,17 +465,41 @@
     return params;
   }
 
-  async function fetchComplaints(entry, view) {
-    const fetchBounds = view.pad(0.3);
-    const params = complaintQuery(fetchBounds);
-    const key = [...params.entries()].filter(([k]) => k !== 'bbox').join('&') + `|${S.token || ''}`;
+  /* What to fetch at a zoom: single complaints, or counts per grid (zoomed far out) or per micro-grid. Counts
+   * and points do not depend on the zoom, so one answer serves every zoom of its kind inside its bounds. */
+  function complaintSource(zoom) {
+    if (zoom >= POINT_ZOOM || filtersActive()) return { kind: 'points', pad: 0.2 };
+    return zoom <= 13 ? { kind: 'grid', pad: 0.5 } : { kind: 'micro_grid', pad: 0.3 };
+  }
+
+  async function fetchComplaints(entry, view, zoom) {
+    const source = complaintSource(zoom);
+    const fetchBounds = view.pad(source.pad);
+    const params = source.kind === 'points' ? complaintQuery(fetchBounds)
+      : new URLSearchParams({ bbox: bboxParam(fetchBounds), level: source.kind });
+    const key = `${source.kind}|${[...params.entries()].filter(([k]) => k !== 'bbox').join('&')}|${S.token || ''}`;
     if (entry.loadedKey === key && entry.loadedBounds && entry.loadedBounds.contains(view)) return false;
     if (entry.controller) entry.controller.abort();
     entry.controller = new AbortController();
-    const collection = await tracked(api(`/map/complaints.geojson?${params}`, { signal: entry.controller.signal }));
-    entry.points = collection.features;
+    const signal = entry.controller.signal;
+    if (source.kind === 'points') {
+      const collection = await tracked(api(`/map/complaints.geojson?${params}`, { signal }));
+      entry.points = collection.features;
+      entry.marks = collection.features.map((feature) => ({
+        lon: feature.geometry.coordinates[0], lat: feature.geometry.coordinates[1], count: 1,
+        overdue: feature.properties.overdue ? 1 : 0, props: feature.properties }));
+      entry.capped = collection.features.length >= POINT_LIMIT;
+      entry.loadedBounds = entry.capped ? view : fetchBounds;
+    } else {
+      const rows = await tracked(api(`/map/complaint-counts.json?${params}`, { signal }));
+      entry.points = [];
+      entry.marks = rows.map(([lon, lat, count, overdue]) => ({ lon, lat, count, overdue }));
+      entry.capped = false;
+      entry.loadedBounds = fetchBounds;
+    }
+    entry.source = source.kind;
     entry.loadedKey = key;
-    entry.loadedBounds = collection.features.length >= 20000 ? view : fetchBounds;
+    entry.version += 1;
     return true;
   }
 
@@ -341,38 +507,42 @@
     const zoom = S.map.getZoom();
     const wantPoints = S.visible.has('complaint') && zoom >= DEFS.complaint.minZoom;
     const wantHeat = $('#heat-toggle').checked;
-    if (!wantPoints) S.map.removeLayer(entry.group);
+    if (!wantPoints) S.map.removeLayer(entry.layer);
     if (!wantHeat && S.heat) S.map.removeLayer(S.heat);
     if (!wantPoints && !wantHeat) return;
-    const changed = await fetchComplaints(entry, S.map.getBounds());
+    const changed = await fetchComplaints(entry, S.map.getBounds(), zoom);
     if (wantPoints) {
-      entry.group.addTo(S.map);
-      if (changed || !entry.drawn) {
-        entry.group.clearLayers();
-        // markers are clustered in chunks so the page stays responsive; the redraw ends with the last chunk
-        const done = new Promise((resolve) => { entry.chunksDone = resolve; });
-        entry.group.addLayers(entry.points.map((feature) => {
-          const p = feature.properties;
-          const [lon, lat] = feature.geometry.coordinates;
-          const colour = complaintColour(p);
-          const marker = L.marker([lat, lon], {
-            overdue: !!p.overdue,
-            icon: L.divIcon({ className: 'complaint-dot', iconSize: [12, 12], html: `<div style="width:100%;height:100%;border-radius:50%;background:${colour}"></div>` }),
-            title: `#${p.ticket_id || p.id} ${STATE_NAMES[p.state] || ''}${p.overdue ? ' 超期' : ''}`,
-          });
-          marker.on('click', (event) => { L.DomEvent.stopPropagation(event); openComplaint(p); });
-          return marker;
-        }));
-        if (entry.points.length) await tracked(done);
-        entry.drawn = true;
-      }
+      if (S.map.hasLayer(entry.layer)) { if (changed) entry.layer.redraw(); } else entry.layer.addTo(S.map);
+      if (entry.capped) status(`视野内投诉较多，仅显示最新 ${POINT_LIMIT} 条；放大地图可看全部。`);
     }
-    if (wantHeat) {
-      const points = entry.points.map((f) => [f.geometry.coordinates[1], f.geometry.coordinates[0], 1]);
-      if (!S.heat) S.heat = L.heatLayer(points, { radius: 18, blur: 16, maxZoom: 16 });
-      else S.heat.setLatLngs(points);
+    if (wantHeat && (changed || !S.heat || !S.map.hasLayer(S.heat))) {
+      const points = entry.marks.map((m) => [m.lat, m.lon, m.count]);
+      // counts per unit weigh their spot: scale so that the busiest tenth of the spots saturates
+      const counts = entry.marks.map((m) => m.count).sort((a, b) => a - b);
+      const max = Math.max(1, counts.length ? counts[Math.floor(counts.length * 0.9)] : 1);
+      if (!S.heat) S.heat = L.heatLayer(points, { radius: 18, blur: 16, maxZoom: 16, max });
+      else { S.heat.setOptions({ max }); S.heat.setLatLngs(points); }
       S.heat.addTo(S.map);
     }
+  }
+
+  /* A click on a complaint opens it; on a cluster zooms in to it (or lists it at the deepest zoom). */
+  function complaintAt(point) {
+    const entry = S.layers.complaint;
+    if (!S.map.hasLayer(entry.layer)) return false;
+    const item = entry.layer.hit(point);
+    if (!item) return false;
+    const latlng = S.map.unproject([item.cluster.x, item.cluster.y], S.map.getZoom());
+    if (item.single) { openComplaint(item.cluster.members[0]); return true; }
+    if (S.map.getZoom() < S.map.getMaxZoom() && !(item.cluster.members.length === item.cluster.count && S.map.getZoom() >= 18)) {
+      S.map.setView(latlng, Math.min(S.map.getZoom() + 2, S.map.getMaxZoom()));
+      return true;
+    }
+    showPanel(el('h3', {}, `此处投诉 ${item.cluster.count} 件`), el('ul', { class: 'list', id: 'cluster-list' },
+      ...item.cluster.members.map((p) => el('li', { 'data-complaint': p.id, class: p.overdue ? 'overdue' : '',
+        onclick: () => openComplaint(p) }, `#${p.ticket_id || p.id} `, el('strong', {}, categoryName(p.category)),
+      ` ${STATE_NAMES[p.state] || ''}`, p.overdue ? el('span', { class: 'badge red' }, '超期') : null))));
+    return true;
   }
 
   /* ---------- hotspots: rates per unit with significant hot and cold spots ---------- */
@@ -491,10 +661,12 @@
     try { return await promise; } finally { S.loading -= 1; }
   }
 
+  /* Moves come in bursts (a drag, a wheel spin): fetch once the map has been still for a moment; each layer
+   * aborts its own stale request when a newer one starts. */
   let refreshTimer = null;
   function refresh() {
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(refreshNow, 60);
+    refreshTimer = setTimeout(() => { refreshTimer = null; refreshNow(); }, 25);
   }
 
   async function refreshNow() {
@@ -514,8 +686,10 @@
         }
       });
       const results = await Promise.allSettled(tasks);
+      await tilesDrawn();
       const failed = results.filter((r) => r.status === 'rejected' && r.reason.name !== 'AbortError');
-      status(failed.length ? `部分图层加载失败：${failed[0].reason.message}` : '');
+      if (failed.length) status(`部分图层加载失败：${failed[0].reason.message}`);
+      else if (!(S.layers.complaint.capped && S.map.hasLayer(S.layers.complaint.layer))) status('');
       updateCoverage();
       updateLayerNotes();
     } finally {
@@ -523,7 +697,7 @@
       S.lastDraw = performance.now();
       S.drawCount = (S.drawCount || 0) + 1;
       writeHash();
-      if (!S.pending) S.drawWaiters.splice(0).forEach((resolve) => resolve(S.lastDraw));
+      if (!S.pending && !refreshTimer) S.drawWaiters.splice(0).forEach((resolve) => resolve(S.lastDraw));
     }
   }
 
@@ -1029,6 +1203,8 @@
     if (S.config.base_tile_url) {
       L.tileLayer(S.config.base_tile_url, { attribution: S.config.base_tile_attribution, maxZoom: 19 }).addTo(S.map);
     }
+    S.map.createPane('complaints').style.zIndex = 450; // above the boundaries, below popups and markers
+    S.map.getPane('complaints').style.pointerEvents = 'none';
     S.map.attributionControl.setPrefix('gridgov · Leaflet');
     L.control.scale({ imperial: false }).addTo(S.map);
     for (const name of ORDER) {
@@ -1057,7 +1233,12 @@
       if (S.mode === 'draw') addVertex(event.latlng);
       else if (S.mode === 'pick') pickGrid(event.latlng);
       else if (S.mode === 'place' && S.placing) place(event.latlng);
-      else askResponsibility(event.latlng);
+      else if (!complaintAt(event.containerPoint)) askResponsibility(event.latlng);
+    });
+    S.map.on('mousemove', (event) => {
+      const layer = S.layers.complaint.layer;
+      const over = S.mode === 'inspect' && S.map.hasLayer(layer) && layer.hit(event.containerPoint) !== null;
+      S.map.getContainer().classList.toggle('over-complaint', over);
     });
     await refreshNow();
     S.firstViewMs = performance.now() - started;
