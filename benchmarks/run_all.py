@@ -68,7 +68,14 @@ def main(selected: list[str]) -> int:
         lines.append(f"| {row['area']} | {row['metric']} | {shown} | {row['unit']} | {row.get('note', '')} |")
     console.print(table)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    latest = RESULTS / "latest.md"
+    if selected and latest.exists():
+        # A partial run replaces only the areas it measured; the other areas keep their last figures.
+        measured = {row["area"] for row in rows}
+        kept = [line for line in latest.read_text(encoding="utf-8").splitlines()[2:]
+                if line.split("|")[1].strip() not in measured]
+        lines += kept
+    latest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if failures:
         console.print(f"failed: {', '.join(failures)}", style="red")
     return 1 if failures else 0
