@@ -9,7 +9,7 @@ DEMO_SEED ?= 7
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup system demo test bench serve clean
+.PHONY: setup system demo test bench soak serve clean
 
 setup: system $(VENV)/.installed node_modules/.installed webmap/static/vendor/.installed
 
@@ -50,6 +50,6 @@ clean:
 # `city` fixture, and pip-audit of the installed dependencies (needs PyPI's JSON API; --strict fails when it is
 # unreachable rather than reporting an unaudited set as clean).
 soak: setup
-	GRIDGOV_FUZZ=full $(BIN)/python -m pytest -q tests/fuzz tests/test_hardening_properties.py tests/test_hardening_faults.py tests/test_hardening_http.py
+	GRIDGOV_FUZZ=full $(BIN)/python -m pytest -q tests/fuzz tests/test_hardening_properties.py tests/test_hardening_faults.py tests/test_hardening_http.py tests/test_hardening_security.py tests/test_hardening_kill.py
 	$(BIN)/python -m benchmarks.soak --size city --duration 300 --max-requests 300000 --json build/soak.json
 	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable

@@ -7,6 +7,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     from cli.analytics_cmd import analytics_app, report
+    from cli.audit_cmd import audit_app
     from cli.check_cmd import check
     from cli.complaints_cmd import complaints_app
     from cli.fixtures_cmd import fixtures_app
@@ -18,5 +19,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(complaints_app, name="complaints")
     app.add_typer(users_app, name="users")
     app.add_typer(analytics_app, name="analytics")
+    app.add_typer(audit_app, name="audit")
     app.command("check")(check)
     app.command("report")(report)

@@ -1,5 +1,5 @@
-"""Security records: the log of who read personal data (个人信息访问日志) and the failed sign-ins that rate-limit
-logins.
+"""Security records: the log of who read personal data (个人信息访问日志) and the failed sign-ins that
+rate-limit logins.
 
 A personal-data read is one append-only row per request (never per record): who, in which role, when, which
 endpoint with which query, which record ids (or how many). Rows cannot be updated or deleted; the database
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -94,6 +95,16 @@ DROP FUNCTION IF EXISTS audit_personal_read_append_only();
 
 # --- the personal-data access log ---------------------------------------------------------------------------
 
+class AuditSettings(BaseSettings):
+    """GRIDGOV_AUDIT_..."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_AUDIT_", extra="ignore")
+
+    asynchronous_commit: bool = False
+    """Commit log rows without waiting for the disk flush (about 5 ms less per logged request on a plain disk);
+    a crash of PostgreSQL itself may then lose the last fraction of a second of log rows. Off by default."""
+
+
 @dataclass(frozen=True)
 class RequestFacts:
     """What the HTTP layer knows of the request that is being logged."""
@@ -140,11 +151,17 @@ async def record_personal_read(
     }
     if isinstance(target, AsyncEngine):
         async with target.begin() as conn:
-            await conn.execute(_INSERT_READ, params)
+            await _insert_read(conn, params)
     else:
-        await target.execute(_INSERT_READ, params)
+        await _insert_read(target, params)
         await target.commit()
     return True
+
+
+async def _insert_read(conn: AsyncConnection, params: dict) -> None:
+    if AuditSettings().asynchronous_commit:
+        await conn.execute(text("SET LOCAL synchronous_commit TO off"))
+    await conn.execute(_INSERT_READ, params)
 
 
 LOG_COLUMNS = ("id, at, user_id, username, role, method, endpoint, path, query, resource, record_ids, record_count, "
