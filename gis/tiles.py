@@ -33,6 +33,9 @@ BUFFER = 64
 """Units of buffer around a tile, so strokes at the edges join up."""
 MAX_ZOOM = 24
 
+COMPLAINT_FULL_CAP_ZOOM = 14
+"""From this zoom on, complaint tiles carry the full feature cap; each zoom below halves it."""
+
 PUBLIC_COMPLAINT_GRID_DEG = 0.0005
 """The public sees complaint locations snapped to a 0.0005° grid (about 55 m by 45 m around Tai'an): enough to
 see where problems gather, too coarse to point at a household's door."""
@@ -165,7 +168,12 @@ def _tile_unit_degrees(z: int) -> float:
 
 def tile_sql(layer: TileLayer, z: int, principal: Principal) -> tuple[str, dict]:
     """The one statement that renders a tile of `layer` at zoom z, and its parameters (without z/x/y)."""
-    params: dict = {"margin": BUFFER / EXTENT, "cap": layer.feature_cap, "layer": layer.name}
+    cap = layer.feature_cap
+    if not layer.is_boundary:
+        # Points thin out with the zoom: a zoom-12 tile holds sixteen zoom-14 tiles' complaints, and a few
+        # hundred newest points already show where they gather (the map draws counts there anyway).
+        cap = max(cap >> max(0, COMPLAINT_FULL_CAP_ZOOM - z), 1)
+    params: dict = {"margin": BUFFER / EXTENT, "cap": cap, "layer": layer.name}
     envelope_4326 = f"ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {STORAGE_SRID})"
     if layer.is_boundary:
         columns = layer.columns(z)
@@ -353,7 +361,7 @@ def tilejson(layer_name: str, base_url: str, bounds: tuple[float, float, float, 
         "vector_layers": [{
             "id": layer.name,
             "description": (f"{layer.description}. Below zoom {layer.detail_zoom} only "
-                            f"{', '.join(layer.summary)}; at most {layer.feature_cap} features per tile."),
+                            f"{', '.join(layer.summary)}; at most {layer.feature_cap} features per tile" + ("" if layer.is_boundary else ", halved for each zoom below 14") + "."),
             "minzoom": layer.minzoom,
             "maxzoom": layer.maxzoom,
             "fields": fields,
