@@ -11,21 +11,14 @@ import mapbox_vector_tile
 import psycopg
 import pytest
 
-from conftest import LiveServer, _clone
+from conftest import LiveServer
 from gis import tiles
 from gis.auth import PUBLIC, Principal
 from gis.db import async_engine, libpq_url
-from test_ogc import seed_city
+from test_ogc import seeded_db  # noqa: F401  (the seeded city fixture is shared)
 
 CENTRE = (117.1, 36.2)
 MERCATOR_HALF = 20037508.342789244
-
-
-@pytest.fixture(scope="module")
-def seeded_db(pg_cluster, empty_template) -> str:
-    url = _clone(pg_cluster, empty_template)
-    seed_city(url)
-    return url
 
 
 @pytest.fixture(scope="module")
