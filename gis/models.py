@@ -308,9 +308,9 @@ class Complaint(Base):
         Index("ix_complaint_geom", "geom", postgresql_using="gist"),
         Index("ix_complaint_reported_at", "reported_at"),
         Index("ix_complaint_grid_reported", "grid_code", "reported_at"),
-        # Newest complaints in view for low-zoom tiles as an index-only scan (migration 0006).
-        Index("ix_complaint_newest_covering", text("reported_at DESC"), text("id DESC"),
-              postgresql_include=["category_code", "geom"]),
+        # Complaint tiles as index-only range scans of the tile key (gis/tilekey.py, migration 0007).
+        Index("ix_complaint_tile_key", text("gridgov_tile_key(geom)"),
+              postgresql_include=["reported_at", "id", "category_code", "geom"]),
     )
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     source: Mapped[str] = mapped_column(

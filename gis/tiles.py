@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from gis import STORAGE_SRID
 from gis.auth import Principal, complaint_scope_sql
 from gis.errors import InvalidInput
 from gis.pyramid import LAYERS, get_layer
+from gis.tilekey import MAX_LATITUDE, tile_key_ranges
 
 EXTENT = 4096
 """Tile coordinate units across a tile."""
@@ -166,14 +168,23 @@ def _tile_unit_degrees(z: int) -> float:
     return 360.0 / (1 << z) / EXTENT
 
 
-def tile_sql(layer: TileLayer, z: int, principal: Principal) -> tuple[str, dict]:
-    """The one statement that renders a tile of `layer` at zoom z, and its parameters (without z/x/y)."""
+def _degrees_as_tile_share(degrees: float, z: int, y: int) -> tuple[float, float]:
+    """The least and the largest share of a tile's width (a tile of row y at zoom z) that `degrees` of longitude
+    or latitude span: longitude exactly the least, latitude stretched by Mercator up to the largest."""
+    tiles = 1 << z
+    edges = [abs(math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / tiles))))) for row in (y, y + 1)]
+    least = degrees * tiles / 360.0
+    return least, least / math.cos(math.radians(min(max(edges), MAX_LATITUDE)))
+
+
+def tile_sql(layer: TileLayer, z: int, x: int, y: int, principal: Principal) -> tuple[str, dict]:
+    """The one statement that renders tile z/x/y of `layer`, and its parameters."""
     cap = layer.feature_cap
     if not layer.is_boundary:
         # Points thin out with the zoom: a zoom-12 tile holds sixteen zoom-14 tiles' complaints, and a few
         # hundred newest points already show where they gather (the map draws counts there anyway).
         cap = max(cap >> max(0, COMPLAINT_FULL_CAP_ZOOM - z), 1)
-    params: dict = {"margin": BUFFER / EXTENT, "cap": cap, "layer": layer.name}
+    params: dict = {"margin": BUFFER / EXTENT, "cap": cap, "layer": layer.name, "z": z, "x": x, "y": y}
     envelope_4326 = f"ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {STORAGE_SRID})"
     if layer.is_boundary:
         columns = layer.columns(z)
@@ -192,20 +203,38 @@ def tile_sql(layer: TileLayer, z: int, principal: Principal) -> tuple[str, dict]
         columns = _complaint_columns(view, z, layer)
         scope, scope_params = complaint_scope_sql(principal, alias="c")
         params.update(scope_params)
+        envelope = envelope_4326
+        geom = "c.geom"
         if view == "public":
             params["grid"] = PUBLIC_COMPLAINT_GRID_DEG
             geom = "ST_SnapToGrid(c.geom, :grid)"
             # Search a little wider so points snapped into the tile are not missed; ST_AsMVTGeom clips the rest.
-            # (A filter on the snapped point would hide the row count from the planner, which then sorts the
-            # whole area instead of walking the newest-first index.)
-            where = f"c.geom && ST_Expand({envelope_4326}, :grid)"
+            envelope = f"ST_Expand({envelope_4326}, :grid)"
+        # Attributes are formatted after the cap, not for every row in view.
+        needed = ", ".join(f"c.{column}" for column in dict.fromkeys(("reported_at", *columns)))
+        if scope == "TRUE":
+            least, largest = (_degrees_as_tile_share(PUBLIC_COMPLAINT_GRID_DEG, z, y) if view == "public"
+                              else (0.0, 0.0))
+            ranges = tile_key_ranges(z, x, y, BUFFER / EXTENT + largest, sure_margin=BUFFER / EXTENT + least)
+            params.update(key_lows=[r.low for r in ranges], key_highs=[r.high for r in ranges],
+                          key_edges=[r.edge for r in ranges])
+            # The whole city's complaints in view: key ranges of the tile (and its buffer) read from one covering
+            # B-tree, newest kept. Rows of cells wholly inside need no geometry test. OFFSET 0 keeps PostgreSQL
+            # from flattening the per-range scans into one plan over the whole index.
+            source = ("unnest(CAST(:key_lows AS bigint[]), CAST(:key_highs AS bigint[]), CAST(:key_edges AS "
+                      "boolean[])) AS r(low, high, edge) CROSS JOIN LATERAL ("
+                      f"SELECT c.id, {needed}, c.geom FROM complaint c WHERE gridgov_tile_key(c.geom) >= r.low "
+                      "AND gridgov_tile_key(c.geom) < r.high OFFSET 0) AS c")
+            where = f"(NOT r.edge OR c.geom && {envelope})"
         else:
-            geom = "c.geom"
-            where = f"c.geom && {envelope_4326}"
+            # A role's own area: the scope's index and the GiST index together find its few rows.
+            source = "complaint c"
+            where = f"c.geom && {envelope} AND {scope}"
+        candidates = (f"SELECT c.id, {needed}, c.geom FROM {source} "
+                      f"WHERE {where} ORDER BY c.reported_at DESC, c.id DESC LIMIT :cap")
         select_cols = ", ".join(COMPLAINT_EXPRESSIONS.get(column, f"c.{column}") + f" AS {column}"
                                 for column in columns)
-        candidates = (f"SELECT c.id, {select_cols}, {geom} AS geom FROM complaint c "
-                      f"WHERE {where} AND {scope} ORDER BY c.reported_at DESC, c.id DESC LIMIT :cap")
+        candidates = f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({candidates}) AS c"
     out_cols = ", ".join(columns)
     sql = f"""
         WITH candidates AS ({candidates}),
@@ -315,8 +344,7 @@ class TileService:
 
     async def render(self, conn: AsyncConnection, layer: TileLayer, z: int, x: int, y: int,
                      principal: Principal) -> bytes:
-        sql, params = tile_sql(layer, z, principal)
-        params.update(z=z, x=x, y=y)
+        sql, params = tile_sql(layer, z, x, y, principal)
         body = (await conn.execute(text(sql), params)).scalar_one()
         return bytes(body) if body else b""
 

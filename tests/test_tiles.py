@@ -194,6 +194,28 @@ def test_staff_complaint_tiles_keep_to_scope_with_exact_points(seeded_db):
         assert feature["properties"]["reporter_phone"].startswith("139")
 
 
+@pytest.mark.parametrize("principal", [Principal(role="admin", username="a"), PUBLIC], ids=["admin", "public"])
+def test_capped_complaint_tile_keeps_the_newest_in_view(seeded_db, principal):
+    z = 12
+    x, y = tile_of(*CENTRE, z)
+    capped = dataclasses.replace(tiles.TILE_LAYERS["complaint"], feature_cap=4 * 25)  # 25 at zoom 12
+    grid = tiles.PUBLIC_COMPLAINT_GRID_DEG
+
+    async def render(engine):
+        async with engine.connect() as conn:
+            return await tiles.TileService().render(conn, capped, z, x, y, principal)
+
+    features = decode(run(seeded_db, render))["complaint"]["features"]
+    envelope = f"ST_Transform(ST_TileEnvelope({z}, {x}, {y}, margin => {tiles.BUFFER / tiles.EXTENT}), 4326)"
+    if principal.role == "public":
+        envelope = f"ST_Expand({envelope}, {grid})"
+    in_view = rows(seeded_db, f"SELECT count(*) FROM complaint WHERE geom && {envelope}")[0][0]
+    newest = rows(seeded_db, f"SELECT id FROM complaint WHERE geom && {envelope} "
+                             "ORDER BY reported_at DESC, id DESC LIMIT 25")
+    assert in_view > 25 and len(features) == 25
+    assert {feature["id"] for feature in features} == {row[0] for row in newest}
+
+
 # -- caps, simplification and the cache ---------------------------------------------------------------------------
 
 
