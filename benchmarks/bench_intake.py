@@ -1,11 +1,13 @@
-"""Intake benchmarks: batch geocoding end to end into the database against a vectorised shapely STRtree
-point-in-polygon over the same points and micro-grids (the practical limit), single Open311 POST latency over
-real HTTP, and the importer's peak memory on a 1,000,000-row file.
+"""Intake benchmarks: batch geocoding into the database (the placing stage of an import) and the whole import end to
+end, each against a vectorised shapely STRtree point-in-polygon over the same points and micro-grids (the
+practical limit, best of three), single Open311 POST latency over real HTTP, and the importer's peak memory on a
+1,000,000-row file.
 
 The work runs in one clone of the city database (CREATE DATABASE ... TEMPLATE), so the city stays as it was.
 The ticket trigger (tickets area) is switched off in the clone to measure the intake's own cost, and on for a
 smaller sample and for Open311; each row's note says which. Beside the shapely limit, the rows give the floors
-this machine sets: inserting the same rows already placed, and one durable commit.
+this machine sets: writing bare (point, micro-grid) pairs, inserting the same rows already placed, and one
+durable commit.
 """
 
 from __future__ import annotations
@@ -95,14 +97,31 @@ def _storage_floor(url: str, prefix: str) -> float:
     return elapsed
 
 
+def _write_floor_s(url: str, pairs: tuple[np.ndarray, np.ndarray]) -> float:
+    """Seconds to COPY only (point, micro-grid) index pairs of the shapely answer into a bare temporary table:
+    the least any geocoding into the database must add to the lookup."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("CREATE TEMP TABLE placed_floor (point integer, polygon integer)")
+        start = time.perf_counter()
+        with conn.cursor() as cur, cur.copy("COPY placed_floor FROM STDIN") as copy:
+            for polygon, point in zip(pairs[0].tolist(), pairs[1].tolist()):
+                copy.write_row((point, polygon))
+        elapsed = time.perf_counter() - start
+        conn.rollback()
+    return elapsed
+
+
 def _geocoding(clone: str, folder: Path) -> list[dict]:
     from gis.intake.importer import import_file
 
     xs, ys, polygons = _points(clone, POINTS)
-    start = time.perf_counter()
-    tree = shapely.STRtree(shapely.points(xs, ys))
-    pairs = tree.query(polygons, predicate="contains")
-    reference_s = time.perf_counter() - start
+    timings = []
+    for _ in range(3):  # the limit: the best of three
+        start = time.perf_counter()
+        tree = shapely.STRtree(shapely.points(xs, ys))
+        pairs = tree.query(polygons, predicate="contains")
+        timings.append(time.perf_counter() - start)
+    reference_s = min(timings)
     reference = POINTS / reference_s
     rows = [{"area": AREA, "metric": "shapely STRtree point-in-polygon (tree on the points)",
              "value": round(reference), "unit": "points/s",
@@ -115,15 +134,28 @@ def _geocoding(clone: str, folder: Path) -> list[dict]:
     report = import_file(clone, path, chunk_rows=100_000)
     elapsed = time.perf_counter() - start
     rate = POINTS / elapsed
+    seconds = report.seconds
+    placing = POINTS / seconds["placing"]
+    write_floor_s = _write_floor_s(clone, pairs)
     floor_s = _storage_floor(clone, "geo")
-    rows.append({"area": AREA, "metric": "batch geocoding into the DB (intake's own cost)", "value": round(rate),
+    stages = ", ".join(f"{stage} {value:.2f} s" for stage, value in seconds.items())
+    rows.append({"area": AREA, "metric": "batch geocoding into the DB: placing stage", "value": round(placing),
                  "unit": "points/s",
-                 "note": f"{rate / reference:.3f}x the shapely limit ({reference:,.0f} points/s, {len(pairs[0]):,} "
-                         f"hits over {len(polygons):,} micro-grids); {POINTS:,} points from CSV through parse, CRS, "
-                         f"placement (inside {report.placements.get('inside', 0):,}, snapped "
-                         f"{report.placements.get('snapped', 0):,}, review {report.placements.get('review', 0):,}), "
-                         f"parties, {report.duplicates_linked:,} duplicate links; ticket trigger disabled in the "
-                         "benchmark's clone to isolate the intake"})
+                 "note": f"{placing / reference:.3f}x the shapely limit; {POINTS:,} staged points: COPY to the "
+                         "session's stage table, vectorised micro-grid (as of each complaint's day, lowest code on "
+                         "shared edges) and building lookup, COPY of the hits, snapping in SQL "
+                         f"(inside {report.placements.get('inside', 0):,}, snapped "
+                         f"{report.placements.get('snapped', 0):,}, review {report.placements.get('review', 0):,}); "
+                         f"the city's polygons loaded once per import in {seconds.get('loading polygons', 0):.2f} s "
+                         "(outside both figures); writing the bare (point, micro-grid) pairs alone takes "
+                         f"{write_floor_s:.2f} s, so the limit into the database is "
+                         f"{POINTS / (POINTS / reference + write_floor_s):,.0f} points/s"})
+    rows.append({"area": AREA, "metric": "batch import end to end (intake's own cost)", "value": round(rate),
+                 "unit": "points/s",
+                 "note": f"{rate / reference:.3f}x the shapely limit; {POINTS:,} rows from CSV to stored complaints "
+                         f"with intake facts, parties and {report.duplicates_linked:,} duplicate links in "
+                         f"{elapsed:.1f} s ({stages}); ticket trigger disabled in the benchmark's clone to isolate "
+                         "the intake"})
     rows.append({"area": AREA, "metric": "storing the same rows again, already placed (storage floor)",
                  "value": round(POINTS / floor_s), "unit": "points/s",
                  "note": f"INSERT of the {report.imported:,} stored rows into complaint with its indexes, no "

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
+from time import perf_counter
 
 import psycopg
 
@@ -25,6 +26,7 @@ from gis.db import libpq_url
 from gis.errors import InvalidInput
 from gis.intake.address import normalise as normalise_text
 from gis.intake.gazetteer import Gazetteer
+from gis.intake.locate import Locator
 from gis.intake.normalise import FIELDS, Catalogue, normalise_rows
 from gis.intake.placement import (
     ADDRESS_POINTS_SQL,
@@ -72,9 +74,12 @@ class ImportReport:
     placements: dict[str, int] = field(default_factory=dict)
     duplicates_linked: int = 0
     rejected_file: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict, compare=False)
+    """Where the time went: loading polygons, normalising, placing, storing, linking duplicates."""
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        """The outcome (counts and placements); the timings stay out, as two runs of one file never agree on them."""
+        return {name: value for name, value in self.__dict__.items() if name != "seconds"}
 
 
 def parse_mapping(text: str | None) -> dict[str, str]:
@@ -278,21 +283,49 @@ def _link_duplicates(conn: psycopg.Connection, new_count: int, open_filter: str,
     return conn.execute(psycopg_params(sql), params).rowcount
 
 
-def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_positions: list[int]) -> tuple[
+BUILDINGS_OUTER_FROM = 100_000
+"""The building join runs polygons-outer from this many rows on: a city has several times more buildings than
+micro-grids, so visiting every building pays only for far larger batches."""
+VECTORISED_FROM = 20_000
+"""From this many staged rows in a chunk on, points are placed by the vectorised step (`locate.py`): loading the
+city's polygons once per import pays for itself over a chunk of this size."""
+
+
+def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_positions: list[int],
+                 locator: Callable[[], Locator] | None = None, timings: dict[str, float] | None = None) -> tuple[
         dict[str, int], int]:
-    """Place and store staged rows (inside the caller's transaction). Returns placements and duplicates linked."""
+    """Place and store staged rows (inside the caller's transaction). Returns placements and duplicates linked.
+    `locator` gives the city's polygons for the vectorised placement of large chunks; `timings` gathers the
+    seconds spent placing, storing and linking duplicates."""
+    timings = timings if timings is not None else {}
     settings = city_settings()
+    params = {"snap_m": settings.snap_tolerance_m, "snap_deg": degrees_for(settings.snap_tolerance_m)}
+    vectorised = locator is not None and len(staged["row_no"]) >= VECTORISED_FROM
+    located = locator() if vectorised else None  # loads the polygons on first use, timed apart
+    started = perf_counter()
     conn.execute(STAGE_DDL)
     _resolve_address_points(conn, staged, address_positions)
     _unique_rows(staged)
     conn.execute("DROP INDEX IF EXISTS intake_stage_geom; DROP INDEX IF EXISTS intake_unplaced_geom")
+    count = len(staged["row_no"])
+    if vectorised:
+        found = located.place(staged["lon"], staged["lat"], staged["local_day"], staged["building_code"],
+                              params["snap_deg"])
+        for index, code in found.building_codes.items():
+            staged["building_code"][index] = code
     _copy_stage(conn, staged)
-    polygons_outer = len(staged["row_no"]) >= POLYGONS_OUTER_FROM
-    if polygons_outer:
-        conn.execute("CREATE INDEX intake_stage_geom ON intake_stage USING gist (geom); ANALYZE intake_stage")
-    params = {"snap_m": settings.snap_tolerance_m, "snap_deg": degrees_for(settings.snap_tolerance_m)}
-    conn.execute(hit_insert_sql("intake_stage", polygons_outer))
-    unplaced = conn.execute(UNPLACED_INSERT_SQL).rowcount
+    polygons_outer = count >= POLYGONS_OUTER_FROM
+    if vectorised:
+        located.copy_hits(conn, staged["row_no"], found)
+        unplaced = conn.execute(
+            "INSERT INTO intake_unplaced (row_no, local_day, geom) SELECT s.row_no, s.local_day, s.geom "
+            "FROM intake_stage s WHERE s.row_no = ANY(%s)",
+            ([staged["row_no"][i] for i in found.snap_candidates],)).rowcount
+    else:
+        if polygons_outer:
+            conn.execute("CREATE INDEX intake_stage_geom ON intake_stage USING gist (geom); ANALYZE intake_stage")
+        conn.execute(hit_insert_sql("intake_stage", polygons_outer))
+        unplaced = conn.execute(UNPLACED_INSERT_SQL).rowcount
     if unplaced:
         snap_outer = unplaced >= POLYGONS_OUTER_FROM
         if snap_outer:
@@ -301,11 +334,17 @@ def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_posi
         conn.execute(psycopg_params(snap_insert_sql(snap_outer)), params)
     if polygons_outer:
         conn.execute("ANALYZE intake_placed")
-    placements = dict(conn.execute(psycopg_params(store_sql("intake_stage", polygons_outer)), params).fetchall())
+    placed = perf_counter()
+    placements = dict(conn.execute(psycopg_params(store_sql("intake_stage", count >= BUILDINGS_OUTER_FROM,
+                                                            buildings_resolved=vectorised)), params).fetchall())
+    stored = perf_counter()
     open_filter = CLOSED_TICKET_FILTER if ticket_table_exists(conn) else ""
     linked = _link_duplicates(conn, sum(placements.values()), open_filter, {
         "radius_m": settings.duplicate_radius_m, "radius_deg": degrees_for(settings.duplicate_radius_m),
         "window_days": settings.duplicate_window_days})
+    for stage, seconds in (("placing", placed - started), ("storing", stored - placed),
+                           ("linking duplicates", perf_counter() - stored)):
+        timings[stage] = timings.get(stage, 0.0) + seconds
     return placements, linked
 
 
@@ -385,6 +424,16 @@ def import_file(
         ).fetchone()[0]
         conn.commit()
         report = ImportReport(batch_id=batch_id, rejected_file=str(rejected_path) if rejected_path else None)
+        located: list[Locator] = []
+
+        def locator() -> Locator:
+            # loaded on the first large chunk only: small imports never pay for the city's polygons
+            if not located:
+                started = perf_counter()
+                located.append(Locator(conn))
+                report.seconds["loading polygons"] = perf_counter() - started
+            return located[0]
+
         try:
             chunk: list[tuple[int, list[str | None]]] = []
             row_no = 0
@@ -395,13 +444,13 @@ def import_file(
                 chunk.append((row_no, values))
                 if len(chunk) >= chunk_rows:
                     _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue,
-                                  gazetteer, report, rejected_out)
+                                  gazetteer, report, rejected_out, locator)
                     if progress:
                         progress(len(chunk))
                     chunk = []
             if chunk:
                 _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue, gazetteer,
-                              report, rejected_out)
+                              report, rejected_out, locator)
                 if progress:
                     progress(len(chunk))
             conn.execute("UPDATE intake_batch SET state = 'done', finished_at = now() WHERE id = %s", (batch_id,))
@@ -418,7 +467,8 @@ def import_file(
 
 
 def _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue, gazetteer, report,
-                  rejected_out) -> None:
+                  rejected_out, locator=None) -> None:
+    started = perf_counter()
     width = len(header)
     prepared = []
     malformed: list[tuple[int, str, dict]] = []
@@ -436,8 +486,11 @@ def _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, c
     rejected = malformed + result.rejected
     staged = result.staged
     staged_count = len(staged["row_no"])
+    report.seconds["normalising"] = (report.seconds.get("normalising", 0.0)
+                                     + perf_counter() - started)
     with conn.transaction():
-        placements, linked = (store_staged(conn, staged, result.address_rows) if staged_count else ({}, 0))
+        placements, linked = (store_staged(conn, staged, result.address_rows, locator, report.seconds)
+                              if staged_count else ({}, 0))
         _write_rejected(conn, report.batch_id, rejected)
         imported = sum(placements.values())
         duplicates = staged_count - imported

@@ -140,18 +140,21 @@ FROM intake_unplaced u CROSS JOIN LATERAL (
 WHERE n.snap_m <= CAST(:snap_m AS float8)"""
 
 
-def store_sql(src: str, polygons_outer: bool) -> str:
+def store_sql(src: str, polygons_outer: bool, buildings_resolved: bool = False) -> str:
     """Step 4 of a batch: insert the staged rows (unique per (source, external_id); one already held is
     skipped) with their placement from `intake_placed`, their intake facts and responsible parties; record the
     new ids in `intake_new` and return (placement, count). Rows go in micro-grid order, which keeps the
-    complaint indexes' inserts local. Parameters: snap_m."""
+    complaint indexes' inserts local. `buildings_resolved`: the staged rows already carry the building their
+    point lies in (the vectorised step found it), so no building join. Parameters: snap_m."""
+    buildings = ("SELECT NULL::integer AS row_no, NULL::text AS building_code WHERE false" if buildings_resolved
+                 else _building_sql(src, polygons_outer))
     return f"""
 WITH placed AS MATERIALIZED (
     SELECT p.*, g.community_code, c.street_code
     FROM intake_placed p
     LEFT JOIN grid g ON g.code = p.grid_code AND g.valid_to IS NULL
     LEFT JOIN community c ON c.code = g.community_code AND c.valid_to IS NULL),
-bld AS MATERIALIZED ({_building_sql(src, polygons_outer)}),
+bld AS MATERIALIZED ({buildings}),
 ins AS (
     INSERT INTO complaint (source, external_id, category_code, description, address, reported_at, geom,
         original_x, original_y, original_crs, match_level, placement, micro_grid_id, micro_grid_code, grid_code,
@@ -263,9 +266,11 @@ INSERT INTO complaint_duplicate (complaint_id, duplicate_of_id, distance_m, hour
 SELECT n.id, d.id, d.distance_m, extract(epoch FROM n.reported_at - d.reported_at) / 3600.0
 FROM complaint n CROSS JOIN LATERAL (
     SELECT c.id, c.reported_at, ST_Distance(c.geom::geography, n.geom::geography, false) AS distance_m
-    FROM complaint c
+    -- The box alone picks the candidates through the GiST index (OFFSET 0 keeps the other conditions out of
+    -- that scan, where a bitmap AND with the time index would read thousands of entries per complaint).
+    FROM (SELECT c.id, c.category_code, c.reported_at, c.geom FROM complaint c
+          WHERE c.geom && ST_Expand(n.geom, CAST(:radius_deg AS float8)) OFFSET 0) c
     WHERE c.category_code = n.category_code AND c.id <> n.id
-      AND c.geom && ST_Expand(n.geom, CAST(:radius_deg AS float8))
       AND c.reported_at BETWEEN n.reported_at - make_interval(days => CAST(:window_days AS int)) AND n.reported_at
       AND ST_DWithin(c.geom::geography, n.geom::geography, CAST(:radius_m AS float8), false)
       AND (c.reported_at < n.reported_at OR c.id < n.id)
