@@ -141,9 +141,9 @@ def _geocoding(clone: str, folder: Path) -> list[dict]:
     stages = ", ".join(f"{stage} {value:.2f} s" for stage, value in seconds.items())
     rows.append({"area": AREA, "metric": "batch geocoding into the DB: placing stage", "value": round(placing),
                  "unit": "points/s",
-                 "note": f"{placing / reference:.3f}x the shapely limit; {POINTS:,} staged points: COPY to the "
-                         "session's stage table, vectorised micro-grid (as of each complaint's day, lowest code on "
-                         "shared edges) and building lookup, COPY of the hits, snapping in SQL "
+                 "note": f"{placing / reference:.3f}x the shapely limit; {POINTS:,} normalised points: "
+                         "vectorised micro-grid (as of each complaint's day, lowest code on shared edges) and "
+                         "building lookup, COPY of the hits and the snap candidates, snapping on the sphere in SQL "
                          f"(inside {report.placements.get('inside', 0):,}, snapped "
                          f"{report.placements.get('snapped', 0):,}, review {report.placements.get('review', 0):,}); "
                          f"the city's polygons loaded once per import in {seconds.get('loading polygons', 0):.2f} s "

@@ -291,6 +291,16 @@ VECTORISED_FROM = 20_000
 city's polygons once per import pays for itself over a chunk of this size."""
 
 
+def _snap(conn: psycopg.Connection, unplaced: int, params: dict) -> None:
+    """Snap the `unplaced` points of `intake_unplaced` within the tolerance to their nearest micro-grid."""
+    if not unplaced:
+        return
+    snap_outer = unplaced >= POLYGONS_OUTER_FROM
+    if snap_outer:
+        conn.execute("CREATE INDEX intake_unplaced_geom ON intake_unplaced USING gist (geom); ANALYZE intake_unplaced")
+    conn.execute(psycopg_params(snap_insert_sql(snap_outer)), params)
+
+
 def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_positions: list[int],
                  locator: Callable[[], Locator] | None = None, timings: dict[str, float] | None = None) -> tuple[
         dict[str, int], int]:
@@ -308,33 +318,26 @@ def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_posi
     _unique_rows(staged)
     conn.execute("DROP INDEX IF EXISTS intake_stage_geom; DROP INDEX IF EXISTS intake_unplaced_geom")
     count = len(staged["row_no"])
+    polygons_outer = count >= POLYGONS_OUTER_FROM
     if vectorised:
+        # Placing needs only the points: the rows themselves are copied afterwards, as part of storing.
         found = located.place(staged["lon"], staged["lat"], staged["local_day"], staged["building_code"],
                               params["snap_deg"])
         for index, code in found.building_codes.items():
             staged["building_code"][index] = code
-    _copy_stage(conn, staged)
-    polygons_outer = count >= POLYGONS_OUTER_FROM
-    if vectorised:
-        located.copy_hits(conn, staged["row_no"], found)
-        unplaced = conn.execute(
-            "INSERT INTO intake_unplaced (row_no, local_day, geom) SELECT s.row_no, s.local_day, s.geom "
-            "FROM intake_stage s WHERE s.row_no = ANY(%s)",
-            ([staged["row_no"][i] for i in found.snap_candidates],)).rowcount
+        _snap(conn, located.write(conn, staged["row_no"], staged["lon"], staged["lat"], staged["local_day"], found),
+              params)
+        placed = perf_counter()
+        _copy_stage(conn, staged)
     else:
+        _copy_stage(conn, staged)
         if polygons_outer:
             conn.execute("CREATE INDEX intake_stage_geom ON intake_stage USING gist (geom); ANALYZE intake_stage")
         conn.execute(hit_insert_sql("intake_stage", polygons_outer))
-        unplaced = conn.execute(UNPLACED_INSERT_SQL).rowcount
-    if unplaced:
-        snap_outer = unplaced >= POLYGONS_OUTER_FROM
-        if snap_outer:
-            conn.execute("CREATE INDEX intake_unplaced_geom ON intake_unplaced USING gist (geom); "
-                         "ANALYZE intake_unplaced")
-        conn.execute(psycopg_params(snap_insert_sql(snap_outer)), params)
+        _snap(conn, conn.execute(UNPLACED_INSERT_SQL).rowcount, params)
+        placed = perf_counter()
     if polygons_outer:
         conn.execute("ANALYZE intake_placed")
-    placed = perf_counter()
     placements = dict(conn.execute(psycopg_params(store_sql("intake_stage", count >= BUILDINGS_OUTER_FROM,
                                                             buildings_resolved=vectorised)), params).fetchall())
     stored = perf_counter()

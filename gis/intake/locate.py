@@ -89,6 +89,11 @@ class Locator:
     def __init__(self, conn: psycopg.Connection):
         self.micro_grids = PolygonVersions.load(conn, "micro_grid", ("grid_code", "compound_code"))
         self.buildings = PolygonVersions.load(conn, "building")
+        grids = self.micro_grids
+        # codes that COPY's text format takes as they are (no tab, newline or backslash), checked once
+        self.plain_codes = not any(any(ch in str(value) for ch in "\t\n\r\\")
+                                   for values in (grids.codes, *grids.attributes.values()) for value in values
+                                   if value is not None)
 
     def place(self, lon: list, lat: list, local_day: list, building_code: list, snap_deg: float) -> Placement:
         with_point = np.array([x is not None and y is not None for x, y in zip(lon, lat)], dtype=bool)
@@ -111,13 +116,32 @@ class Locator:
         return Placement(inside_rows=rows[hit_point], micro_grid=hit_polygon, building_codes=building_codes,
                          snap_candidates=rows[outside[near]])
 
-    def copy_hits(self, conn: psycopg.Connection, row_no: list, placement: Placement) -> None:
-        """The inside rows into the batch's `intake_placed`, as the SQL hit step would have put them."""
+    def write(self, conn: psycopg.Connection, row_no: list, lon: list, lat: list, local_day: list,
+              placement: Placement) -> int:
+        """The inside rows into the batch's `intake_placed`, as the SQL hit step would have put them, and the snap
+        candidates into `intake_unplaced`; returns how many candidates."""
         grids = self.micro_grids
+        polygon = placement.micro_grid
+        hits = zip(np.asarray(row_no, dtype=np.int64)[placement.inside_rows].tolist(), grids.ids[polygon].tolist(),
+                   grids.codes[polygon], grids.attributes["grid_code"][polygon],
+                   grids.attributes["compound_code"][polygon])
         with conn.cursor() as cur:
             with cur.copy("COPY intake_placed (row_no, micro_grid_id, micro_grid_code, grid_code, compound_code, "
                           "placement) FROM STDIN") as copy:
-                for row, polygon in zip(placement.inside_rows, placement.micro_grid):
-                    copy.write_row((row_no[row], int(grids.ids[polygon]), grids.codes[polygon],
-                                    grids.attributes["grid_code"][polygon],
-                                    grids.attributes["compound_code"][polygon], "inside"))
+                if self.plain_codes:
+                    # one text block: a row at a time through the driver costs several times more
+                    null = "\\N"
+                    copy.write("".join(f"{number}\t{ident}\t{code}\t{grid}\t{null if compound is None else compound}"
+                                       "\tinside\n" for number, ident, code, grid, compound in hits))
+                else:
+                    for hit in hits:
+                        copy.write_row((*hit, "inside"))
+            candidates = placement.snap_candidates
+            if len(candidates):
+                points = shapely.to_wkb(shapely.set_srid(shapely.points(
+                    np.array([lon[i] for i in candidates], dtype=np.float64),
+                    np.array([lat[i] for i in candidates], dtype=np.float64)), 4326), hex=True, include_srid=True)
+                with cur.copy("COPY intake_unplaced (row_no, local_day, geom) FROM STDIN") as copy:
+                    for index, point in zip(candidates.tolist(), points):
+                        copy.write_row((row_no[index], local_day[index], point))
+        return len(placement.snap_candidates)
