@@ -132,3 +132,18 @@ def test_repeated_tickets_in_one_chunk_count_as_duplicates(fresh_city_db, monkey
     assert (report.rows_read, report.imported, report.duplicates) == (4, 2, 2)
     with psycopg.connect(fresh_city_db) as conn:
         assert conn.execute("SELECT count(*) FROM complaint WHERE external_id LIKE 'R-%'").fetchone()[0] == 2
+
+
+def test_a_large_import_leaves_its_pages_vacuumed(fresh_city_db, monkeypatch, tmp_path):
+    """After a large import the new pages are all-visible, so complaint tiles read only their index there."""
+    path = _messy_points(fresh_city_db, tmp_path, count=300)
+    with monkeypatch.context() as patch:
+        patch.setattr(importer, "VACUUM_FROM", 100)
+        report = importer.import_file(fresh_city_db, path)
+    assert report.imported >= 100 and "vacuuming" in report.seconds
+    with psycopg.connect(fresh_city_db) as conn:
+        vacuumed = conn.execute("SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables "
+                                "WHERE relname = 'complaint'").fetchone()[0]
+        all_visible, pages = conn.execute("SELECT relallvisible, relpages FROM pg_class "
+                                          "WHERE oid = 'complaint'::regclass").fetchone()
+    assert vacuumed and all_visible == pages

@@ -291,6 +291,17 @@ VECTORISED_FROM = 20_000
 city's polygons once per import pays for itself over a chunk of this size."""
 
 
+VACUUM_FROM = 10_000
+"""After importing this many complaints the import vacuums the tables it filled: the new pages become all-visible
+(complaint tiles and counts read only the index there) and the planner learns the new rows at once."""
+
+
+def _vacuum_after_import(url: str) -> None:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        tickets = ", ticket" if ticket_table_exists(conn) else ""
+        conn.execute(f"VACUUM (ANALYZE) complaint, complaint_intake, complaint_party{tickets}")
+
+
 def _snap(conn: psycopg.Connection, unplaced: int, params: dict) -> None:
     """Snap the `unplaced` points of `intake_unplaced` within the tolerance to their nearest micro-grid."""
     if not unplaced:
@@ -458,6 +469,10 @@ def import_file(
                     progress(len(chunk))
             conn.execute("UPDATE intake_batch SET state = 'done', finished_at = now() WHERE id = %s", (batch_id,))
             conn.commit()
+            if report.imported >= VACUUM_FROM:
+                started = perf_counter()
+                _vacuum_after_import(url)
+                report.seconds["vacuuming"] = perf_counter() - started
         except BaseException:
             conn.rollback()
             with psycopg.connect(libpq_url(url)) as other:
