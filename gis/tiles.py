@@ -96,6 +96,8 @@ COMPLAINT_PUBLIC_COLUMNS = ("category_code", "source", "reported_at", "street_co
 COMPLAINT_STAFF_COLUMNS = COMPLAINT_PUBLIC_COLUMNS + ("micro_grid_code", "building_code", "address",
                                                       "description", "match_level", "placement")
 COMPLAINT_PERSONAL_COLUMNS = ("reporter_name", "reporter_phone")
+INDEXED_COMPLAINT_COLUMNS = {"reported_at", "category_code"}
+"""Complaint attributes held in the tile-key index beside the point (migration 0007)."""
 COMPLAINT_EXPRESSIONS = {
     # RFC 3339 in UTC, since MVT attributes carry no timestamp type ("\\:" keeps SQLAlchemy from binding :MI)
     "reported_at": "to_char(c.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24\\:MI\\:SS\"Z\"')",
@@ -211,7 +213,8 @@ def tile_sql(layer: TileLayer, z: int, x: int, y: int, principal: Principal) -> 
             # Search a little wider so points snapped into the tile are not missed; ST_AsMVTGeom clips the rest.
             envelope = f"ST_Expand({envelope_4326}, :grid)"
         # Attributes are formatted after the cap, not for every row in view.
-        needed = ", ".join(f"c.{column}" for column in dict.fromkeys(("reported_at", *columns)))
+        select_cols = ", ".join(COMPLAINT_EXPRESSIONS.get(column, f"c.{column}") + f" AS {column}"
+                                for column in columns)
         if scope == "TRUE":
             least, largest = (_degrees_as_tile_share(PUBLIC_COMPLAINT_GRID_DEG, z, y) if view == "public"
                               else (0.0, 0.0))
@@ -221,20 +224,25 @@ def tile_sql(layer: TileLayer, z: int, x: int, y: int, principal: Principal) -> 
             # The whole city's complaints in view: key ranges of the tile (and its buffer) read from one covering
             # B-tree, newest kept. Rows of cells wholly inside need no geometry test. OFFSET 0 keeps PostgreSQL
             # from flattening the per-range scans into one plan over the whole index.
-            source = ("unnest(CAST(:key_lows AS bigint[]), CAST(:key_highs AS bigint[]), CAST(:key_edges AS "
-                      "boolean[])) AS r(low, high, edge) CROSS JOIN LATERAL ("
-                      f"SELECT c.id, {needed}, c.geom FROM complaint c WHERE gridgov_tile_key(c.geom) >= r.low "
-                      "AND gridgov_tile_key(c.geom) < r.high OFFSET 0) AS c")
-            where = f"(NOT r.edge OR c.geom && {envelope})"
+            newest = ("SELECT k.id, k.reported_at, k.category_code, k.geom "
+                      "FROM unnest(CAST(:key_lows AS bigint[]), CAST(:key_highs AS bigint[]), "
+                      "CAST(:key_edges AS boolean[])) AS r(low, high, edge) CROSS JOIN LATERAL ("
+                      "SELECT c.id, c.reported_at, c.category_code, c.geom FROM complaint c "
+                      "WHERE gridgov_tile_key(c.geom) >= r.low AND gridgov_tile_key(c.geom) < r.high OFFSET 0) AS k "
+                      f"WHERE (NOT r.edge OR k.geom && {envelope.replace('c.geom', 'k.geom')}) "
+                      "ORDER BY k.reported_at DESC, k.id DESC LIMIT :cap")
+            if set(columns) <= INDEXED_COMPLAINT_COLUMNS:
+                candidates = f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({newest}) AS c"
+            else:
+                # Only the kept rows are read from the table, for the attributes the index does not hold.
+                candidates = (f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({newest}) AS k "
+                              "JOIN complaint c ON c.id = k.id")
         else:
             # A role's own area: the scope's index and the GiST index together find its few rows.
-            source = "complaint c"
-            where = f"c.geom && {envelope} AND {scope}"
-        candidates = (f"SELECT c.id, {needed}, c.geom FROM {source} "
-                      f"WHERE {where} ORDER BY c.reported_at DESC, c.id DESC LIMIT :cap")
-        select_cols = ", ".join(COMPLAINT_EXPRESSIONS.get(column, f"c.{column}") + f" AS {column}"
-                                for column in columns)
-        candidates = f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({candidates}) AS c"
+            needed = ", ".join(f"c.{column}" for column in dict.fromkeys(("reported_at", *columns)))
+            candidates = (f"SELECT c.id, {needed}, c.geom FROM complaint c WHERE c.geom && {envelope} AND {scope} "
+                          "ORDER BY c.reported_at DESC, c.id DESC LIMIT :cap")
+            candidates = f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({candidates}) AS c"
     out_cols = ", ".join(columns)
     sql = f"""
         WITH candidates AS ({candidates}),

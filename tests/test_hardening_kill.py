@@ -182,6 +182,10 @@ def test_import_killed_and_run_again_keeps_every_row_exactly_once(fresh_city_db,
 
     server = start(servers, url)
     try:
+        # nothing holds the killed import's lock any more: reading its batch settles it as failed
+        with httpx.Client(base_url=server.url, headers=headers) as client:
+            settled = client.get(f"/complaints/imports/{batch_id}").json()
+        assert settled["state"] == "failed" and settled["finished_at"] is not None
         again = post_import(server, headers, export.path)  # the token outlives the server: it is in the database
         assert again.status_code == 200, again.text
         report = again.json()

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from fixtures.messy_export import write_messy_export
+from gis.db import libpq_url
 from gis.errors import InvalidInput
 from gis.intake.importer import import_file
 
@@ -208,3 +209,20 @@ def test_import_over_http_and_place_from_the_review_queue(http, tokens, city_db,
     with psycopg.connect(city_db) as conn:
         ticket_grid = conn.execute("SELECT grid_code FROM ticket WHERE complaint_id = %s", (far["id"],)).fetchone()
     assert ticket_grid[0] == micro[:15]  # the ticket follows the placement
+
+
+def test_only_abandoned_batches_are_settled_as_failed(empty_db):
+    from gis.intake.importer import BATCH_LOCK_CLASS, SETTLE_ABANDONED_SQL
+
+    with psycopg.connect(libpq_url(empty_db), autocommit=True) as running, \
+            psycopg.connect(libpq_url(empty_db), autocommit=True) as reader:
+        ids = [running.execute("INSERT INTO intake_batch (source, file_name, file_sha256, crs) "
+                               "VALUES ('hotline', 'x.csv', 'x', 'EPSG:4326') RETURNING id").fetchone()[0]
+               for _ in range(2)]
+        running.execute("SELECT pg_advisory_lock(%s, %s)", (BATCH_LOCK_CLASS, ids[0]))
+        reader.execute(SETTLE_ABANDONED_SQL)
+        states = dict(reader.execute("SELECT id, state FROM intake_batch WHERE id = ANY(%s)", (ids,)).fetchall())
+        assert states == {ids[0]: "running", ids[1]: "failed"}
+        running.execute("SELECT pg_advisory_unlock(%s, %s)", (BATCH_LOCK_CLASS, ids[0]))
+        reader.execute(SETTLE_ABANDONED_SQL)
+        assert reader.execute("SELECT state FROM intake_batch WHERE id = %s", (ids[0],)).fetchone()[0] == "failed"

@@ -21,7 +21,7 @@ from api.deps import Connection
 from api.security import CurrentPrincipal
 from gis.errors import Forbidden, InvalidInput, NotFound
 from gis.intake import review
-from gis.intake.importer import import_file
+from gis.intake.importer import SETTLE_ABANDONED_SQL, import_file
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
 IMPORT_ROLES = ("admin", "street")
@@ -60,6 +60,8 @@ async def import_export(
 async def import_batch(batch_id: int, principal: CurrentPrincipal, conn: Connection) -> dict:
     if principal.role not in IMPORT_ROLES:
         raise Forbidden("imports are for admin and street office users")
+    await conn.execute(text(SETTLE_ABANDONED_SQL))
+    await conn.commit()
     row = (await conn.execute(text(
         "SELECT id, source, file_name, crs, state, rows_read, imported, duplicates, rejected, placements, "
         "started_at, finished_at FROM intake_batch WHERE id = :id"), {"id": batch_id})).mappings().first()

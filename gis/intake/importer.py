@@ -296,6 +296,18 @@ VACUUM_FROM = 10_000
 (complaint tiles and counts read only the index there) and the planner learns the new rows at once."""
 
 
+BATCH_LOCK_CLASS = 311311
+"""First key of the session advisory lock an import holds on its batch id while it runs."""
+
+SETTLE_ABANDONED_SQL = f"""
+UPDATE intake_batch b SET state = 'failed', finished_at = coalesce(b.finished_at, now())
+WHERE b.state = 'running' AND NOT EXISTS (
+    SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+      AND l.classid::bigint = {BATCH_LOCK_CLASS} AND l.objid::bigint = b.id)"""
+"""Batches still marked running whose import is gone (its process killed, its connection lost) are marked failed:
+what their committed chunks stored stays, and importing the file again adds only the rest."""
+
+
 def _vacuum_after_import(url: str) -> None:
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         tickets = ", ticket" if ticket_table_exists(conn) else ""
@@ -430,12 +442,15 @@ def import_file(
     with psycopg.connect(libpq_url(url)) as conn:
         catalogue = Catalogue.load(conn)
         gazetteer = Gazetteer.load(conn)
+        conn.execute(SETTLE_ABANDONED_SQL)
         batch_id = conn.execute(
             "INSERT INTO intake_batch (source, file_name, file_sha256, mapping, crs) VALUES (%s, %s, %s, %s, %s) "
             "RETURNING id",
             (source, file_name or path.name, file_sha256(path),
              json.dumps({f: header[i] for f, i in columns.items()}, ensure_ascii=False), default_crs),
         ).fetchone()[0]
+        # held by this session until it ends, however it ends: taken before the row is visible to anyone
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", (BATCH_LOCK_CLASS, batch_id))
         conn.commit()
         report = ImportReport(batch_id=batch_id, rejected_file=str(rejected_path) if rejected_path else None)
         located: list[Locator] = []
