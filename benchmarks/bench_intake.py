@@ -115,33 +115,43 @@ def _geocoding(clone: str, folder: Path) -> list[dict]:
     from gis.intake.importer import import_file
 
     xs, ys, polygons = _points(clone, POINTS)
-    timings = []
-    for _ in range(3):  # the limit: the best of three
-        start = time.perf_counter()
-        tree = shapely.STRtree(shapely.points(xs, ys))
-        pairs = tree.query(polygons, predicate="contains")
-        timings.append(time.perf_counter() - start)
-    reference_s = min(timings)
-    reference = POINTS / reference_s
-    rows = [{"area": AREA, "metric": "shapely STRtree point-in-polygon (tree on the points)",
-             "value": round(reference), "unit": "points/s",
-             "note": f"{POINTS:,} points, {len(polygons):,} micro-grids, in memory"}]
-
     path = folder / "points.csv"
     _write_csv(path, xs, ys, "geo")
     had_trigger = _ticket_trigger(clone, False)
+
+    def shapely_seconds() -> tuple[float, tuple]:
+        start = time.perf_counter()
+        tree = shapely.STRtree(shapely.points(xs, ys))
+        found = tree.query(polygons, predicate="contains")
+        return time.perf_counter() - start, found
+
+    # Best of three for both sides, taken in turns so that a busy moment of the machine hits both alike. The
+    # first import stores the rows (the end-to-end figure); the two after it find them all held already, but
+    # place every point again before that is known.
+    reference_s, pairs = shapely_seconds()
     start = time.perf_counter()
     report = import_file(clone, path, chunk_rows=100_000)
     elapsed = time.perf_counter() - start
+    placing_s = [report.seconds["placing"]]
+    for _ in range(2):
+        reference_s = min(reference_s, shapely_seconds()[0])
+        again = import_file(clone, path, chunk_rows=100_000)
+        assert again.imported == 0
+        placing_s.append(again.seconds["placing"])
+    reference = POINTS / reference_s
+    rows = [{"area": AREA, "metric": "shapely STRtree point-in-polygon (tree on the points)",
+             "value": round(reference), "unit": "points/s",
+             "note": f"{POINTS:,} points, {len(polygons):,} micro-grids, in memory; best of three"}]
     rate = POINTS / elapsed
     seconds = report.seconds
-    placing = POINTS / seconds["placing"]
+    placing = POINTS / min(placing_s)
     write_floor_s = _write_floor_s(clone, pairs)
     floor_s = _storage_floor(clone, "geo")
     stages = ", ".join(f"{stage} {value:.2f} s" for stage, value in seconds.items())
     rows.append({"area": AREA, "metric": "batch geocoding into the DB: placing stage", "value": round(placing),
                  "unit": "points/s",
-                 "note": f"{placing / reference:.3f}x the shapely limit; {POINTS:,} normalised points: "
+                 "note": f"{placing / reference:.3f}x the shapely limit; best of three imports of the same "
+                         f"{POINTS:,} normalised points: "
                          "vectorised micro-grid (as of each complaint's day, lowest code on shared edges) and "
                          "building lookup, COPY of the hits and the snap candidates, snapping on the sphere in SQL "
                          f"(inside {report.placements.get('inside', 0):,}, snapped "

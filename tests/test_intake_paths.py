@@ -147,3 +147,12 @@ def test_a_large_import_leaves_its_pages_vacuumed(fresh_city_db, monkeypatch, tm
         all_visible, pages = conn.execute("SELECT relallvisible, relpages FROM pg_class "
                                           "WHERE oid = 'complaint'::regclass").fetchone()
     assert vacuumed and all_visible == pages
+
+
+def test_vectorised_placement_takes_empty_inputs(empty_db):
+    from gis.intake.locate import Locator
+
+    with psycopg.connect(empty_db) as conn:
+        locator = Locator(conn)  # an empty city: no polygons at all
+        found = locator.place([None, 117.1], [None, 36.2], ["2025-06-01", "2025-06-01"], [None, None], 200.0)
+    assert len(found.inside_rows) == 0 and found.building_codes == {} and len(found.snap_candidates) == 0

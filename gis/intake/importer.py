@@ -247,6 +247,8 @@ def ticket_table_exists(conn: psycopg.Connection) -> bool:
 
 def _unique_rows(staged: dict[str, list]) -> None:
     """Keep the first row of each (source, external_id) in the chunk; later copies count as duplicates."""
+    if len(set(zip(staged["source"], staged["external_id"]))) == len(staged["row_no"]):
+        return  # the usual case, found at the cost of one set
     seen: set[tuple[str, str]] = set()
     keep = []
     for i, key in enumerate(zip(staged["source"], staged["external_id"])):
@@ -345,7 +347,7 @@ def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_posi
     if vectorised:
         # Placing needs only the points: the rows themselves are copied afterwards, as part of storing.
         found = located.place(staged["lon"], staged["lat"], staged["local_day"], staged["building_code"],
-                              params["snap_deg"])
+                              settings.snap_tolerance_m)
         for index, code in found.building_codes.items():
             staged["building_code"][index] = code
         _snap(conn, located.write(conn, staged["row_no"], staged["lon"], staged["lat"], staged["local_day"], found),

@@ -10,6 +10,8 @@ micro-grid within the snap box; the rest are known to go to review.
 
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +30,7 @@ class PolygonVersions:
     valid_to: np.ndarray
     geoms: np.ndarray
     attributes: dict[str, np.ndarray]
+    _tree: shapely.STRtree | None = None
 
     @classmethod
     def load(cls, conn: psycopg.Connection, table: str, attributes: tuple[str, ...] = ()) -> "PolygonVersions":
@@ -49,13 +52,14 @@ class PolygonVersions:
             attributes={name: np.array(columns[4 + i], dtype=object) for i, name in enumerate(attributes)},
         )
 
-    def lowest_hits(self, points: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each point that lies in (or on) a version valid on its day: (point index, polygon index) of the
-        lowest-coded such polygon."""
-        if len(points) == 0 or len(self.geoms) == 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        polygon, point = shapely.STRtree(points).query(self.geoms, predicate="intersects")
+    def lowest_hits(self, pairs: tuple[np.ndarray, np.ndarray], days: np.ndarray,
+                    wanted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """From the (polygon, point) pairs of a query, for each point (only those `wanted`, when given) that lies
+        in (or on) a version valid on its day: (point index, polygon index) of the lowest-coded such polygon."""
+        polygon, point = pairs
         valid = (self.valid_from[polygon] <= days[point]) & (days[point] < self.valid_to[polygon])
+        if wanted is not None:
+            valid &= wanted[point]
         polygon, point = polygon[valid], point[valid]
         order = np.lexsort((self.rank[polygon], point))
         point, polygon = point[order], polygon[order]
@@ -66,8 +70,24 @@ class PolygonVersions:
         """Indexes of the points with some polygon (of any version) within `distance` degrees."""
         if len(points) == 0 or len(self.geoms) == 0:
             return np.empty(0, dtype=np.int64)
-        point = shapely.STRtree(self.geoms).query(points, predicate="dwithin", distance=distance)[0]
+        if self._tree is None:
+            self._tree = shapely.STRtree(self.geoms)  # built once per import, on first need
+        point = self._tree.query(points, predicate="dwithin", distance=distance)[0]
         return np.unique(point)
+
+
+SPHERE_METRES_PER_DEGREE = 6_371_008.8 * math.pi / 180
+"""Along a meridian on PostGIS's sphere (its geography distances without the spheroid)."""
+
+
+def snap_box_degrees(snap_m: float, lats: np.ndarray) -> float:
+    """A distance in degrees that every point within `snap_m` metres (on the sphere) of a polygon is within, in
+    plain lon/lat, for points at these latitudes: a degree of longitude is shortest at the highest of them (a
+    hundredth of a degree higher, and 1% more, for the few metres a 200 m step can climb and for rounding)."""
+    if len(lats) == 0:
+        return 0.0
+    highest = min(float(np.max(np.abs(lats))) + 0.01, 89.0)
+    return snap_m * 1.01 / (SPHERE_METRES_PER_DEGREE * math.cos(math.radians(highest)))
 
 
 @dataclass
@@ -95,24 +115,30 @@ class Locator:
                                    for values in (grids.codes, *grids.attributes.values()) for value in values
                                    if value is not None)
 
-    def place(self, lon: list, lat: list, local_day: list, building_code: list, snap_deg: float) -> Placement:
+    def place(self, lon: list, lat: list, local_day: list, building_code: list, snap_m: float) -> Placement:
         with_point = np.array([x is not None and y is not None for x, y in zip(lon, lat)], dtype=bool)
         rows = np.flatnonzero(with_point)
         xs = np.array([lon[i] for i in rows], dtype=np.float64)
         ys = np.array([lat[i] for i in rows], dtype=np.float64)
         points = shapely.points(xs, ys)
         days = np.array([local_day[i] for i in rows], dtype="datetime64[D]")
-        hit_point, hit_polygon = self.micro_grids.lowest_hits(points, days)
+        # One tree on the points serves both layers (the polygons' many vertices make the points the fast side);
+        # shapely lets go of the GIL while it queries, so the two layers are searched on two cores at once.
+        tree = shapely.STRtree(points)
+        with ThreadPoolExecutor(2) as pool:
+            building_pairs = pool.submit(tree.query, self.buildings.geoms, predicate="intersects")
+            grid_pairs = tree.query(self.micro_grids.geoms, predicate="intersects")
+            building_pairs = building_pairs.result()
+        hit_point, hit_polygon = self.micro_grids.lowest_hits(grid_pairs, days)
         inside = np.zeros(len(rows), dtype=bool)
         inside[hit_point] = True
         # buildings only matter for rows placed inside that do not name their building already
-        needs = np.array([building_code[rows[i]] is None for i in hit_point], dtype=bool)
-        asked = hit_point[needs] if len(hit_point) else hit_point
-        building_point, building_polygon = self.buildings.lowest_hits(points[asked], days[asked])
-        building_codes = {int(rows[asked[p]]): code
-                          for p, code in zip(building_point, self.buildings.codes[building_polygon])}
+        asked = inside & np.array([building_code[row] is None for row in rows.tolist()], dtype=bool)
+        building_point, building_polygon = self.buildings.lowest_hits(building_pairs, days, wanted=asked)
+        building_codes = {int(rows[p]): code
+                          for p, code in zip(building_point.tolist(), self.buildings.codes[building_polygon])}
         outside = np.flatnonzero(~inside)
-        near = self.micro_grids.near(points[outside], snap_deg)
+        near = self.micro_grids.near(points[outside], snap_box_degrees(snap_m, ys[outside]))
         return Placement(inside_rows=rows[hit_point], micro_grid=hit_polygon, building_codes=building_codes,
                          snap_candidates=rows[outside[near]])
 
