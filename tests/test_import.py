@@ -197,7 +197,10 @@ def test_import_over_http_and_place_from_the_review_queue(http, tokens, city_db,
     assert http.get("/complaints/review").status_code == 403
 
     with psycopg.connect(city_db) as conn:
-        micro = conn.execute("SELECT code FROM micro_grid WHERE valid_to IS NULL ORDER BY code LIMIT 1").fetchone()[0]
+        # the micro-grid where H-1 landed on intake: placed there by hand, H-2 must be routed as H-1 was
+        micro, near_id = conn.execute("SELECT micro_grid_code, id FROM complaint WHERE external_id = 'H-1'").fetchone()
+        before = conn.execute("SELECT state FROM ticket WHERE complaint_id = %s", (far["id"],)).fetchone()[0]
+    assert before == "reported"  # nowhere to route an unplaced complaint to
     bad = http.post(f"/complaints/{far['id']}/placement", json={"lon": 118.5, "lat": 37.5}, headers=admin)
     assert bad.status_code == 400 and "no micro-grid" in bad.json()["detail"]
     placed = http.post(f"/complaints/{far['id']}/placement", json={"micro_grid_code": micro}, headers=admin)
@@ -209,6 +212,15 @@ def test_import_over_http_and_place_from_the_review_queue(http, tokens, city_db,
     with psycopg.connect(city_db) as conn:
         ticket_grid = conn.execute("SELECT grid_code FROM ticket WHERE complaint_id = %s", (far["id"],)).fetchone()
     assert ticket_grid[0] == micro[:15]  # the ticket follows the placement
+    routing = "SELECT state, rule_id, assignee_kind, assignee_code, department, informed FROM ticket WHERE complaint_id = %s"
+    with psycopg.connect(city_db) as conn:
+        rerouted, intake_routed = (conn.execute(routing, (far["id"],)).fetchone(),
+                                   conn.execute(routing, (near_id,)).fetchone())
+        events = conn.execute("SELECT e.action, e.data->>'reason' FROM ticket_event e JOIN ticket t ON t.id = e.ticket_id "
+                              "WHERE t.complaint_id = %s ORDER BY e.id", (far["id"],)).fetchall()
+    assert rerouted == intake_routed and rerouted[1] is not None
+    if rerouted[0] == "dispatched":
+        assert events[-1] == ("auto_dispatch", "placed by hand")
 
 
 def test_only_abandoned_batches_are_settled_as_failed(empty_db):

@@ -10,6 +10,7 @@ from gis import crs as crs_module
 from gis.auth import Principal, complaint_scope_sql
 from gis.errors import Forbidden, InvalidInput, NotFound
 from gis.intake.placement import PARTY_COLUMNS, party_insert
+from gis.tickets.routing_sql import REROUTE_SQL
 
 PLACING_ROLES = ("admin", "street", "community", "grid_worker")
 
@@ -107,6 +108,9 @@ async def place_by_hand(conn: AsyncConnection, principal: Principal, complaint_i
         {"id": complaint_id, "who": principal.username})
     await conn.execute(text("DELETE FROM complaint_party WHERE complaint_id = :id"), {"id": complaint_id})
     await conn.execute(text(party_insert("(SELECT * FROM complaint WHERE id = :id)")), {"id": complaint_id})
+    if (await conn.execute(text("SELECT to_regclass('ticket') IS NOT NULL"))).scalar():
+        # its ticket followed the new place (a trigger); one still unregistered is now routed by it
+        await conn.execute(text(REROUTE_SQL), {"ids": [complaint_id]})
     await conn.commit()
     return await complaint_placement(conn, principal, complaint_id)
 
