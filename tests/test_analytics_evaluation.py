@@ -155,7 +155,7 @@ def test_subsidy_for_excellent_companies_managing_old_estates(http, engine):
 
 def test_running_an_evaluation_needs_an_administrator(http):
     assert http.post(f"/analytics/evaluations/{PERIOD}").status_code == 401
-    assert http.get("/analytics/evaluations/2026").status_code == 400
+    assert http.get("/analytics/evaluations/2026Q1").status_code == 400
     assert http.get("/analytics/companies/999999/credit-file").status_code == 404
 
 
@@ -193,3 +193,30 @@ def test_ticket_ratings_and_closures_enter_the_residents_score(fresh_city_db):
     # A company whose compounds had no rated ticket keeps the other inputs only.
     assert got["satisfaction"].notna().sum() >= len(got) - 2
     assert got["resolution_rate"].dropna().between(0, 100).all() and got["resolution_rate"].notna().any()
+
+
+def test_year_end_overall_evaluation_averages_the_two_half_years(http, engine):
+    with engine.begin() as conn:
+        halves = [evaluate(conn, PERIOD), evaluate(conn, NEXT)]
+        year = evaluate(conn, "2026")
+    frame = pd.concat([pd.DataFrame(h.rows) for h in halves])
+    expected = frame.groupby("company_id").agg(
+        total=("total_score", "mean"), residents=("residents_score", "mean"),
+        black_halves=("standing", lambda standing: int((standing == "black").sum())))
+    expected["key_total"], expected["key_residents"] = expected["total"].round(9), expected["residents"].round(9)
+    order = expected.reset_index().sort_values(["key_total", "key_residents", "company_id"],
+                                               ascending=[False, False, True])["company_id"].tolist()
+    got = pd.DataFrame(year.rows).set_index("company_id")
+    assert got.sort_values("rank").index.tolist() == order
+    np.testing.assert_allclose(got.loc[expected.index, "total_score"], expected["total"], atol=1e-3)
+    n = len(got)
+    assert (got["standing"] == "red").sum() == max(1, math.floor(n * 0.1))
+    assert (got["standing"] == "black").sum() == max(1, math.floor(n * 0.1))
+    flagged = set(got.index[got["flagged_for_exit"]])
+    assert flagged == set(expected.index[expected["black_halves"] == 2]) != set()
+    stored = http.get("/analytics/evaluations/2026").json()
+    assert stored["meta"]["stored"] is True and [r["company_id"] for r in stored["rows"]] == order
+    company = next(iter(flagged))
+    file = http.get(f"/analytics/companies/{company}/credit-file").json()
+    assert [row["period"] for row in file["rows"]] == [PERIOD, NEXT, "2026"]
+    assert file["meta"]["times_black"] == 2 and file["meta"]["year_end_standings"] == {"2026": "black"}

@@ -133,7 +133,8 @@ async def evaluation(conn: Connection, period: str, format: TableFormat = "json"
 
 @router.post("/evaluations/{period}")
 async def run_evaluation(conn: Connection, period: str, admin: Admin, format: TableFormat = "json") -> Response:
-    """Run and store the half-year's evaluation (administrators)."""
+    """Run and store a half-year's evaluation (2026H1), or a year's year-end overall evaluation from its stored
+    half-years (2026), for administrators."""
     figure = await conn.run_sync(evaluation_core.evaluate, period)
     await conn.commit()
     return _send(figure, format)

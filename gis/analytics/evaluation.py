@@ -8,6 +8,8 @@ Score = weighted mean of three parts, 0–100 each, weights 5 : 3 : 2 by default
 - street and community: the mean of the period's street and community ratings.
 A part without inputs takes the mean of the other companies (neutral) and this is recorded. The top and bottom
 10 % (at least one each) are red and black; black in two half-years in a row flags the company for exit.
+The year-end overall evaluation averages each company's two half-years part by part and lists the year the same
+way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, text
 
 from gis.analytics.figures import Figure
-from gis.analytics.periods import Period, half_year
+from gis.analytics.periods import Period, half_year, parse_period
 from gis.errors import InvalidInput, NotFound
 
 
@@ -179,24 +181,10 @@ def compute_evaluation(conn: Connection, period_label: str,
         row["total_score"] = (weights[0] * row["residents_score"] + weights[1] * row["regulator_score"]
                               + weights[2] * row["street_score"]) / total_weight
 
-    rows.sort(key=lambda r: (-round(r["total_score"], 9), -round(r["residents_score"], 9), r["company_id"]))
-    n = len(rows)
-    red_count = max(1, math.floor(n * settings.red_share)) if n >= 2 and settings.red_share > 0 else 0
-    black_count = max(1, math.floor(n * settings.black_share)) if n >= 2 and settings.black_share > 0 else 0
-    black_count = min(black_count, n - red_count)
-    previous = _stored_standings(conn, period.previous().label)
-    for index, row in enumerate(rows):
-        row["rank"] = index + 1
-        row["standing"] = "red" if index < red_count else "black" if index >= n - black_count else "none"
-        row["grade"] = ("black" if row["standing"] == "black" else
-                        "excellent" if row["standing"] == "red" or row["total_score"] >= settings.excellent_score
-                        else "qualified")
-        row["previous_standing"] = previous.get(row["company_id"])
+    red_count, black_count = _rank(rows, settings, _stored_standings(conn, period.previous().label))
+    for row in rows:
         row["flagged_for_exit"] = row["standing"] == "black" and row["previous_standing"] == "black"
-        for key in ("total_score", "residents_score", "regulator_score", "street_score", "complaint_rate_per_1000",
-                    "complaint_rate_score", "satisfaction", "resolution_rate"):
-            if row[key] is not None:
-                row[key] = round(float(row[key]), 4)
+    n = len(rows)
     meta = {
         "period": period.label, "companies": n, "red": red_count, "black": black_count,
         "weights": {"residents": weights[0], "regulator": weights[1], "street_and_community": weights[2]},
@@ -207,6 +195,86 @@ def compute_evaluation(conn: Connection, period_label: str,
     for row in rows:
         row["inputs"] = json.dumps(row["inputs"], ensure_ascii=False)
     return Figure(f"evaluation_{period.label}", EVALUATION_COLUMNS, rows, meta)
+
+
+def _rank(rows: list[dict], settings: EvaluationSettings, previous: dict[int, str]) -> tuple[int, int]:
+    """Order by total (then residents' score, then company), name the top and bottom shares red and black, grade
+    and round; returns how many are red and black."""
+    rows.sort(key=lambda r: (-round(r["total_score"], 9), -round(r["residents_score"], 9), r["company_id"]))
+    n = len(rows)
+    red_count = max(1, math.floor(n * settings.red_share)) if n >= 2 and settings.red_share > 0 else 0
+    black_count = max(1, math.floor(n * settings.black_share)) if n >= 2 and settings.black_share > 0 else 0
+    black_count = min(black_count, n - red_count)
+    for index, row in enumerate(rows):
+        row["rank"] = index + 1
+        row["standing"] = "red" if index < red_count else "black" if index >= n - black_count else "none"
+        row["grade"] = ("black" if row["standing"] == "black" else
+                        "excellent" if row["standing"] == "red" or row["total_score"] >= settings.excellent_score
+                        else "qualified")
+        row["previous_standing"] = previous.get(row["company_id"])
+        for key in ("total_score", "residents_score", "regulator_score", "street_score", "complaint_rate_per_1000",
+                    "complaint_rate_score", "satisfaction", "resolution_rate"):
+            if row.get(key) is not None:
+                row[key] = round(float(row[key]), 4)
+    return red_count, black_count
+
+
+def compute_year_end(conn: Connection, year_label: str, settings: EvaluationSettings | None = None) -> Figure:
+    """The year-end overall evaluation (年终综合评定): each company's two stored half-year evaluations averaged
+    part by part (one half when it was evaluated in one only), ranked and listed red and black like a half-year.
+    A company black in both halves of the year is flagged for exit."""
+    settings = settings or evaluation_settings()
+    period = evaluation_period(year_label)
+    halves = [f"{period.start.year}H1", f"{period.start.year}H2"]
+    found = [dict(r) for r in conn.execute(text("""
+        SELECT e.company_id, pc.name, pc.credit_code, e.period, e.standing, e.total_score, e.residents_score,
+               e.regulator_score, e.street_score, d.compounds, d.households, d.complaints, d.satisfaction,
+               d.resolution_rate, d.inspections, d.ratings, (d.inputs->>'complaint_rate_score')::float AS rate_score
+        FROM company_evaluation e JOIN evaluation_detail d ON d.evaluation_id = e.id
+        JOIN property_company pc ON pc.id = e.company_id
+        WHERE e.period = ANY(:halves) ORDER BY e.company_id, e.period
+    """), {"halves": halves}).mappings()]
+    if not found:
+        raise NotFound(f"no half-year of {period.label} has been evaluated: run {halves[0]} and {halves[1]} first")
+    companies: dict[int, list[dict]] = {}
+    for row in found:
+        companies.setdefault(row["company_id"], []).append(row)
+    rows = []
+    for company_id, parts in companies.items():
+        latest = parts[-1]
+        households = latest["households"] or 0
+        complaints = sum(part["complaints"] or 0 for part in parts)
+        rows.append({
+            "company_id": company_id, "name": latest["name"], "credit_code": latest["credit_code"],
+            **{key: _mean([part[key] for part in parts]) for key in (
+                "total_score", "residents_score", "regulator_score", "street_score", "satisfaction",
+                "resolution_rate")},
+            "complaint_rate_score": _mean([part["rate_score"] for part in parts]),
+            "compounds": latest["compounds"], "households": households, "complaints": complaints,
+            "complaint_rate_per_1000": complaints * 1000.0 / households if households else None,
+            "inspections": sum(part["inspections"] or 0 for part in parts),
+            "ratings": sum(part["ratings"] or 0 for part in parts),
+            "inputs": json.dumps({"halves": [part["period"] for part in parts],
+                                  "half_standings": [part["standing"] for part in parts],
+                                  "complaint_rate_score": _mean([part["rate_score"] for part in parts])},
+                                 ensure_ascii=False),
+            "_black_halves": sum(part["standing"] == "black" for part in parts),
+        })
+    red_count, black_count = _rank(rows, settings, _stored_standings(conn, period.previous().label))
+    for row in rows:
+        row["flagged_for_exit"] = row.pop("_black_halves") == 2
+    meta = {"period": period.label, "kind": "year-end", "companies": len(rows), "red": red_count,
+            "black": black_count, "halves": sorted({row["period"] for row in found}),
+            "previous_period": period.previous().label, "excellent_score": settings.excellent_score}
+    return Figure(f"evaluation_{period.label}", EVALUATION_COLUMNS, rows, meta)
+
+
+def evaluation_period(label: str) -> Period:
+    """A half-year (YYYYH1, YYYYH2) or a year (YYYY, the year-end overall evaluation)."""
+    period = parse_period(label)
+    if period.kind not in ("half", "year"):
+        raise InvalidInput(f"evaluations are half-yearly (YYYYH1, YYYYH2) or year-end (YYYY), not {label!r}")
+    return period
 
 
 def _stored_standings(conn: Connection, period_label: str) -> dict[int, str]:
@@ -237,15 +305,19 @@ def store_evaluation(conn: Connection, figure: Figure) -> int:
 
 
 def evaluate(conn: Connection, period_label: str, settings: EvaluationSettings | None = None) -> Figure:
-    """Compute and store the evaluation of a half-year (replacing an earlier run of the same period)."""
-    figure = compute_evaluation(conn, period_label, settings)
+    """Compute and store the evaluation of a half-year, or the year-end one of a year (replacing an earlier run
+    of the same period)."""
+    if evaluation_period(period_label).kind == "year":
+        figure = compute_year_end(conn, period_label, settings)
+    else:
+        figure = compute_evaluation(conn, period_label, settings)
     store_evaluation(conn, figure)
     return figure
 
 
 def stored_evaluation(conn: Connection, period_label: str) -> Figure | None:
-    """The evaluation as stored for a half-year, or None when it has not been run."""
-    period = half_year(period_label)
+    """The evaluation as stored for a half-year or a year, or None when it has not been run."""
+    period = evaluation_period(period_label)
     rows = [dict(r) for r in conn.execute(text("""
         SELECT d.rank, e.company_id, pc.name, pc.credit_code, e.standing, d.grade, d.flagged_for_exit,
                e.total_score, e.residents_score, e.regulator_score, e.street_score, d.compounds, d.households,
@@ -266,10 +338,12 @@ def stored_evaluation(conn: Connection, period_label: str) -> Figure | None:
 
 
 def evaluation(conn: Connection, period_label: str) -> Figure:
-    """The stored evaluation of a half-year, else a preview computed from the inputs (marked `stored: false`)."""
+    """The stored evaluation of a half-year or year, else a preview computed from the inputs (marked
+    `stored: false`)."""
     figure = stored_evaluation(conn, period_label)
     if figure is None:
-        figure = compute_evaluation(conn, period_label)
+        kind = evaluation_period(period_label).kind
+        figure = (compute_year_end if kind == "year" else compute_evaluation)(conn, period_label)
         figure.meta["stored"] = False
     return figure
 
@@ -290,8 +364,8 @@ def credit_file(conn: Connection, company_id: int) -> dict[str, Figure]:
                d.rank, d.companies_ranked, d.grade, d.flagged_for_exit, d.complaints, d.complaint_rate_per_1000,
                d.satisfaction, d.resolution_rate
         FROM company_evaluation e LEFT JOIN evaluation_detail d ON d.evaluation_id = e.id
-        WHERE e.company_id = :id ORDER BY e.period
-    """), {"id": company_id}).mappings()]
+        WHERE e.company_id = :id ORDER BY left(e.period, 4), length(e.period) = 4, e.period
+    """), {"id": company_id}).mappings()]  # a year's year-end evaluation after its two half-years
     inspections = [dict(r) for r in conn.execute(text(
         "SELECT inspected_on, compound_code, score, findings, note FROM regulator_inspection "
         "WHERE company_id = :id ORDER BY inspected_on"), {"id": company_id}).mappings()]
@@ -299,8 +373,10 @@ def credit_file(conn: Connection, company_id: int) -> dict[str, Figure]:
         "SELECT period, rater_level, rater_code, score FROM company_rating WHERE company_id = :id "
         "ORDER BY period, rater_level, rater_code"), {"id": company_id}).mappings()]
     info = dict(company)
-    info["times_red"] = sum(h["standing"] == "red" for h in history)
-    info["times_black"] = sum(h["standing"] == "black" for h in history)
+    halves = [h for h in history if len(h["period"]) > 4]
+    info["times_red"] = sum(h["standing"] == "red" for h in halves)
+    info["times_black"] = sum(h["standing"] == "black" for h in halves)
+    info["year_end_standings"] = {h["period"]: h["standing"] for h in history if len(h["period"]) == 4}
     info["flagged_for_exit"] = bool(history and history[-1]["flagged_for_exit"])
     return {
         "evaluations": Figure("credit_file_evaluations", list(history[0]) if history else
