@@ -274,8 +274,9 @@ def _link_duplicates(conn: psycopg.Connection, new_count: int, open_filter: str,
         "greatest(extract(epoch FROM (a.high - a.low)), 1)) END "
         "FROM (SELECT greatest(reltuples, 0) AS total FROM pg_class WHERE oid = 'complaint'::regclass) t, "
         "(SELECT min(reported_at) AS low, max(reported_at) AS high FROM complaint) a, "
-        "(SELECT min(c.reported_at) - make_interval(days => %(window_days)s) AS low, max(c.reported_at) AS high "
-        " FROM complaint c JOIN intake_new n ON n.id = c.id) b", params).fetchone()[0] or 0
+        # the batch's span from its staged rows (a superset of the stored ones), not by looking each one up
+        "(SELECT min(s.reported_at) - make_interval(days => %(window_days)s) AS low, max(s.reported_at) AS high "
+        " FROM intake_stage s) b", params).fetchone()[0] or 0
     if new_count * DUPLICATE_PROBE_COST_ROWS > span_rows:
         conn.execute(psycopg_params(DUPLICATE_KEYS_SQL), params)
         conn.execute("ANALYZE intake_dup_key")
