@@ -229,7 +229,7 @@ def tile_sql(layer: TileLayer, z: int, x: int, y: int, principal: Principal) -> 
                       "CAST(:key_edges AS boolean[])) AS r(low, high, edge) CROSS JOIN LATERAL ("
                       "SELECT c.id, c.reported_at, c.category_code, c.geom FROM complaint c "
                       "WHERE gridgov_tile_key(c.geom) >= r.low AND gridgov_tile_key(c.geom) < r.high OFFSET 0) AS k "
-                      f"WHERE (NOT r.edge OR k.geom && {envelope.replace('c.geom', 'k.geom')}) "
+                      f"WHERE (NOT r.edge OR k.geom && {envelope}) "
                       "ORDER BY k.reported_at DESC, k.id DESC LIMIT :cap")
             if set(columns) <= INDEXED_COMPLAINT_COLUMNS:
                 candidates = f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({newest}) AS c"

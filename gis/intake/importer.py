@@ -292,13 +292,9 @@ micro-grids, so visiting every building pays only for far larger batches."""
 VECTORISED_FROM = 20_000
 """From this many staged rows in a chunk on, points are placed by the vectorised step (`locate.py`): loading the
 city's polygons once per import pays for itself over a chunk of this size."""
-
-
 VACUUM_FROM = 10_000
 """After importing this many complaints the import vacuums the tables it filled: the new pages become all-visible
 (complaint tiles and counts read only the index there) and the planner learns the new rows at once."""
-
-
 BATCH_LOCK_CLASS = 311311
 """First key of the session advisory lock an import holds on its batch id while it runs."""
 

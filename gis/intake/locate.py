@@ -116,6 +116,8 @@ class Locator:
                                    if value is not None)
 
     def place(self, lon: list, lat: list, local_day: list, building_code: list, snap_m: float) -> Placement:
+        """Place a chunk's staged rows (parallel lists; rows without a point are left to review): the micro-grid
+        and building each point lies in as of its day, and the points close enough outside to try snapping."""
         with_point = np.array([x is not None and y is not None for x, y in zip(lon, lat)], dtype=bool)
         rows = np.flatnonzero(with_point)
         xs = np.array([lon[i] for i in rows], dtype=np.float64)
