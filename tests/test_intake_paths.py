@@ -156,21 +156,3 @@ def test_vectorised_placement_takes_empty_inputs(empty_db):
         locator = Locator(conn)  # an empty city: no polygons at all
         found = locator.place([None, 117.1], [None, 36.2], ["2025-06-01", "2025-06-01"], [None, None], 200.0)
     assert len(found.inside_rows) == 0 and found.building_codes == {} and len(found.snap_candidates) == 0
-
-
-def test_chunks_made_ahead_keep_order_and_raise_the_readers_errors():
-    from gis.intake.importer import _ahead
-
-    assert list(_ahead(iter(range(50)))) == list(range(50))
-
-    def failing():
-        yield 1
-        raise ValueError("row 2 cannot be read")
-
-    made = _ahead(failing())
-    assert next(made) == 1
-    with pytest.raises(ValueError, match="row 2"):
-        next(made)
-    endless = _ahead(iter(range(10**9)))
-    assert next(endless) == 0
-    endless.close()  # the worker stops instead of reading on

@@ -13,10 +13,7 @@ import csv
 import hashlib
 import io
 import json
-import queue
-import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -49,7 +46,6 @@ from gis.intake.placement import (
 )
 from gis.settings import city_settings
 
-T = TypeVar("T")
 DEFAULT_CHUNK_ROWS = 50_000
 
 DEFAULT_MAPPING: dict[str, tuple[str, ...]] = {
@@ -79,8 +75,7 @@ class ImportReport:
     duplicates_linked: int = 0
     rejected_file: str | None = None
     seconds: dict[str, float] = field(default_factory=dict, compare=False)
-    """Where the time went: loading polygons, normalising, placing, storing, linking duplicates (normalising runs
-    beside the storing of the chunk before it, so the stages add up to more than the whole)."""
+    """Where the time went: loading polygons, normalising, placing, storing, linking duplicates."""
 
     def as_dict(self) -> dict:
         """The outcome (counts and placements); the timings stay out, as two runs of one file never agree on them."""
@@ -468,13 +463,24 @@ def import_file(
             return located[0]
 
         try:
-            # Reading and normalising the next chunk (Python) goes on in a worker while PostgreSQL stores this one.
-            prepared_chunks = _ahead(_prepare_chunk(chunk, header, columns, unmapped, source, default_crs, catalogue,
-                                                    gazetteer, batch_id) for chunk in _chunks(rows, chunk_rows))
-            for prepared in prepared_chunks:
-                _store_chunk(conn, prepared, report, rejected_out, locator)
+            chunk: list[tuple[int, list[str | None]]] = []
+            row_no = 0
+            for values in rows:
+                if not values or all(v in (None, "") for v in values):
+                    continue  # blank lines are not rows
+                row_no += 1
+                chunk.append((row_no, values))
+                if len(chunk) >= chunk_rows:
+                    _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue,
+                                  gazetteer, report, rejected_out, locator)
+                    if progress:
+                        progress(len(chunk))
+                    chunk = []
+            if chunk:
+                _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue, gazetteer,
+                              report, rejected_out, locator)
                 if progress:
-                    progress(len(prepared.chunk))
+                    progress(len(chunk))
             conn.execute("UPDATE intake_batch SET state = 'done', finished_at = now() WHERE id = %s", (batch_id,))
             conn.commit()
             if report.imported >= VACUUM_FROM:
@@ -492,74 +498,8 @@ def import_file(
     return report
 
 
-def _chunks(rows: Iterator[list[str | None]], chunk_rows: int) -> Iterator[list[tuple[int, list[str | None]]]]:
-    """The file's rows, numbered (blank lines are not rows), in chunks of `chunk_rows`."""
-    chunk: list[tuple[int, list[str | None]]] = []
-    row_no = 0
-    for values in rows:
-        if not values or all(v in (None, "") for v in values):
-            continue
-        row_no += 1
-        chunk.append((row_no, values))
-        if len(chunk) >= chunk_rows:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _ahead(items: Iterator[T]) -> Iterator[T]:
-    """The items of `items`, each made in a worker thread while the caller works on the one before (at most one
-    waits). An error in the worker is raised to the caller; a caller that stops early stops the worker."""
-    handoff: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    finished = object()
-
-    def offer(entry) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not offer((item, None)):
-                    return
-            offer((finished, None))
-        except BaseException as error:  # handed to the caller, raised there
-            offer((None, error))
-
-    worker = threading.Thread(target=work, name="import-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, error = handoff.get()
-            if error is not None:
-                raise error
-            if item is finished:
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
-
-
-@dataclass
-class _PreparedChunk:
-    """A chunk's rows, normalised: staged for storing, or rejected with their reasons."""
-
-    chunk: list[tuple[int, list[str | None]]]
-    result: object
-    rejected: list[tuple[int, str, dict]]
-    seconds: float
-
-
-def _prepare_chunk(chunk, header, columns, unmapped, source, default_crs, catalogue, gazetteer,
-                   batch_id) -> _PreparedChunk:
+def _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue, gazetteer, report,
+                  rejected_out, locator=None) -> None:
     started = perf_counter()
     width = len(header)
     prepared = []
@@ -574,16 +514,12 @@ def _prepare_chunk(chunk, header, columns, unmapped, source, default_crs, catalo
             None, "")}
         prepared.append((row_no, fields, extra))
     result = normalise_rows(prepared, source=source, default_crs=default_crs, catalogue=catalogue,
-                            gazetteer=gazetteer, batch_id=batch_id)
-    return _PreparedChunk(chunk, result, malformed + result.rejected, perf_counter() - started)
-
-
-def _store_chunk(conn, prepared: _PreparedChunk, report: ImportReport, rejected_out, locator=None) -> None:
-    """Place and store one normalised chunk in one transaction, with the batch's counters."""
-    chunk, result, rejected = prepared.chunk, prepared.result, prepared.rejected
+                            gazetteer=gazetteer, batch_id=report.batch_id)
+    rejected = malformed + result.rejected
     staged = result.staged
     staged_count = len(staged["row_no"])
-    report.seconds["normalising"] = report.seconds.get("normalising", 0.0) + prepared.seconds
+    report.seconds["normalising"] = (report.seconds.get("normalising", 0.0)
+                                     + perf_counter() - started)
     with conn.transaction():
         placements, linked = (store_staged(conn, staged, result.address_rows, locator, report.seconds)
                               if staged_count else ({}, 0))
