@@ -4,7 +4,9 @@
 Definitions (tickets reported in [from, to), neither rejected as invalid nor merged as duplicates):
 - response rate: tickets first responded to by their response deadline / tickets dispatched;
 - resolution rate: tickets verified and closed / tickets counted; on-time rate: closed by the deadline / closed;
-- satisfaction rate: ratings of 4 or 5 (satisfied, fairly satisfied) / rated tickets.
+- satisfaction rate: ratings of 4 or 5 (satisfied, fairly satisfied) / rated tickets. A ticket counts with
+  its latest rating: one rated and then reopened keeps that rating (reopening does not undo what the
+  resident said), and when it is closed and rated again the new rating replaces the old.
 """
 
 from __future__ import annotations

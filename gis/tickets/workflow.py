@@ -63,7 +63,9 @@ _SETS = {
     "handle": "handled_at = now()",
     "verify": "closed_at = now()",
     "send_back": "handled_at = NULL, send_back_count = send_back_count + 1",
-    "reopen": "closed_at = NULL, handled_at = NULL, rating = NULL, rating_comment = NULL, rated_at = NULL, "
+    # The resident's rating stays: it was given and counts in the rates (see `rate`); a later closing may be
+    # rated anew, which then replaces it on the ticket (the history keeps both).
+    "reopen": "closed_at = NULL, handled_at = NULL, "
               "reopen_count = reopen_count + 1, dispatched_at = now(), due_at = ticket_due_at(now(), deadline_class), "
               "response_due_at = now() + make_interval(hours => (SELECT response_hours FROM deadline_policy "
               "WHERE deadline_class = t.deadline_class))",
@@ -160,6 +162,8 @@ async def transition(
         data = {"assignee": assignee}
     if action == "merge":
         data = await _check_merge_target(conn, principal, ticket, merge_into)
+    if action == "reopen" and ticket["rating"] is not None:
+        data = {"rating_kept": ticket["rating"]}
     await conn.execute(
         text(f"UPDATE ticket t SET state = :state, version = version + 1, updated_at = now(), {_SETS[action]} "
              "WHERE id = :id"),
@@ -238,7 +242,11 @@ async def add_photo(conn: AsyncConnection, principal: Principal, ticket_id: int,
 async def rate(conn: AsyncConnection, principal: Principal, ticket_id: int, score: int, comment_text: str | None,
                reporter_phone: str | None = None) -> dict:
     """考核评价: the resident's rating of a closed ticket — given by the reporter (proved by the phone number
-    of the complaint), or recorded by staff from a call-back (回访)."""
+    of the complaint), or recorded by staff from a call-back (回访).
+
+    One rating per closing: a reopened ticket keeps the rating it had (it still counts in the satisfaction
+    rate and the evaluations, which read `ticket.rating`), and once closed again it may be rated anew; the new
+    rating then replaces the old on the ticket while the history keeps every `rate` event."""
     if not 1 <= score <= 5:
         raise InvalidInput("a rating is 1 (very dissatisfied) to 5 (very satisfied)")
     if principal.role == "public":
@@ -259,7 +267,8 @@ async def rate(conn: AsyncConnection, principal: Principal, ticket_id: int, scor
             raise Forbidden(f"a {principal.role} user may not record ratings")
     if ticket["state"] != "closed":
         raise Conflict(f"only a closed ticket can be rated; this one is {ticket['state']}")
-    if ticket["rating"] is not None:
+    if ticket["rating"] is not None and (ticket["rated_at"] is None or ticket["closed_at"] is None
+                                         or ticket["rated_at"] >= ticket["closed_at"]):
         raise Conflict("this ticket has been rated already")
     await conn.execute(
         text("""UPDATE ticket SET rating = :score, rating_comment = :comment, rated_at = now(),
