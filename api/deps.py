@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger("gridgov.api")
 
 
 def get_engine(request: Request) -> AsyncEngine:
     return request.app.state.engine
+
+
+async def release_connection(conn: AsyncConnection) -> None:
+    """Give `conn` back to the pool; never raises for a connection the server dropped.
+
+    This runs after the answer was made, often after it was sent: an error here must not reach the server, which
+    would reset the client's keep-alive connection and fail its next request. When the server is gone, closing
+    fails while rolling back, and SQLAlchemy has already invalidated and discarded the connection by then (the
+    pool opens a fresh one); only a connection that is still attached is invalidated here."""
+    try:
+        await conn.close()
+    except DBAPIError as error:
+        log.info("a database connection was lost before it went back to the pool: %s", type(error).__name__)
+        if not conn.closed:
+            try:
+                await conn.invalidate()
+            except SQLAlchemyError as again:  # pragma: no cover - invalidating a live connection only logs
+                log.warning("could not discard a lost database connection: %s", again)
 
 
 async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
@@ -19,12 +40,7 @@ async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     try:
         yield conn
     finally:
-        try:
-            await conn.close()
-        except DBAPIError:
-            # The server went away after the answer was made (the response may be on the wire already):
-            # discard the connection so the pool opens a fresh one, instead of failing a finished request.
-            await conn.invalidate()
+        await release_connection(conn)
 
 
 Engine = Annotated[AsyncEngine, Depends(get_engine)]

@@ -145,6 +145,7 @@ class HardeningMiddleware:
 
         received = 0
         response_started = False
+        response_ended = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -156,13 +157,15 @@ class HardeningMiddleware:
             return message
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal response_started
+            nonlocal response_started, response_ended
             if message["type"] == "http.response.start":
                 response_started = True
                 names = {name.lower() for name, _ in message.get("headers", [])}
                 message = {**message, "headers": [*message.get("headers", []),
                                                   *(h for h in extra_headers if h[0] not in names)]}
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                response_ended = True
 
         try:
             await self.app(scope, limited_receive, send_with_headers)
@@ -171,6 +174,12 @@ class HardeningMiddleware:
                 raise
             await send_error(413, f"the request body is larger than the limit of {limit} bytes")
         except Exception as error:  # noqa: BLE001
+            if response_ended:
+                # The answer is complete on the wire (a teardown after the response failed): raising would make
+                # the server reset the keep-alive connection and fail the client's next request on it.
+                log.warning("error after the response to %s %s was sent [%s]", scope.get("method"),
+                            scope.get("path"), request_id, exc_info=error)
+                return
             # Anything that escaped the app's handlers still gets a JSON answer carrying the request id.
             if response_started:
                 raise
