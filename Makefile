@@ -51,5 +51,8 @@ clean:
 # unreachable rather than reporting an unaudited set as clean).
 soak: setup
 	GRIDGOV_FUZZ=full $(BIN)/python -m pytest -q tests/fuzz tests/test_hardening_properties.py tests/test_hardening_faults.py tests/test_hardening_http.py tests/test_hardening_security.py tests/test_hardening_kill.py
+	# The restart under load, 20 times over: any transport error (a reset keep-alive connection) fails the run.
+	for run in $$(seq 1 20); do echo "restart under load, run $$run of 20"; $(BIN)/python -m pytest -q -p no:cacheprovider \
+		'tests/test_hardening_faults.py::test_the_database_restarted_under_load' || exit 1; done
 	$(BIN)/python -m benchmarks.soak --size city --duration 300 --max-requests 300000 --json build/soak.json
 	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable
