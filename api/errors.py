@@ -13,6 +13,7 @@ STATUS = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.TooManyAttempts: 429,
     errors.SetupError: 503,
 }
 
@@ -27,4 +28,7 @@ def status_for(error: errors.GridgovError) -> int:
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.GridgovError)
     async def _gridgov_error(request: Request, error: errors.GridgovError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=status_for(error))
+        headers = None
+        if isinstance(error, errors.TooManyAttempts):
+            headers = {"Retry-After": str(error.retry_after)}
+        return JSONResponse({"detail": str(error)}, status_code=status_for(error), headers=headers)

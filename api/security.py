@@ -1,13 +1,64 @@
-"""Resolving the caller of a request into a `Principal` (bearer tokens)."""
+"""Resolving the caller of a request into a `Principal` (bearer tokens), and which client address a request
+has (forwarded headers are believed only from configured proxies)."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.auth import PUBLIC, Principal, principal_for_token
-from gis.errors import Forbidden, Unauthorized
+from gis.errors import Forbidden, SetupError, Unauthorized
+
+
+# --- client addresses ---------------------------------------------------------------------------------------
+
+class ProxySettings(BaseSettings):
+    """GRIDGOV_TRUSTED_PROXIES: the reverse proxies in front of the app."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_", extra="ignore")
+
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (CIDR) of the proxies whose X-Forwarded-For and X-Forwarded-Proto
+    are believed; `*` believes every client (only when nothing but the proxy can reach the app). Empty, the
+    default: no forwarded header is believed, and the login throttle and the audit log record the address
+    that connected."""
+
+
+def trusted_proxies(value: str | None = None) -> list[str]:
+    """The configured proxies, checked: each an IP address or network, or `*`."""
+    raw = ProxySettings().trusted_proxies if value is None else value
+    entries = [part.strip() for part in raw.split(",") if part.strip()]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SetupError(f"GRIDGOV_TRUSTED_PROXIES 中的 {entry!r} 不是 IP 地址或网段") from None
+    return entries
+
+
+def uvicorn_proxy_options(value: str | None = None) -> dict:
+    """Keyword arguments for uvicorn: its proxy-header handling on only for the configured proxies (uvicorn
+    itself would believe X-Forwarded-For from any loopback client)."""
+    trusted = trusted_proxies(value)
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(trusted)}
+
+
+def uvicorn_proxy_args(value: str | None = None) -> list[str]:
+    """The same as command-line options of `python -m uvicorn`."""
+    options = uvicorn_proxy_options(value)
+    if not options["proxy_headers"]:
+        return ["--no-proxy-headers"]
+    return ["--proxy-headers", "--forwarded-allow-ips", options["forwarded_allow_ips"]]
+
+
+# --- principals ---------------------------------------------------------------------------------------------
 
 
 def bearer_token(request: Request) -> str | None:

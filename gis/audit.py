@@ -3,13 +3,12 @@ rate-limit logins.
 
 A personal-data read is one append-only row per request (never per record): who, in which role, when, which
 endpoint with which query, which record ids (or how many). Rows cannot be updated or deleted; the database
-refuses it. Failed sign-ins are counted per username and per client address over a sliding window, in the
-database, so every worker process sees the same counts.
+refuses it. Failed sign-ins are kept per username and client address in the database, so every worker process
+sees the same counts; gis.auth.login throttles on them.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gis.errors import InvalidInput
 from gis.models import Base
 
-if TYPE_CHECKING:  # gis.auth imports this module for the sign-in limits
+if TYPE_CHECKING:  # gis.auth imports this module for the failed sign-ins
     from gis.auth import Principal
 
 
@@ -209,51 +208,11 @@ async def personal_reads(
 
 # --- failed sign-ins ----------------------------------------------------------------------------------------
 
-class TooManyLoginFailures(Exception):
-    """Too many failed sign-ins for this username or from this address; `retry_after` is in whole seconds.
-
-    Raised by gis.auth.login; the HTTP layer answers 429 with a Retry-After header."""
-
-    def __init__(self, retry_after: int):
-        super().__init__(f"too many failed sign-ins; try again in {retry_after} s")
-        self.retry_after = retry_after
-
-
 MAX_USERNAME_KEPT = 128
 """Usernames are kept only this long in the failure log (a login body may carry any string)."""
-
-_LOCKED_FOR = text("""
-    SELECT greatest(
-        (SELECT extract(epoch FROM at + make_interval(secs => :window) - now()) FROM login_failure
-         WHERE username = :username AND at > now() - make_interval(secs => :window)
-         ORDER BY at DESC OFFSET :per_user - 1 LIMIT 1),
-        (SELECT extract(epoch FROM at + make_interval(secs => :window) - now()) FROM login_failure
-         WHERE client_address = :address AND at > now() - make_interval(secs => :window)
-         ORDER BY at DESC OFFSET :per_address - 1 LIMIT 1))""")
-
-
-async def check_login_allowed(conn: AsyncConnection, username: str, address: str | None, *, window_seconds: float,
-                              per_user: int, per_address: int) -> None:
-    """Raise TooManyLoginFailures while `username` or `address` has its allowance of failures in the window.
-
-    Takes a transaction-level lock on the username first, so concurrent guesses for one user are counted one
-    after another and cannot slip past the limit together."""
-    username = username[:MAX_USERNAME_KEPT]
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('gridgov-login:' || :u))"), {"u": username})
-    seconds = (await conn.execute(_LOCKED_FOR, {
-        "window": float(window_seconds), "username": username, "address": address,
-        "per_user": max(per_user, 1), "per_address": max(per_address, 1)})).scalar_one()
-    if seconds is not None and seconds > 0:
-        raise TooManyLoginFailures(max(1, math.ceil(float(seconds))))
-
 
 async def record_login_failure(conn: AsyncConnection, username: str, address: str | None) -> None:
     """Count one failed sign-in, and forget failures older than a day (they no longer count for anything)."""
     await conn.execute(text("DELETE FROM login_failure WHERE at < now() - interval '1 day'"))
     await conn.execute(text("INSERT INTO login_failure (username, client_address) VALUES (:u, :a)"),
                        {"u": username[:MAX_USERNAME_KEPT], "a": address})
-
-
-async def forget_login_failures(conn: AsyncConnection, username: str) -> None:
-    """A successful sign-in clears that username's failures (not its address's: others may share it)."""
-    await conn.execute(text("DELETE FROM login_failure WHERE username = :u"), {"u": username[:MAX_USERNAME_KEPT]})

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from gis.errors import Conflict, InvalidInput, NotFound, TooManyAttempts, Unauthorized
 
 ROLES = ("admin", "street", "community", "grid_worker", "property_company", "planner", "public")
 STAFF_ROLES = ("admin", "street", "community", "grid_worker", "property_company")
@@ -37,11 +39,23 @@ class AuthSettings(BaseSettings):
 
     token_hours: float = 12.0
     min_password_length: int = 10
+    # Sign-in throttling (see `login`): keyed by source address and account together, so nobody can lock an
+    # account out for its owner.
+    login_free_failures: int = 5
+    """Failed sign-ins of one address on one account before it has to wait."""
+    login_backoff_seconds: float = 30.0
+    """The first wait after the free failures; each further failure doubles it."""
+    login_backoff_max_seconds: float = 900.0
+    login_memory_seconds: float = 3600.0
+    """How long the failures of an address on an account count for its back-off."""
     login_window_seconds: float = 300.0
-    """Failed sign-ins count for this long (a sliding window)."""
-    login_failures_per_user: int = 5
+    """The sliding window of the per-address ceiling."""
     login_failures_per_address: int = 20
-    """Higher than per user: an office behind one NAT address shares it."""
+    """Failures of one address on any accounts within the window before it is refused (an office behind one NAT
+    address shares it)."""
+    login_failures_per_account: int = 50
+    """Failures on one account from all addresses within the memory before only addresses that have not failed
+    on it may try (a distributed guess gets one try per address, the owner still signs in)."""
 
 
 @dataclass(frozen=True)
@@ -210,32 +224,102 @@ async def set_password(conn: AsyncConnection, username: str, password: str) -> N
 
 # --- tokens -------------------------------------------------------------------------------------------------
 
+LOGIN_REFUSED = "登录尝试过于频繁，请稍后再试（等待时间见 Retry-After）"
+"""The one answer of a throttled sign-in: the same whatever the password, the account or its existence."""
+LOGIN_FAILED = "用户名或密码错误，或该用户已停用"
+
+
+def throttle_address(address: str | None) -> str | None:
+    """The source a sign-in is counted against: the IPv4 address, or the /64 network of an IPv6 address (one
+    host holds a whole /64, so its single addresses would be free to use for every guess)."""
+    if address is None:
+        return None
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if parsed.version == 6 and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    if parsed.version == 6:
+        return str(ipaddress.IPv6Network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+_THROTTLE = text("""
+    WITH pair AS (
+        SELECT count(*) AS failures, max(at) AS last FROM login_failure
+        WHERE username = :username AND client_address IS NOT DISTINCT FROM :address
+          AND at > now() - make_interval(secs => :memory)),
+    account AS (
+        SELECT count(*) AS failures FROM login_failure
+        WHERE username = :username AND at > now() - make_interval(secs => :memory))
+    SELECT greatest(
+        -- the back-off of this address on this account: doubling after the free failures, capped
+        CASE WHEN pair.failures >= :free THEN extract(epoch FROM pair.last + make_interval(secs => least(
+            CAST(:max_wait AS float8), :base * power(2, least(pair.failures - :free, 40)))) - now()) END,
+        -- the ceiling of this address on all accounts, over the sliding window
+        (SELECT extract(epoch FROM at + make_interval(secs => :window) - now()) FROM login_failure
+         WHERE client_address = :address AND at > now() - make_interval(secs => :window)
+         ORDER BY at DESC OFFSET :per_address - 1 LIMIT 1),
+        -- an account under a distributed guess: only addresses that have not failed on it may try
+        CASE WHEN pair.failures > 0 AND account.failures >= :per_account
+             THEN extract(epoch FROM pair.last + make_interval(secs => :memory) - now()) END)
+    FROM pair, account""")
+
+
+async def _check_throttle(conn: AsyncConnection, username: str, address: str | None,
+                          settings: AuthSettings) -> None:
+    """Refuse (TooManyAttempts) while this address must wait on this account, or has reached its ceiling.
+
+    Takes transaction-level locks on the username, then the address (always in that order), so concurrent
+    guesses are counted one after another and cannot slip past the limits together."""
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('gridgov-login:' || :u))"), {"u": username})
+    if address is not None:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('gridgov-login-address:' || :a))"),
+                           {"a": address})
+    seconds = (await conn.execute(_THROTTLE, {
+        "username": username, "address": address, "memory": float(settings.login_memory_seconds),
+        "window": float(settings.login_window_seconds), "free": max(settings.login_free_failures, 1),
+        "base": float(settings.login_backoff_seconds), "max_wait": float(settings.login_backoff_max_seconds),
+        "per_address": max(settings.login_failures_per_address, 1),
+        "per_account": max(settings.login_failures_per_account, 1)})).scalar_one()
+    if seconds is not None and seconds > 0:
+        raise TooManyAttempts(LOGIN_REFUSED, max(1, math.ceil(float(seconds))))
+
+
 async def login(conn: AsyncConnection, username: str, password: str, client_address: str | None = None) -> dict:
     """Check the password and issue a bearer token: {access_token, token_type, expires_at, role}.
 
-    Rate-limited per username and per client address (audit.TooManyLoginFailures, before the password is even
-    looked at). Commits on `conn` itself, so that a failure is counted although Unauthorized is raised."""
+    Throttled by source address and account together, before the password is even looked at, so a refusal
+    (TooManyAttempts, the same answer whatever the password) says nothing about it: after
+    `login_free_failures` failures an address waits on that account, the wait doubling with each further
+    failure; an address failing on many accounts meets a ceiling; an address that has not been failing still
+    signs in to an account another address is hammering. Commits on `conn` itself, so that a failure is
+    counted although Unauthorized is raised."""
     from gis import audit
 
     settings = AuthSettings()
-    await audit.check_login_allowed(
-        conn, username, client_address, window_seconds=settings.login_window_seconds,
-        per_user=settings.login_failures_per_user, per_address=settings.login_failures_per_address)
+    username = username[:audit.MAX_USERNAME_KEPT]
+    source = throttle_address(client_address)
+    await _check_throttle(conn, username, source, settings)
     row = (await conn.execute(
         text("SELECT id, role, password_hash, active FROM app_user WHERE username = :u"), {"u": username}
     )).mappings().first()
     ok = await asyncio.to_thread(verify_password, row["password_hash"] if row else _UNKNOWN_USER_HASH, password)
     if row is None or not ok or not row["active"]:
-        await audit.record_login_failure(conn, username, client_address)
+        await audit.record_login_failure(conn, username, source)
         await conn.commit()
-        raise Unauthorized("wrong username or password, or the user is disabled")
+        raise Unauthorized(LOGIN_FAILED)
     token = secrets.token_urlsafe(32)
     expires_at = datetime.now(timezone.utc) + timedelta(hours=settings.token_hours)
     await conn.execute(
         text("INSERT INTO auth_token (token_digest, user_id, expires_at) VALUES (:d, :u, :e)"),
         {"d": token_digest(token), "u": row["id"], "e": expires_at},
     )
-    await audit.forget_login_failures(conn, username)
+    # Only this address's failures on this account are forgiven: the owner signing in elsewhere does not reset
+    # the back-off of whoever is guessing.
+    await conn.execute(text("DELETE FROM login_failure WHERE username = :u AND client_address IS NOT DISTINCT FROM :a"),
+                       {"u": username, "a": source})
     await conn.commit()
     return {"access_token": token, "token_type": "bearer", "expires_at": expires_at, "role": row["role"]}
 

@@ -27,3 +27,11 @@ class Forbidden(GridgovError):
 
 class Unauthorized(GridgovError):
     """No valid credentials."""
+
+
+class TooManyAttempts(GridgovError):
+    """Refused for a while after too many failed attempts; `retry_after` is in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

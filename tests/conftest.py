@@ -99,9 +99,12 @@ class LiveServer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "GRIDGOV_DATABASE_URL": database_url, **(extra_env or {})}
+        from api.security import uvicorn_proxy_args  # forwarded headers only from GRIDGOV_TRUSTED_PROXIES
+
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
+             "--log-level", "warning", "--timeout-graceful-shutdown", "2",
+             *uvicorn_proxy_args(env.get("GRIDGOV_TRUSTED_PROXIES", ""))],
             cwd=ROOT, env=env,
         )
         deadline = time.monotonic() + 30

@@ -179,8 +179,8 @@ def test_failed_logins_are_limited_per_username_with_retry_after(world):
         locked = login(client, "rl-user")
         assert locked.status_code == 429, locked.text
         retry_after = int(locked.headers["retry-after"])
-        assert 0 < retry_after <= 300 and "try again" in locked.json()["detail"]
-        # The lock is per username: another user from the same address still signs in.
+        assert 0 < retry_after <= 300 and "请稍后再试" in locked.json()["detail"]
+        # The wait is per address and username: another user from the same address still signs in.
         assert login(client, "rl-other").status_code == 200
         # The window slides: once the failures are older than five minutes the user signs in again.
         sql(world.url, "UPDATE login_failure SET at = at - interval '301 seconds' WHERE username = 'rl-user'")

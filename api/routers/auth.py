@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from api.deps import Engine
 from api.security import SignedIn, bearer_token
 from gis import auth
-from gis.audit import TooManyLoginFailures
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -29,15 +28,14 @@ class TokenOut(BaseModel):
 
 @router.post("/login", response_model=TokenOut, responses={
     401: {"description": "Wrong username or password, or the user is disabled"},
-    429: {"description": "Too many failed sign-ins for this username or from this address; see Retry-After"}})
+    429: {"description": "Too many failed sign-ins from this address on this account, or from this address on "
+                         "any; see Retry-After. The same answer whatever the password"}})
 async def login(body: LoginBody, request: Request, engine: Engine) -> dict:
-    """Sign in. Failed attempts are limited per username and per client address (429 with Retry-After)."""
+    """Sign in. Failed attempts are throttled per client address and account together, with a doubling wait, and
+    per client address (429 with Retry-After); an address that has not been failing still signs in."""
     address = request.client.host if request.client else None
     async with engine.connect() as conn:
-        try:
-            return await auth.login(conn, body.username, body.password, address)
-        except TooManyLoginFailures as error:
-            raise HTTPException(429, str(error), headers={"Retry-After": str(error.retry_after)}) from None
+        return await auth.login(conn, body.username, body.password, address)
 
 
 @router.post("/logout")
