@@ -59,6 +59,8 @@ def import_command(
     valid_from: datetime = typer.Option(None, "--valid-from", formats=["%Y-%m-%d"],
                                         help="Date new versions take effect (default: today)."),
     report: Path = typer.Option(None, "--report", help="Write the per-feature report here as GeoJSON."),
+    rejected_file: Path = typer.Option(None, "--rejected", help="Write the rejected features as read, with their "
+                                                                "reasons, here (GeoJSON, GeoPackage or Shapefile)."),
     file_layer: str = typer.Option(None, "--file-layer", help="Layer inside a GeoPackage holding several."),
     column_map: list[str] = typer.Option([], "--map", help="FILE_COLUMN=TABLE_COLUMN (repeatable)."),
 ) -> None:
@@ -81,6 +83,8 @@ def import_command(
         _fail(error)
     if report:
         result.write_geojson(report)
+    if rejected_file and result.rejected:
+        written = result.write_rejected(rejected_file)
     console = Console()
     counts = result.counts
     console.print(f"{result.layer} from {file.name} ({result.source_crs}, valid from {result.valid_from}): "
@@ -89,10 +93,13 @@ def import_command(
         console.print(f"columns not in the layer, ignored: {', '.join(result.ignored_columns)}")
     rejected = result.rejected
     if rejected:
-        table = Table("feature", "code", "reason", title=f"{len(rejected):,} rejected")
+        table = Table("要素序号", "要素 ID", "编码", "原因", title=f"{len(rejected):,} 个要素被拒")
         for feature in rejected[:50]:
-            table.add_row(str(feature.index), feature.code or "", feature.reason or "")
+            table.add_row(str(feature.index), "" if feature.fid is None else str(feature.fid), feature.code or "",
+                          feature.reason or "")
         console.print(table)
+        if rejected_file:
+            console.print(f"被拒的 {written:,} 个要素（含原因）已写入 {rejected_file}，修改后可重新导入")
         if len(rejected) > 50:
             console.print(f"… and {len(rejected) - 50:,} more" + (f" (all in {report})" if report else
                                                                   " (write them all with --report)"))

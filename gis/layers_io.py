@@ -2,7 +2,10 @@
 
 Import reads a file with pyogrio, converts its coordinates to EPSG:4326 (the file's own CRS, or the declared one,
 which wins: GCJ-02 and BD-09 must be declared since no file format can say so), repairs invalid polygons when the
-repair keeps the area, and reports on every feature: imported, repaired or rejected with the reason. Features go
+repair keeps the area, and reports on every feature: imported, repaired or rejected with the reason (in Chinese,
+for the people who fix the file). Geometry is read feature by feature from its WKB, so one that GEOS cannot build
+(a ring of two points, an unclosed ring, NaN coordinates) is repaired or rejected alone and never stops the
+rest; a building whose micro-grid (or compound) does not exist is rejected too. Features go
 into PostGIS through COPY into a staging table and a few set-based statements: a code seen for the first time is
 inserted; the same geometry and attributes change nothing; new attributes on the same geometry are updated in
 place; a changed geometry closes the current version (valid_to = the import's valid-from date) and adds a new one,
@@ -14,6 +17,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +66,8 @@ class FeatureResult:
     action: str | None = None
     reason: str | None = None
     geometry: object = None
+    fid: int | None = None
+    """The feature's id in the file (GeoJSON `id`, GeoPackage fid; else its position)."""
 
 
 @dataclass
@@ -71,6 +78,8 @@ class ImportReport:
     valid_from: date
     features: list[FeatureResult] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    source: "_Source | None" = field(default=None, repr=False)
+    """The features as read (attributes, WKB, the file's CRS): what the rejected file is written from."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -94,13 +103,49 @@ class ImportReport:
             features.append({
                 "type": "Feature",
                 "geometry": json.loads(shapely.to_geojson(geometry)) if ok else None,
-                "properties": {"feature": feature.index, "code": feature.code, "status": feature.status,
-                               "action": feature.action, "reason": feature.reason},
+                "properties": {"feature": feature.index, "fid": feature.fid, "code": feature.code,
+                               "status": feature.status, "action": feature.action, "reason": feature.reason},
             })
         return {"type": "FeatureCollection", "features": features}
 
     def write_geojson(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_geojson(), ensure_ascii=False), encoding="utf-8")
+
+    def write_rejected(self, path: str | Path, driver: str | None = None) -> int:
+        """Write the rejected features as they were read — their own attributes and geometry in the file's
+        coordinate system, to fix and import again — with `rejected_feature` (index), `rejected_fid` and
+        `rejected_reason` columns. GeoJSON, GeoPackage or Shapefile by the extension; returns how many."""
+        import geopandas
+
+        path = Path(path)
+        driver = driver_for(path, driver)
+        rejected = self.rejected
+        indexes = [feature.index for feature in rejected]
+        if self.source is not None:
+            frame = self.source.frame.iloc[indexes].reset_index(drop=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # unreadable ones are written without geometry
+                geometry = shapely.from_wkb(self.source.wkb[indexes], on_invalid="ignore") if indexes else []
+            crs = self.source.crs
+        else:
+            frame, geometry, crs = pd.DataFrame(index=range(len(rejected))), [None] * len(rejected), None
+        frame = frame.assign(rejected_feature=indexes, rejected_fid=[feature.fid for feature in rejected],
+                             rejected_reason=[feature.reason for feature in rejected])
+        unwritable = [column for column in frame.columns
+                      if frame[column].map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any()]
+        for column in unwritable:
+            frame[column] = frame[column].map(lambda v: "; ".join(map(str, v))
+                                              if isinstance(v, (list, tuple, np.ndarray)) else v)
+        data = geopandas.GeoDataFrame(frame, geometry=geopandas.GeoSeries(geometry, crs=crs))
+        options: dict = {"encoding": "UTF-8"} if driver == "ESRI Shapefile" else {}
+        if driver == "GPKG":
+            options["layer"] = f"{self.layer}_rejected"
+        elif path.exists():
+            path.unlink()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Shapefile field names are shortened, as the file says
+            pyogrio.write_dataframe(data, path, driver=driver, **options)
+        return len(data)
 
 
 # --- columns ---------------------------------------------------------------------------------------------
@@ -145,7 +190,7 @@ def _column_lookup(layer: Layer, file_columns: list[str], column_map: dict[str, 
     explicit = {source: target for source, target in (column_map or {}).items()}
     for target in explicit.values():
         if target not in attributes:
-            raise InvalidInput(f"column map names {target!r}, which layer {layer.name} does not have")
+            raise InvalidInput(f"列映射指向 {target!r}，但图层 {layer.name} 没有这一列")
     for column in file_columns:
         target = explicit.get(column) or (None if column in explicit else known.get(column.lower()))
         if target and target not in mapping.values():
@@ -178,37 +223,50 @@ def _coerce(value, column) -> object:
             return True
         if text in _FALSE:
             return False
-        raise ValueError(f"{column.name} must be yes or no, not {value!r}")
+        raise ValueError(f"{column.name} 应为是或否，而不是 {value!r}")
     if isinstance(kind, Integer):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{column.name} must be a whole number, not {value!r}") from None
+            raise ValueError(f"{column.name} 应为整数，而不是 {value!r}") from None
         if not number.is_integer():
-            raise ValueError(f"{column.name} must be a whole number, not {value!r}")
+            raise ValueError(f"{column.name} 应为整数，而不是 {value!r}")
         return int(number)
     if isinstance(kind, (Float, Numeric)):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{column.name} must be a number, not {value!r}") from None
+            raise ValueError(f"{column.name} 应为数字，而不是 {value!r}") from None
         if not math.isfinite(number):
-            raise ValueError(f"{column.name} must be a finite number")
+            raise ValueError(f"{column.name} 应为有限的数字")
         return number
     if isinstance(kind, Date):
         try:
             return pd.Timestamp(value).date()
         except (TypeError, ValueError):
-            raise ValueError(f"{column.name} must be a date, not {value!r}") from None
+            raise ValueError(f"{column.name} 应为日期，而不是 {value!r}") from None
     text = str(value)
     if isinstance(kind, String) and kind.length and len(text) > kind.length:
-        raise ValueError(f"{column.name} is longer than {kind.length} characters")
+        raise ValueError(f"{column.name} 超过 {kind.length} 个字符")
     return text
 
 
 # --- geometry --------------------------------------------------------------------------------------------
 
 _POLYGONAL = {shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON}
+
+_GEOS_REASONS = {
+    "Ring Self-intersection": "环自相交", "Self-intersection": "自相交", "Too few points in geometry component":
+    "点数不足", "Interior is disconnected": "内部不连通", "Hole lies outside shell": "内环在外环之外",
+    "Holes are nested": "内环嵌套", "Nested shells": "外环嵌套", "Duplicate Rings": "环重复",
+    "Invalid Coordinate": "坐标无效", "Ring is not closed": "环未闭合",
+}
+
+
+def _why(reason: str) -> str:
+    """A GEOS validity reason ('Self-intersection[117.2 36.2]') in Chinese, with its location kept."""
+    name, _, where = reason.partition("[")
+    return _GEOS_REASONS.get(name.strip(), name.strip()) + (f"（位于 {where.rstrip(']')}）" if where else "")
 
 
 def _polygonal_part(geometry):
@@ -250,21 +308,190 @@ def _densify_if_projected(geoms: np.ndarray, source_crs: str) -> np.ndarray:
     return shapely.segmentize(geoms, DENSIFY_METRES)
 
 
+# -- reading WKB that GEOS refuses ------------------------------------------------------------------------------
+
+class _WkbError(ValueError):
+    pass
+
+
+def _wkb_polygons(blob: bytes) -> list[list[np.ndarray]]:
+    """The rings (x, y arrays) of each polygon of a Polygon or MultiPolygon WKB (ISO or extended, with or without
+    Z and M), read without GEOS: for the geometries GEOS will not build as they are."""
+    view = memoryview(blob)
+    offset = 0
+
+    def header() -> tuple[str, int, int]:
+        nonlocal offset
+        if offset + 5 > len(view):
+            raise _WkbError("WKB 数据不完整")
+        order = "<" if view[offset] == 1 else ">"
+        (code,) = struct.unpack_from(order + "I", view, offset + 1)
+        offset += 5
+        dims = 2 + bool(code & 0x80000000) + bool(code & 0x40000000)
+        if code & 0x20000000:  # extended WKB with an SRID
+            offset += 4
+        code &= 0x0FFFFFFF
+        dims += {1: 1, 2: 1, 3: 2}.get(code // 1000, 0)
+        return order, code % 1000, dims
+
+    def count(order: str) -> int:
+        nonlocal offset
+        if offset + 4 > len(view):
+            raise _WkbError("WKB 数据不完整")
+        (n,) = struct.unpack_from(order + "I", view, offset)
+        offset += 4
+        return n
+
+    def polygon(order: str, dims: int) -> list[np.ndarray]:
+        nonlocal offset
+        rings = []
+        for _ in range(count(order)):
+            points = count(order)
+            size = points * dims * 8
+            if offset + size > len(view):
+                raise _WkbError("WKB 数据不完整")
+            values = np.frombuffer(view[offset:offset + size], dtype=order + "f8").reshape(points, dims)
+            offset += size
+            rings.append(values[:, :2].copy())
+        return rings
+
+    order, kind, dims = header()
+    if kind == 3:
+        return [polygon(order, dims)]
+    if kind == 6:
+        parts = []
+        for _ in range(count(order)):
+            part_order, part_kind, part_dims = header()
+            if part_kind != 3:
+                raise _WkbError("多面中含有非面的部分")
+            parts.append(polygon(part_order, part_dims))
+        return parts
+    raise _WkbError(f"几何类型代码 {kind} 不是面")
+
+
+def _clean_ring(ring: np.ndarray) -> np.ndarray | None:
+    """A ring without repeated consecutive points, closed; None when fewer than three distinct points remain."""
+    if len(ring) and not np.isfinite(ring).all():
+        raise _WkbError("坐标含非数值（NaN 或无穷大）")
+    keep = np.ones(len(ring), dtype=bool)
+    keep[1:] = np.any(ring[1:] != ring[:-1], axis=1)
+    ring = ring[keep]
+    if len(ring) > 1 and np.array_equal(ring[0], ring[-1]):
+        ring = ring[:-1]
+    if len(np.unique(ring, axis=0)) < 3:
+        return None
+    return np.vstack([ring, ring[:1]])
+
+
+def _rebuild(blob: bytes) -> tuple[object, list[str]]:
+    """Rebuild a polygonal WKB that GEOS refuses: unclosed rings closed, rings of fewer than three distinct points
+    dropped (a polygon whose outer ring is dropped goes with it). Returns the geometry (None when nothing is
+    left) and what was done, in Chinese."""
+    done: list[str] = []
+    polygons = []
+    for rings in _wkb_polygons(blob):
+        if not rings:
+            continue
+        if any(len(r) > 1 and not np.array_equal(r[0], r[-1]) for r in rings):
+            done.append("闭合了未闭合的环")
+        shell = _clean_ring(rings[0])
+        if shell is None:
+            done.append("舍去了点数不足三个的外环")
+            continue
+        holes = [_clean_ring(ring) for ring in rings[1:]]
+        if any(hole is None for hole in holes):
+            done.append("舍去了点数不足三个的内环")
+        polygons.append(shapely.Polygon(shell, [hole for hole in holes if hole is not None]))
+    geometry = (None if not polygons else polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons))
+    return geometry, list(dict.fromkeys(done))
+
+
+def _parse_geometries(wkb: np.ndarray, results: dict[int, "FeatureResult"]) -> np.ndarray:
+    """Shapely geometries from the file's WKB, one feature at a time where GEOS refuses one: rebuilt when that
+    can be done (the feature is then `repaired`), else rejected with the reason. Unparsed features are None."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # each refused one is looked at below
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    for index in np.flatnonzero(shapely.is_missing(geoms) & np.array([blob is not None for blob in wkb],
+                                                                     dtype=bool)):
+        try:
+            shapely.from_wkb(wkb[index])
+            problem = "GEOS 无法构建该几何"
+        except Exception as error:  # noqa: BLE001 - GEOS says why in its message
+            problem = str(error).split(":", 1)[-1].strip()
+        try:
+            geometry, done = _rebuild(bytes(wkb[index]))
+        except (_WkbError, shapely.errors.GEOSException, ValueError) as error:
+            results[index] = FeatureResult(int(index), None, REJECTED,
+                                           reason=f"几何无法读取（{problem}）：{error}")
+            continue
+        if geometry is None:
+            results[index] = FeatureResult(int(index), None, REJECTED,
+                                           reason=f"几何无法读取（{problem}），修复后没有剩下任何面："
+                                                  + "，".join(done))
+            continue
+        geoms[index] = geometry
+        results[index] = FeatureResult(int(index), None, REPAIRED, reason="已修复：" + "，".join(done))
+    return geoms
+
+
+def _repair(original, repair_tolerance: float) -> tuple[object, str | None]:
+    """(repaired geometry, None) or (None, the reason it cannot be repaired) for an invalid polygonal geometry."""
+    why = _why(shapely.is_valid_reason(original))
+    repaired = _polygonal_part(shapely.make_valid(original))
+    before = abs(shapely.area(original))
+    after = shapely.area(repaired) if repaired is not None else 0.0
+    if repaired is None or shapely.is_empty(repaired):
+        return None, f"几何无效（{why}），修复后不再是面"
+    change = abs(after - before) / max(before, after) if max(before, after) > 0 else 1.0
+    if change > repair_tolerance:
+        return None, f"几何无效（{why}），修复会使面积变化 {change:.1%}，超过允许的 {repair_tolerance:.1%}"
+    return repaired, why
+
+
 def _prepare_geometries(
     geoms: np.ndarray, source_crs: str, results: dict[int, FeatureResult], repair_tolerance: float
 ) -> np.ndarray:
-    """Convert to EPSG:4326, repair or reject, make MULTIPOLYGON. Rejections go into `results`."""
+    """Convert to EPSG:4326, repair or reject, make MULTIPOLYGON. Rejections and repairs go into `results` (a
+    feature repaired already on reading stays repaired)."""
     out = np.empty(len(geoms), dtype=object)
+
+    def reject(index: int, reason: str, geometry=None) -> None:
+        results[int(index)] = FeatureResult(int(index), None, REJECTED, geometry=geometry, reason=reason)
+
+    def repaired(index: int, reason: str) -> None:
+        earlier = results.get(int(index))
+        if earlier is not None and earlier.status == REPAIRED:
+            reason = f"{earlier.reason}；{reason}"
+        results[int(index)] = FeatureResult(int(index), None, REPAIRED, reason=reason)
+
+    geoms = geoms.copy()
+    unread = [i for i in range(len(geoms)) if results.get(i) is not None and results[i].status == REJECTED]
+    geoms[unread] = None
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     for index in np.flatnonzero(missing):
-        results[index] = FeatureResult(int(index), None, REJECTED, reason="no geometry")
+        if index not in unread:
+            reject(index, "没有几何（为空）")
     kinds = shapely.get_type_id(np.where(missing, None, geoms))
+    for index in np.flatnonzero(~missing & (kinds == shapely.GeometryType.GEOMETRYCOLLECTION)):
+        # A collection mixing polygons with points or lines: its polygons are the feature.
+        part = _polygonal_part(geoms[index])
+        if part is not None and not shapely.is_empty(part):
+            geoms[index] = part
+            kinds[index] = shapely.get_type_id(part)
+            repaired(index, "已修复：舍去了几何集合中不是面的部分")
     polygonal = np.isin(kinds, list(_POLYGONAL))
     for index in np.flatnonzero(~missing & ~polygonal):
-        results[index] = FeatureResult(int(index), None, REJECTED, geometry=geoms[index],
-                                       reason=f"geometry is a {geoms[index].geom_type}, not a polygon")
+        reject(index, f"几何类型为 {geoms[index].geom_type}，不是面（Polygon 或 MultiPolygon）", geoms[index])
     usable = np.flatnonzero(~missing & polygonal)
-    geoms = shapely.force_2d(geoms[usable])
+    geoms = shapely.force_2d(geoms[usable])  # Z and M values are dropped: the layers are flat
+
+    keep = np.ones(len(geoms), dtype=bool)
+    coordinates, owner = shapely.get_coordinates(geoms, return_index=True)
+    for position in np.unique(owner[~np.isfinite(coordinates).all(axis=1)]):
+        reject(usable[position], "坐标含非数值（NaN 或无穷大）", None)
+        keep[position] = False
+    geoms[~keep] = shapely.Polygon()  # out of the way of the conversion; never stored
 
     if source_crs != WGS84:
         geoms = _densify_if_projected(geoms, source_crs)
@@ -275,67 +502,81 @@ def _prepare_geometries(
     else:
         coordinates, owner = shapely.get_coordinates(geoms, return_index=True)
         bad_owner = np.unique(owner[~storage_coordinates_ok(coordinates[:, 0], coordinates[:, 1])])
-    keep = np.ones(len(geoms), dtype=bool)
     for position in bad_owner:
-        index = usable[position]
-        results[index] = FeatureResult(
-            int(index), None, REJECTED,
-            reason=f"coordinates fall outside lon [-180, 180] / lat [-90, 90] when read as {source_crs}; "
-                   "declare the right coordinate system",
-        )
-        keep[position] = False
+        if keep[position]:
+            reject(usable[position], f"按 {source_crs} 读取时坐标超出经度 [-180, 180] / 纬度 [-90, 90]；请声明正确的坐标系")
+            keep[position] = False
 
     valid = shapely.is_valid(geoms)
     for position in np.flatnonzero(~valid & keep):
         index = usable[position]
         original = geoms[position]
-        why = shapely.is_valid_reason(original)
-        repaired = _polygonal_part(shapely.make_valid(original))
-        before = abs(shapely.area(original))
-        after = shapely.area(repaired) if repaired is not None else 0.0
-        change = abs(after - before) / max(before, after) if max(before, after) > 0 else 1.0
-        if repaired is None or shapely.is_empty(repaired) or change > repair_tolerance:
-            results[index] = FeatureResult(
-                int(index), None, REJECTED, geometry=original,
-                reason=f"invalid geometry ({why}); repair would change the area by {change:.1%}, "
-                       f"more than {repair_tolerance:.1%}",
-            )
+        try:
+            geometry, why = _repair(original, repair_tolerance)
+        except shapely.errors.GEOSException as error:
+            geometry, why = None, f"几何无法修复：{error}"
+        if geometry is None:
+            reject(index, why, original)
             keep[position] = False
         else:
-            geoms[position] = repaired
-            results[index] = FeatureResult(int(index), None, REPAIRED, reason=f"repaired: {why}")
+            geoms[position] = geometry
+            repaired(index, f"已修复：{why}")
     out[usable[keep]] = _as_multipolygons(geoms[keep])
     return out
 
 
 # --- import ----------------------------------------------------------------------------------------------
 
-def _read(path: Path, file_layer: str | None, layer_name: str) -> pd.DataFrame:
+@dataclass
+class _Source:
+    """A layer of a file as read: attribute columns, each feature's WKB (None when it has no geometry), its id in
+    the file, and the file's coordinate system (None when it says none)."""
+
+    frame: pd.DataFrame
+    wkb: np.ndarray
+    fids: np.ndarray
+    crs: pyproj.CRS | None
+
+
+def _read(path: Path, file_layer: str | None, layer_name: str) -> _Source:
     if not path.exists():
-        raise InvalidInput(f"no such file: {path}")
+        raise InvalidInput(f"文件不存在：{path.name}")
     try:
         if file_layer is None:
             names = [str(name) for name, _ in pyogrio.list_layers(path)]
             if len(names) > 1:
                 # A GeoPackage may hold the whole pyramid: take the layer named like the target, never a guess.
                 if layer_name not in names:
-                    raise InvalidInput(f"{path.name} holds layers {', '.join(names)}; say which to import")
+                    raise InvalidInput(f"{path.name} 含有多个图层（{', '.join(names)}），请指明导入哪一个")
                 file_layer = layer_name
-        return pyogrio.read_dataframe(path, layer=file_layer)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as error:
-        raise InvalidInput(f"cannot read {path.name} as a GeoJSON, GeoPackage or Shapefile layer: {error}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # unclosed rings: repaired and reported per feature
+            meta, fids, wkb, fields = pyogrio.raw.read(path, layer=file_layer, return_fids=True)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError,
+            pyogrio.errors.CRSError, ValueError) as error:
+        raise InvalidInput(f"无法将 {path.name} 读作 GeoJSON、GeoPackage 或 Shapefile 图层：{error}") from None
+    frame = pd.DataFrame({name: values for name, values in zip(meta["fields"], fields)})
+    wkb = np.asarray(wkb if wkb is not None else [None] * len(frame), dtype=object)
+    crs = None
+    if meta.get("crs"):
+        try:
+            crs = pyproj.CRS.from_user_input(meta["crs"])
+        except pyproj.exceptions.CRSError:
+            crs = None
+    fids = np.asarray(fids) if fids is not None else np.arange(len(frame))
+    return _Source(frame, wkb, fids, crs)
 
 
-def _file_crs(frame, declared: str | None, path: Path) -> str:
+def _file_crs(crs: pyproj.CRS | None, declared: str | None, path: Path) -> str:
     if declared:
         return normalise_crs(declared)
-    if frame.crs is None:
-        raise InvalidInput(f"{path.name} does not say its coordinate system; declare it (e.g. --crs EPSG:4548)")
-    if frame.crs.to_authority() == ("OGC", "CRS84"):
+    if crs is None:
+        raise InvalidInput(f"{path.name} 没有说明坐标系，请声明（例如 --crs EPSG:4548）")
+    if crs.to_authority() == ("OGC", "CRS84"):
         return WGS84
-    epsg = frame.crs.to_epsg()
+    epsg = crs.to_epsg()
     if epsg is None:
-        raise InvalidInput(f"the coordinate system of {path.name} has no EPSG code; declare it with its EPSG code")
+        raise InvalidInput(f"{path.name} 的坐标系没有 EPSG 代码，请用 EPSG 代码声明")
     return normalise_crs(f"EPSG:{epsg}")
 
 
@@ -363,27 +604,27 @@ def import_layer(
     step = progress or (lambda stage, done, total: None)
 
     step("read", 0, 1)
-    frame = _read(path, file_layer, layer.name)
-    source_crs = _file_crs(frame, crs, path)
+    source = _read(path, file_layer, layer.name)
+    frame = source.frame
+    source_crs = _file_crs(source.crs, crs, path)
     step("read", 1, 1)
 
     columns = attribute_columns(layer)
-    file_columns = [column for column in frame.columns if column != frame.geometry.name]
+    file_columns = list(frame.columns)
     mapping = _column_lookup(layer, file_columns, column_map)
     report = ImportReport(layer.name, str(path), source_crs, valid_from,
                           ignored_columns=[column for column in file_columns if column not in mapping
-                                           and column.lower() not in _SYSTEM_COLUMNS])
+                                           and column.lower() not in _SYSTEM_COLUMNS], source=source)
     for needed in ("code", "name"):
         if needed not in mapping.values():
-            raise InvalidInput(f"{path.name} has no {needed!r} column (map one with a column map)")
+            raise InvalidInput(f"{path.name} 没有 {needed!r} 列（可用列映射指定一列）")
     staged_columns = ["code", "name"] + [c for c in columns if c in mapping.values() and c not in ("code", "name")]
     source_of = {target: source for source, target in mapping.items()}
 
     total = len(frame)
     step("geometry", 0, total)
     results: dict[int, FeatureResult] = {}
-    geoms = _prepare_geometries(np.asarray(frame.geometry.values, dtype=object), source_crs, results,
-                                repair_tolerance)
+    geoms = _prepare_geometries(_parse_geometries(source.wkb, results), source_crs, results, repair_tolerance)
     step("geometry", total, total)
 
     required = [c for c in required_columns(layer) if c not in ("code", "name")]
@@ -400,7 +641,7 @@ def import_layer(
             result.code = code
             continue
         if problem is None and code in first_seen:
-            problem = f"code {code} repeats feature {first_seen[code]} of the file"
+            problem = f"编码 {code} 与文件中第 {first_seen[code]} 个要素重复"
         if problem:
             results[index] = FeatureResult(index, code, REJECTED, reason=problem, geometry=geoms[index])
             continue
@@ -416,6 +657,8 @@ def import_layer(
     _apply(url, layer, staged_columns, rows, geoms, valid_from, results, missing_for_new)
     step("database", len(rows), len(rows))
     report.features = [results[index] for index in range(total)]
+    for feature, fid in zip(report.features, source.fids.tolist()):
+        feature.fid = int(fid)
     return report
 
 
@@ -447,14 +690,38 @@ def _feature_row(
             row[column] = _default_value(columns[column])
     absent = [column for column in mandatory if row.get(column) is None]
     if absent:
-        return row, f"missing {', '.join(absent)}"
+        return row, f"缺少 {', '.join(absent)}"
     code = row["code"]
     if layer.name == "compound":
         if not re.fullmatch(r"\d{12}C\d{4}", code):
-            return row, f"code {code!r} should be the 12-digit community code, 'C' and 4 digits"
+            return row, f"编码 {code!r} 应为 12 位社区编码加 'C' 和 4 位数字"
     elif layer.code_length and not re.fullmatch(rf"\d{{{layer.code_length}}}", code):
-        return row, f"code {code!r} should be {layer.code_length} digits"
+        return row, f"编码 {code!r} 应为 {layer.code_length} 位数字"
     return row, None
+
+
+REFERENCES_CHECKED = {
+    "building": (("micro_grid_code", "micro_grid", "微网格"), ("compound_code", "compound", "小区")),
+}
+"""Codes a feature names that must exist (a current feature of that layer) for it to be imported: a building
+outside any micro-grid would hold complaints no grid answers for."""
+
+
+def _orphans(conn: psycopg.Connection, layer: Layer, staged_columns: list[str]) -> dict[int, str]:
+    """Staged features (index → reason) naming a micro-grid or compound that does not exist."""
+    checks = [(column, table, label) for column, table, label in REFERENCES_CHECKED.get(layer.name, ())
+              if column in staged_columns]
+    if not checks:
+        return {}
+    tests = ", ".join(f"s.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.code = s.{column} "
+                      f"AND r.valid_to IS NULL), s.{column}" for column, table, _ in checks)
+    orphans: dict[int, str] = {}
+    for index, *found in conn.execute(f"SELECT s.feature_index, {tests} FROM import_stage s"):
+        missing = [f"所属{label} {found[2 * i + 1]} 不存在" for i, (_, _, label) in enumerate(checks)
+                   if found[2 * i]]
+        if missing:
+            orphans[index] = "；".join(missing) + "，请先导入它"
+    return orphans
 
 
 def _apply(
@@ -498,20 +765,23 @@ def _apply(
                    c.id IS NOT NULL AND {same_attributes}
             FROM import_stage s LEFT JOIN {table} c ON c.code = s.code AND c.valid_to IS NULL
         """).fetchall()
+        orphans = _orphans(conn, layer, staged_columns)
         chosen_index, chosen_action, chosen_current = [], [], []
         for index, current_id, current_from, same_geometry, same_attrs in decisions:
             result = results[index]
+            if index in orphans:
+                result.status, result.reason = REJECTED, orphans[index]
+                continue
             if current_id is None:
                 if missing_for_new[index]:
-                    result.status, result.reason = REJECTED, f"missing {', '.join(missing_for_new[index])}"
+                    result.status, result.reason = REJECTED, f"缺少 {', '.join(missing_for_new[index])}"
                     continue
                 action = INSERTED
             elif same_geometry:
                 action = UNCHANGED if same_attrs else UPDATED
             elif valid_from <= current_from:
                 result.status = REJECTED
-                result.reason = (f"the geometry changed but the current version is valid from {current_from}; "
-                                 "the new version's valid-from date must be later")
+                result.reason = (f"几何有变化，但当前版本自 {current_from} 起生效；新版本的生效日期必须晚于它")
                 continue
             else:
                 action = NEW_VERSION
@@ -561,11 +831,11 @@ def driver_for(path: str | Path, driver: str | None = None) -> str:
             return DRIVERS[key]
         if driver in _DRIVER_NAMES:
             return driver
-        raise InvalidInput(f"format must be geojson, gpkg or shp, not {driver!r}")
+        raise InvalidInput(f"格式应为 geojson、gpkg 或 shp，而不是 {driver!r}")
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix in DRIVERS:
         return DRIVERS[suffix]
-    raise InvalidInput(f"cannot tell the format of {Path(path).name}; give one of geojson, gpkg, shp")
+    raise InvalidInput(f"无法判断 {Path(path).name} 的格式，请指定 geojson、gpkg 或 shp")
 
 
 def _export_value(value):

@@ -112,16 +112,16 @@ def test_every_feature_gets_a_verdict(empty_db, tmp_path):
         (9, "37090200109", "rejected"), (10, "370902001011", "rejected"),
     ]
     reasons = {f.index: f.reason for f in report.features}
-    assert "Self-intersection" in reasons[1]
-    assert "invalid geometry" in reasons[2] and "area" in reasons[2]
-    assert reasons[3] == "missing code"
-    assert reasons[4] == "missing name"
-    assert reasons[5] == "missing street_code"
-    assert "Point" in reasons[6]
-    assert reasons[7] == "no geometry"
-    assert "repeats feature 0" in reasons[8]
-    assert "12 digits" in reasons[9]
-    assert "lon [-180, 180]" in reasons[10]
+    assert "自相交" in reasons[1]
+    assert "几何无效" in reasons[2] and "面积" in reasons[2]
+    assert reasons[3] == "缺少 code"
+    assert reasons[4] == "缺少 name"
+    assert reasons[5] == "缺少 street_code"
+    assert "Point" in reasons[6] and "不是面" in reasons[6]
+    assert reasons[7] == "没有几何（为空）"
+    assert "第 0 个要素重复" in reasons[8]
+    assert "12 位" in reasons[9]
+    assert "经度 [-180, 180]" in reasons[10]
     assert report.counts["rejected"] == 9
     stored = rows(empty_db, "SELECT code, ST_IsValid(geom), GeometryType(geom) FROM community ORDER BY code")
     assert stored == [("370902001001", True, "MULTIPOLYGON"), ("370902001002", True, "MULTIPOLYGON")]
@@ -148,7 +148,7 @@ def test_reimport_keeps_history(empty_db, tmp_path):
     moved = streets_file(tmp_path / "c.geojson", **{"370902002": {"geometry": box(117.13, 36.18, 117.17, 36.21)}})
     same_day = import_layer(empty_db, "street", moved, valid_from=date(2024, 1, 1))
     assert same_day.features[0].action == "updated"  # the name goes back, whatever the date
-    assert same_day.features[1].status == "rejected" and "must be later" in same_day.features[1].reason
+    assert same_day.features[1].status == "rejected" and "必须晚于" in same_day.features[1].reason
     report = import_layer(empty_db, "street", moved, valid_from=date(2025, 1, 1))
     assert [f.action for f in report.features] == ["unchanged", "new_version"]
     history = rows(empty_db, "SELECT valid_from, valid_to, ST_XMax(geom) FROM street "
@@ -206,10 +206,10 @@ def test_export_then_import_changes_nothing(empty_db, tmp_path, fmt):
 def test_new_compound_needs_its_required_attributes(empty_db, tmp_path):
     record = {k: v for k, v in COMPOUNDS[0].items() if k != "build_year"}
     report = import_layer(empty_db, "compound", write(tmp_path / "c.geojson", [record]))
-    assert report.features[0].status == "rejected" and report.features[0].reason == "missing build_year"
+    assert report.features[0].status == "rejected" and report.features[0].reason == "缺少 build_year"
     bad = dict(COMPOUNDS[1]) | {"households": "many"}
     report = import_layer(empty_db, "compound", write(tmp_path / "d.geojson", [bad]))
-    assert "households must be a whole number" in report.features[0].reason
+    assert "households 应为整数" in report.features[0].reason
 
 
 def test_projected_pyramid_is_detected_and_stays_sliver_free(empty_db, tmp_path):
@@ -248,7 +248,7 @@ def test_projected_pyramid_is_detected_and_stays_sliver_free(empty_db, tmp_path)
 def test_file_without_crs_needs_a_declaration(empty_db, tmp_path):
     path = write(tmp_path / "nocrs.shp", [{"code": "370902001", "name": "财源街道", "district_code": "370902",
                                            "geometry": box(117.1, 36.1, 117.2, 36.2)}], crs=None)
-    with pytest.raises(InvalidInput, match="declare"):
+    with pytest.raises(InvalidInput, match="声明"):
         import_layer(empty_db, "street", path)
     assert import_layer(empty_db, "street", path, crs="cgcs2000").counts["inserted"] == 1
 
@@ -256,7 +256,7 @@ def test_file_without_crs_needs_a_declaration(empty_db, tmp_path):
 def test_bad_requests(empty_db, tmp_path):
     with pytest.raises(NotFound):
         import_layer(empty_db, "river", tmp_path / "x.geojson")
-    with pytest.raises(InvalidInput, match="no such file"):
+    with pytest.raises(InvalidInput, match="文件不存在"):
         import_layer(empty_db, "street", tmp_path / "missing.geojson")
     garbage = tmp_path / "garbage.geojson"
     garbage.write_text("this is not json")
@@ -264,7 +264,7 @@ def test_bad_requests(empty_db, tmp_path):
         import_layer(empty_db, "street", garbage)
     with pytest.raises(InvalidInput, match="unknown coordinate system"):
         import_layer(empty_db, "street", streets_file(tmp_path / "s.geojson"), crs="mercator-ish")
-    with pytest.raises(InvalidInput, match="format"):
+    with pytest.raises(InvalidInput, match="格式"):
         export_layer(empty_db, "street", tmp_path / "out.kml")
 
 
@@ -278,7 +278,7 @@ def test_cli_import_report_and_export(empty_db, tmp_path):
     result = subprocess.run([GRIDGOV, "layers", "import", "street", str(source), "--valid-from", "2024-01-01",
                              "--report", str(report_path)], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr  # one feature was rejected
-    assert "missing name" in result.stdout
+    assert "缺少 name" in result.stdout
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert [f["properties"]["status"] for f in report["features"]] == ["imported", "rejected"]
 
@@ -299,7 +299,7 @@ def test_geopackage_holding_several_layers(empty_db, tmp_path):
     assert export_layer(empty_db, "street", pyramid) == 2
     assert sorted(name for name, _ in pyogrio.list_layers(pyramid)) == ["community", "street"]
     assert import_layer(empty_db, "street", pyramid).counts["unchanged"] == 2  # picked by its name
-    with pytest.raises(InvalidInput, match="holds layers"):
+    with pytest.raises(InvalidInput, match="多个图层"):
         import_layer(empty_db, "grid", pyramid)
     report = import_layer(empty_db, "grid", pyramid, file_layer="community")
-    assert {f.reason for f in report.features} == {"missing community_code"}
+    assert {f.reason for f in report.features} == {"缺少 community_code"}
