@@ -24,21 +24,24 @@ from gis import STORAGE_SRID
 from gis.auth import Principal, complaint_scope_sql
 from gis.errors import InvalidInput, NotFound
 from gis.models import Base
+from gis.numbers import parse_float, parse_int
 from gis.pyramid import LAYERS
-from gis.tiles import (
-    COMPLAINT_PERSONAL_COLUMNS,
-    COMPLAINT_PUBLIC_COLUMNS,
-    COMPLAINT_STAFF_COLUMNS,
-    PUBLIC_COMPLAINT_GRID_DEG,
-    DataVersions,
-    complaint_view,
-    tile_settings,
+from gis.tiles import DataVersions, tile_settings
+from gis.visibility import (
+    Visibility,
+    complaint_column_sql,
+    complaint_columns,
+    contacts_sql,
+    place_in_box_sql,
+    place_sql,
+    visibility,
 )
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
 COORDINATE_DECIMALS = 7
+BIGINT_MAX = 2**63 - 1
 RESERVED_PARAMETERS = ("limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f")
 
 
@@ -65,8 +68,8 @@ class Query:
     params: dict = field(default_factory=dict)
     temporal: tuple[str, str | None] | None = None
     """(start, end) columns of each feature's time; end None for an instant."""
-    output_filter: str | None = None
-    """Extra test on `geom_output` for bbox searches when the output geometry differs from the stored one."""
+    place_view: Visibility | None = None
+    """For complaints: the caller's visibility, whose place (exact or snapped) bbox searches test."""
 
 
 @dataclass(frozen=True)
@@ -153,10 +156,17 @@ PARTY_UNIT_GEOMETRY = """
 
 def _party_query(principal: Principal) -> Query:
     names = ["code", "kind", "name", "unit_code", "member_count", "founded_on"]
-    if principal.sees_personal_data:
-        names += ["secretary_name", "secretary_phone"]
     properties = {name: Property(name, f"p.{name}", _column_kind("party_organisation", name)) for name in names}
+    view = visibility(principal)
+    params: dict = {}
+    if view.contacts != "none":
+        # the secretary's contact only for organisations in the caller's own chain of units
+        shown, params = contacts_sql(view, principal, "p.unit_code")
+        for name in ("secretary_name", "secretary_phone"):
+            properties[name] = Property(name, f"CASE WHEN {shown} THEN p.{name} END",
+                                        _column_kind("party_organisation", name))
     return Query(
+        params=params,
         source=f"party_organisation p {PARTY_UNIT_GEOMETRY}",
         fid="p.code",
         order=("p.code",),
@@ -167,10 +177,9 @@ def _party_query(principal: Principal) -> Query:
 
 
 def _complaint_query(principal: Principal) -> Query:
-    view = complaint_view(principal)
-    names = {"public": COMPLAINT_PUBLIC_COLUMNS, "full": COMPLAINT_STAFF_COLUMNS}.get(
-        view, COMPLAINT_STAFF_COLUMNS + COMPLAINT_PERSONAL_COLUMNS)
-    properties = {name: Property(name, f"c.{name}", _column_kind("complaint", name)) for name in names}
+    view = visibility(principal)
+    properties = {name: Property(name, complaint_column_sql(view, name, "c"), _column_kind("complaint", name))
+                  for name in complaint_columns(view)}
     properties["category_name"] = Property("category_name", "cat.name", str)
     scope, params = complaint_scope_sql(principal, alias="c")
     query = Query(
@@ -184,10 +193,8 @@ def _complaint_query(principal: Principal) -> Query:
         params=params,
         temporal=("c.reported_at", None),
     )
-    if view == "public":
-        query.geom_output = "ST_SnapToGrid(c.geom, :public_grid)"
-        query.params["public_grid"] = PUBLIC_COMPLAINT_GRID_DEG
-        query.output_filter = query.geom_output
+    query.geom_output = place_sql(view, "c.geom")
+    query.place_view = view
     return query
 
 
@@ -205,25 +212,14 @@ def collection_query(collection: Collection, principal: Principal) -> Query:
 def parse_limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    try:
-        limit = int(value)
-    except ValueError:
-        raise InvalidInput(f"limit must be a whole number, not {value!r}") from None
-    if limit < 1:
-        raise InvalidInput("limit must be at least 1")
+    limit = parse_int(value, "limit", low=1, high=BIGINT_MAX)  # strict (gis.numbers): no '1_0', no '١٠'
     return min(limit, MAX_LIMIT)  # larger values mean the maximum, as the standard asks
 
 
 def parse_offset(value: str | None) -> int:
     if value is None:
         return 0
-    try:
-        offset = int(value)
-    except ValueError:
-        raise InvalidInput(f"offset must be a whole number, not {value!r}") from None
-    if offset < 0:
-        raise InvalidInput("offset must not be negative")
-    return offset
+    return parse_int(value, "offset", low=0, high=BIGINT_MAX)
 
 
 def parse_bbox(value: str | None, crs: str | None = None) -> tuple[float, float, float, float] | None:
@@ -232,10 +228,10 @@ def parse_bbox(value: str | None, crs: str | None = None) -> tuple[float, float,
         raise InvalidInput(f"bbox-crs must be {CRS84}")
     if value is None:
         return None
-    try:
-        numbers = [float(part) for part in value.split(",")]
-    except ValueError:
-        raise InvalidInput("bbox must be four (or six) comma-separated numbers") from None
+    parts = value.split(",")
+    if len(parts) not in (4, 6):
+        raise InvalidInput("bbox 必须是四个（或六个）用逗号分隔的数字")
+    numbers = [parse_float(part, "bbox") for part in parts]
     if len(numbers) == 6:
         numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
     if len(numbers) != 4 or any(number != number for number in numbers):
@@ -247,16 +243,23 @@ def parse_bbox(value: str | None, crs: str | None = None) -> tuple[float, float,
 
 
 def _parse_instant(value: str, end: bool) -> datetime:
+    """An RFC 3339 date or date-time as an instant in UTC; a date means its first (or, for an end, last) moment.
+    Instants beyond what Python holds in UTC (9999-12-31 ends, far zones) are clamped to the first or last one."""
     value = value.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        day = date.fromisoformat(value)
-        moment = datetime.combine(day, time.min, tzinfo=timezone.utc)
-        return moment + timedelta(days=1) - timedelta(microseconds=1) if end else moment
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII):
+            moment = datetime.combine(date.fromisoformat(value), time.max if end else time.min, tzinfo=timezone.utc)
+        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ][0-9:.]+([Zz]|[+-]\d{2}:?\d{2})?", value, re.ASCII):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        else:
+            raise ValueError
     except ValueError:
-        raise InvalidInput(f"datetime {value!r} is not an RFC 3339 date or date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        raise InvalidInput(f"datetime {value[:60]!r} 不是 RFC 3339 日期或日期时间") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        return (datetime.max if moment.year > 1 else datetime.min).replace(tzinfo=timezone.utc)
 
 
 def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None] | None:
@@ -284,9 +287,9 @@ def _parse_value(prop: Property, value: str):
                 raise ValueError
             return value.lower() == "true"
         if prop.kind is int:
-            return int(value)
+            return parse_int(value, prop.name, low=-BIGINT_MAX - 1, high=BIGINT_MAX)
         if prop.kind is float:
-            return float(value)
+            return parse_float(value, prop.name)
         if prop.kind is date:
             return date.fromisoformat(value)
         if prop.kind is datetime:
@@ -337,12 +340,11 @@ def _apply_filters(collection: Collection, query: Query, request: ItemsRequest) 
         for index, (west, east) in enumerate(boxes):
             envelope = f"ST_MakeEnvelope(:w{index}, :miny, :e{index}, :maxy, {STORAGE_SRID})"
             params.update({f"w{index}": west, f"e{index}": east})
-            if query.output_filter is None:
+            if query.place_view is None:
                 tests.append(f"{query.geom_filter} && {envelope}")
             else:
-                # the output is snapped: search the stored points a snap wider, then test the snapped ones
-                tests.append(f"({query.geom_filter} && ST_Expand({envelope}, :public_grid) "
-                             f"AND {query.output_filter} && {envelope})")
+                # the place the caller sees decides (gis.visibility), so the box cannot narrow a snapped place
+                tests.append(place_in_box_sql(query.place_view, query.geom_filter, envelope))
         params.update(miny=miny, maxy=maxy)
         where.append("(" + " OR ".join(tests) + ")")
     if request.interval is not None:
@@ -412,7 +414,7 @@ class FeatureService:
         order = list(query.order) if collection.kind != "boundary" or request.interval else ["t.code"]
         where_sql = " AND ".join(where)
         order_out = ", ".join(f"_o{query.order.index(column)}" for column in order)
-        count_key = (collection.id, complaint_view(principal), principal.role, principal.scope, where_sql,
+        count_key = (collection.id, visibility(principal).role, principal.role, principal.scope, where_sql,
                      tuple(sorted((k, str(v)) for k, v in params.items() if k not in ("limit", "offset"))),
                      await self._version(engine, collection))
         matched = self._cache.get(count_key)

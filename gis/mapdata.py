@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.auth import Principal, complaint_scope_sql
 from gis.errors import InvalidInput
+from gis.visibility import place_in_box_sql, place_sql, visibility
 
 BBox = tuple[float, float, float, float]
 
@@ -58,7 +59,7 @@ WITH hits AS (
     ) units
     UNION ALL
     SELECT 'complaint', k.id::text, coalesce(k.external_id, '#' || k.id), '',
-           CASE WHEN CAST(:exact AS boolean) THEN k.geom ELSE ST_SnapToGrid(k.geom, 0.0005) END, 0
+           CASE WHEN CAST(:exact AS boolean) THEN k.geom ELSE ST_SnapToGrid(k.geom, CAST(:grid AS float8)) END, 0
     FROM complaint k
     WHERE CAST(:ticket AS text) IS NOT NULL AND k.geom IS NOT NULL
       AND (k.external_id = CAST(:ticket AS text) OR (CAST(:ticket AS text) ~ '^[0-9]{1,18}$' AND k.id = CAST(:ticket_id AS bigint)))
@@ -98,7 +99,8 @@ async def search(conn: AsyncConnection, query: str, principal: Principal, limit:
         "ticket_id": int(ticket_number) if ticket_number and ticket_number.isdigit() and len(ticket_number) < 19
         else 0,
         "limit": limit,
-        "exact": principal.is_staff or principal.role == "planner",
+        "exact": visibility(principal).exact_place,
+        "grid": visibility(principal).place_grid_deg or 0.0,
     }
     return json.loads((await conn.execute(_SEARCH_SQL, params)).scalar_one())
 
@@ -166,7 +168,8 @@ async def complaints_geojson(
     if date_from and date_to and date_from > date_to:
         raise InvalidInput("date_from must not be after date_to")
     scope, params = complaint_scope_sql(principal, "k")
-    where = ["k.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)", scope]
+    view = visibility(principal)
+    where = [place_in_box_sql(view, "k.geom", "ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)"), scope]
     minx, miny, maxx, maxy = bbox
     params.update(minx=minx, miny=miny, maxx=maxx, maxy=maxy, limit=limit)
     if categories:
@@ -192,9 +195,7 @@ async def complaints_geojson(
         ticket_join, ticket_columns = "", "NULL::bigint AS ticket_id, NULL::text AS state, false AS overdue"
         if states or overdue_only:
             raise InvalidInput("this deployment keeps no tickets, so it cannot filter by state or overdue")
-    # The public sees points snapped to a 0.0005° lattice (about 50 m), as in the public tiles: a complaint
-    # must not point at one household's door.
-    point = "geom" if principal.is_staff or principal.role == "planner" else "ST_SnapToGrid(geom, 0.0005)"
+    point = place_sql(view, "geom")
     sql = f"""
         WITH rows AS (
             SELECT k.id, k.geom, k.category_code, k.reported_at, k.placement, k.grid_code,

@@ -10,14 +10,16 @@ only in the answer when the caller may see personal data.
 from __future__ import annotations
 
 import json
+import re
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.auth import Principal
 from gis.errors import InvalidInput, NotFound
+from gis.visibility import contacts_sql, visibility
 
-_SQL = text(
+_SQL = (
     """
 WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
 street AS (
@@ -68,12 +70,12 @@ SELECT json_build_object(
     'district', (SELECT json_build_object('code', code, 'name', name) FROM district),
     'street', (SELECT json_build_object('code', code, 'name', name) FROM street),
     'community', (SELECT json_build_object('code', code, 'name', name,
-        'office_phone', CASE WHEN :personal THEN office_phone END) FROM community),
+        'office_phone', CASE WHEN {contact:code} THEN office_phone END) FROM community),
     'grid', (SELECT json_build_object('code', code, 'name', name, 'households', households) FROM grid),
     'grid_workers', (SELECT coalesce(json_agg(json_build_object(
             'is_party_member', w.is_party_member, 'is_part_time', w.is_part_time,
             'property_company', (SELECT name FROM property_company WHERE id = w.property_company_id),
-            'contact', CASE WHEN :personal THEN json_build_object('name', w.name, 'phone', w.phone) END)
+            'contact', CASE WHEN {contact:w.grid_code} THEN json_build_object('name', w.name, 'phone', w.phone) END)
             ORDER BY w.is_part_time, w.id), '[]'::json)
         FROM grid_worker w WHERE w.grid_code = (SELECT code FROM grid)),
     'micro_grid', (SELECT json_build_object('code', code, 'name', name, 'households', households) FROM micro),
@@ -82,26 +84,27 @@ SELECT json_build_object(
         'households', households, 'floor_area_m2', floor_area_m2) FROM compound),
     'building', (SELECT json_build_object('code', code, 'name', name, 'number', number, 'floors', floors,
         'units', units, 'households', households, 'leader_is_party_member', leader_is_party_member,
-        'leader', CASE WHEN :personal AND leader_name IS NOT NULL
+        'leader', CASE WHEN {contact:code} AND leader_name IS NOT NULL
             THEN json_build_object('name', leader_name, 'phone', leader_phone) END) FROM building),
     'property_company', (SELECT json_build_object('id', id, 'name', name, 'credit_code', credit_code,
         'is_community_led', is_community_led, 'has_party_org', has_party_org,
         'standing', coalesce(standing, 'unrated'), 'evaluation_period', period, 'total_score', total_score,
-        'contact', CASE WHEN :personal THEN json_build_object('name', contact_name, 'phone', contact_phone) END)
+        'contact', CASE WHEN {contact:(SELECT code FROM compound)} THEN json_build_object('name', contact_name, 'phone', contact_phone) END)
         FROM company),
     'owners_committee', (SELECT json_build_object('formed_on', o.formed_on, 'term_end', o.term_end,
         'member_count', o.member_count, 'party_member_count', o.party_member_count,
         'chair_is_party_member', o.chair_is_party_member,
-        'chair', CASE WHEN :personal THEN json_build_object('name', o.chair_name) END)
+        'chair', CASE WHEN {contact:o.compound_code} THEN json_build_object('name', o.chair_name) END)
         FROM owners_committee o WHERE o.compound_code = (SELECT code FROM compound)),
     'party_organisations', (SELECT coalesce(json_agg(json_build_object('code', code, 'kind', kind,
         'name', name, 'unit_code', unit_code, 'member_count', member_count,
-        'secretary', CASE WHEN :personal
+        'secretary', CASE WHEN {contact:unit_code}
             THEN json_build_object('name', secretary_name, 'phone', secretary_phone) END)
         ORDER BY level_order, code), '[]'::json) FROM parties)
 )::text
 """
 )
+_CONTACT = re.compile(r"\{contact:((?:[^{}()]|\([^()]*\))+)\}")
 
 
 def check_point(lon: float, lat: float) -> None:
@@ -112,9 +115,16 @@ def check_point(lon: float, lat: float) -> None:
 async def responsible_parties(conn: AsyncConnection, lon: float, lat: float, principal: Principal) -> dict:
     """The chain of units and parties responsible at (lon, lat) in WGS-84; NotFound outside every street."""
     check_point(lon, lat)
-    body = (
-        await conn.execute(_SQL, {"lon": lon, "lat": lat, "personal": principal.sees_personal_data})
-    ).scalar_one()
+    view = visibility(principal)
+    params: dict = {"lon": lon, "lat": lat, "personal": view.contacts != "none"}
+
+    def contact_test(match: re.Match) -> str:
+        # each contact is shown only where its unit lies in the caller's own chain (gis.visibility)
+        expression, extra = contacts_sql(view, principal, match.group(1), "(SELECT code FROM micro)")
+        params.update(extra)
+        return f"({expression})"
+
+    body = (await conn.execute(text(_CONTACT.sub(contact_test, _SQL)), params)).scalar_one()
     answer = json.loads(body)
     if answer["street"] is None:
         raise NotFound(f"no street office governs the point ({lon:.6f}, {lat:.6f})")

@@ -28,6 +28,16 @@ from gis.auth import Principal, complaint_scope_sql
 from gis.errors import InvalidInput
 from gis.pyramid import LAYERS, get_layer
 from gis.tilekey import MAX_LATITUDE, tile_key_ranges
+from gis.visibility import (
+    COMPLAINT_PUBLIC_COLUMNS,
+    POLICY,
+    COMPLAINT_REPORTER_COLUMNS,
+    Visibility,
+    complaint_column_sql,
+    complaint_columns,
+    place_sql,
+    visibility,
+)
 
 EXTENT = 4096
 """Tile coordinate units across a tile."""
@@ -37,11 +47,6 @@ MAX_ZOOM = 24
 
 COMPLAINT_FULL_CAP_ZOOM = 14
 """From this zoom on, complaint tiles carry the full feature cap; each zoom below halves it."""
-
-PUBLIC_COMPLAINT_GRID_DEG = 0.0005
-"""The public sees complaint locations snapped to a 0.0005° grid (about 55 m by 45 m around Tai'an): enough to
-see where problems gather, too coarse to point at a household's door."""
-
 
 class TileSettings(BaseSettings):
     """Caching of tiles and collection metadata (env prefix GRIDGOV_TILES_)."""
@@ -91,11 +96,6 @@ def _boundary(name: str, minzoom: int, detail_zoom: int, cap: int = 4000, simpli
     )
 
 
-COMPLAINT_PUBLIC_COLUMNS = ("category_code", "source", "reported_at", "street_code", "community_code",
-                            "grid_code", "compound_code")
-COMPLAINT_STAFF_COLUMNS = COMPLAINT_PUBLIC_COLUMNS + ("micro_grid_code", "building_code", "address",
-                                                      "description", "match_level", "placement")
-COMPLAINT_PERSONAL_COLUMNS = ("reporter_name", "reporter_phone")
 INDEXED_COMPLAINT_COLUMNS = {"reported_at", "category_code"}
 """Complaint attributes held in the tile-key index beside the point (migration 0007)."""
 COMPLAINT_EXPRESSIONS = {
@@ -137,23 +137,10 @@ def check_tile_address(z: int, x: int, y: int) -> None:
         raise InvalidInput(f"at zoom {z}, x and y must be between 0 and {side - 1}")
 
 
-def complaint_view(principal: Principal) -> str:
-    """Which complaint columns the caller sees: 'personal' (staff), 'full' (planner) or 'public'."""
-    if principal.sees_personal_data:
-        return "personal"
-    if principal.role == "planner":
-        return "full"
-    return "public"
-
-
-def _complaint_columns(view: str, z: int, layer: TileLayer) -> tuple[str, ...]:
+def _complaint_columns(view: Visibility, z: int, layer: TileLayer) -> tuple[str, ...]:
     if z < layer.detail_zoom:
         return layer.summary
-    if view == "public":
-        return COMPLAINT_PUBLIC_COLUMNS
-    if view == "full":
-        return COMPLAINT_STAFF_COLUMNS
-    return COMPLAINT_STAFF_COLUMNS + COMPLAINT_PERSONAL_COLUMNS
+    return complaint_columns(view)
 
 
 def tile_has_personal_fields(layer_name: str, z: int, principal: Principal) -> bool:
@@ -161,8 +148,8 @@ def tile_has_personal_fields(layer_name: str, z: int, principal: Principal) -> b
     layer = get_tile_layer(layer_name)
     if layer.is_boundary:
         return False
-    shown = _complaint_columns(complaint_view(principal), z, layer)
-    return any(column in shown for column in COMPLAINT_PERSONAL_COLUMNS)
+    shown = _complaint_columns(visibility(principal), z, layer)
+    return any(column in shown for column in COMPLAINT_REPORTER_COLUMNS)
 
 
 def _tile_unit_degrees(z: int) -> float:
@@ -201,22 +188,22 @@ def tile_sql(layer: TileLayer, z: int, x: int, y: int, principal: Principal) -> 
         select_cols = ", ".join(columns)
         candidates = f"SELECT id, {select_cols}, {geom} AS geom FROM {layer.table} WHERE {where} ORDER BY {order} LIMIT :cap"
     else:
-        view = complaint_view(principal)
+        view = visibility(principal)
         columns = _complaint_columns(view, z, layer)
         scope, scope_params = complaint_scope_sql(principal, alias="c")
         params.update(scope_params)
         envelope = envelope_4326
         geom = "c.geom"
-        if view == "public":
-            params["grid"] = PUBLIC_COMPLAINT_GRID_DEG
-            geom = "ST_SnapToGrid(c.geom, :grid)"
+        if not view.exact_place:
+            params["grid"] = view.place_grid_deg
+            geom = place_sql(view, "c.geom")
             # Search a little wider so points snapped into the tile are not missed; ST_AsMVTGeom clips the rest.
             envelope = f"ST_Expand({envelope_4326}, :grid)"
         # Attributes are formatted after the cap, not for every row in view.
-        select_cols = ", ".join(COMPLAINT_EXPRESSIONS.get(column, f"c.{column}") + f" AS {column}"
-                                for column in columns)
+        select_cols = ", ".join(COMPLAINT_EXPRESSIONS.get(column, complaint_column_sql(view, column, "c"))
+                                + f" AS {column}" for column in columns)
         if scope == "TRUE":
-            least, largest = (_degrees_as_tile_share(PUBLIC_COMPLAINT_GRID_DEG, z, y) if view == "public"
+            least, largest = (_degrees_as_tile_share(view.place_grid_deg, z, y) if not view.exact_place
                               else (0.0, 0.0))
             ranges = tile_key_ranges(z, x, y, BUFFER / EXTENT + largest, sure_margin=BUFFER / EXTENT + least)
             params.update(key_lows=[r.low for r in ranges], key_highs=[r.high for r in ranges],
@@ -385,7 +372,8 @@ def tilejson(layer_name: str, base_url: str, bounds: tuple[float, float, float, 
     layer = get_tile_layer(layer_name)
     fields = {column: column for column in layer.detail}
     if not layer.is_boundary:
-        fields = {column: column for column in COMPLAINT_STAFF_COLUMNS + COMPLAINT_PERSONAL_COLUMNS}
+        # every attribute some role may see; which of them a caller gets is gis.visibility's to say
+        fields = {column: column for column in complaint_columns(POLICY["admin"])}
     document = {
         "tilejson": "3.0.0",
         "name": layer.name,
@@ -413,9 +401,11 @@ def tilejson(layer_name: str, base_url: str, bounds: tuple[float, float, float, 
 async def layer_bounds(conn: AsyncConnection, layer_name: str) -> tuple[float, float, float, float] | None:
     """The WGS-84 extent of a layer's data (current versions of boundaries), or None when empty."""
     layer = get_tile_layer(layer_name)
-    where = "WHERE valid_to IS NULL" if layer.is_boundary else ""
+    # Complaints are bounded by the streets they lie in: the extent of the points would name the outermost
+    # complaints' exact places to anyone.
+    table = layer.table if layer.is_boundary else "street"
     row = (await conn.execute(text(
         f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e "
-        f"FROM {layer.table} {where}) s"
+        f"FROM {table} WHERE valid_to IS NULL) s"
     ))).one()
     return None if row[0] is None else tuple(float(v) for v in row)

@@ -3,8 +3,6 @@ possible duplicates, and the placement and responsible parties of one complaint.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import tempfile
 from pathlib import Path
@@ -14,17 +12,15 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from api.audit import log_personal_read
 from api.deps import Connection
 from api.security import CurrentPrincipal
-from gis.errors import Forbidden, InvalidInput, NotFound
-from gis.intake import review
-from gis.intake.importer import SETTLE_ABANDONED_SQL, import_file
+from gis.errors import InvalidInput, NotFound
+from gis.intake import batches, review
+from gis.intake.importer import import_file
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
-IMPORT_ROLES = ("admin", "street")
 
 
 def _database_url(request: Request) -> str:
@@ -41,8 +37,8 @@ async def import_export(
     source: Annotated[str, Form()] = "hotline",
 ) -> dict:
     """Import a file; the answer counts every row (imported + duplicates + rejected = rows read)."""
-    if principal.role not in IMPORT_ROLES:
-        raise Forbidden("imports are for admin and street office users")
+    batches.require_importer(principal)
+    owner_user_id, owner_scope = batches.owner_of(principal)
     suffix = Path(file.filename or "upload.csv").suffix.lower()
     if suffix not in (".csv", ".xlsx", ".txt", ".tsv", ".xlsm"):
         raise InvalidInput("upload a .csv or .xlsx file")
@@ -52,48 +48,22 @@ async def import_export(
             while block := await file.read(1 << 20):
                 handle.write(block)
         report = await run_in_threadpool(import_file, _database_url(request), path, mapping=mapping, crs=crs,
-                                         source=source, file_name=file.filename)
+                                         source=source, file_name=file.filename, owner_user_id=owner_user_id,
+                                         owner_scope=owner_scope)
     return report.as_dict()
 
 
 @router.get("/imports/{batch_id}")
 async def import_batch(batch_id: int, principal: CurrentPrincipal, conn: Connection) -> dict:
-    if principal.role not in IMPORT_ROLES:
-        raise Forbidden("imports are for admin and street office users")
-    await conn.execute(text(SETTLE_ABANDONED_SQL))
-    await conn.commit()
-    row = (await conn.execute(text(
-        "SELECT id, source, file_name, crs, state, rows_read, imported, duplicates, rejected, placements, "
-        "started_at, finished_at FROM intake_batch WHERE id = :id"), {"id": batch_id})).mappings().first()
-    if row is None:
-        raise NotFound(f"no import {batch_id}")
-    return dict(row)
+    return await batches.get_batch(conn, principal, batch_id)
 
 
 @router.get("/imports/{batch_id}/rejected.csv", response_class=Response)
 async def rejected_rows(batch_id: int, request: Request, principal: CurrentPrincipal, conn: Connection) -> Response:
     """The rejected rows with their reasons, to fix and import again."""
-    if principal.role not in IMPORT_ROLES:
-        raise Forbidden("imports are for admin and street office users")
-    batch = (await conn.execute(text("SELECT mapping FROM intake_batch WHERE id = :id"), {"id": batch_id})).first()
-    if batch is None:
-        raise NotFound(f"no import {batch_id}")
-    rows = (await conn.execute(text(
-        "SELECT row_number, reason, raw FROM intake_rejected_row WHERE batch_id = :id ORDER BY row_number"),
-        {"id": batch_id})).all()
-    mapping = batch[0] or {}
-    columns = list(dict.fromkeys([*mapping.values(), *(k for _, _, raw in rows for k in raw)]))
-    # Raw values are keyed by canonical field; show them under the file's own column names.
-    field_of = {column: field for field, column in mapping.items()}
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([*columns, "rejected_row", "rejected_reason"])
-    for row_number, reason, raw in rows:
-        writer.writerow([raw.get(field_of.get(c, c), raw.get(c)) for c in columns] + [row_number, reason])
-    # Rejected rows are the file's own cells, reporters' names and phones included.
-    await log_personal_read(request, conn, principal, "intake_rejected_row",
-                            [f"{batch_id}:{row_number}" for row_number, _, _ in rows])
-    return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8")
+    body, keys = await batches.rejected_rows_csv(conn, principal, batch_id)
+    await log_personal_read(request, conn, principal, "intake_rejected_row", keys)
+    return Response(body, media_type="text/csv; charset=utf-8")
 
 
 @router.get("/review")

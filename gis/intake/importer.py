@@ -161,24 +161,36 @@ def _cell_text(value) -> str | None:
     return str(value)
 
 
+def _unreadable(path: Path, kind: str, error: Exception, row: int | None = None) -> InvalidInput:
+    where = f"第 {row} 行附近" if row else "开头"
+    return InvalidInput(f"无法读取文件 {path.name}（{where}）：不是有效的 {kind} 文件或文件已损坏"
+                        f"（{type(error).__name__}）")
+
+
 def read_rows(path: Path) -> tuple[list[str], Iterator[list[str | None]]]:
     """Header and a stream of rows (lists of text) of a CSV or XLSX file."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         from openpyxl import load_workbook
 
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
-        rows = sheet.iter_rows(values_only=True)
         try:
+            workbook = load_workbook(path, read_only=True, data_only=True)
+            sheet = workbook.worksheets[0]
+            rows = sheet.iter_rows(values_only=True)
             header = [(_cell_text(v) or "").strip() for v in next(rows)]
         except StopIteration:
             raise InvalidInput("the spreadsheet is empty") from None
+        except Exception as error:  # a damaged or foreign file fails anywhere inside the zip and XML readers
+            raise _unreadable(path, "XLSX", error) from None
 
         def stream() -> Iterator[list[str | None]]:
+            row_no = 1
             try:
                 for row in rows:
+                    row_no += 1
                     yield [_cell_text(v) for v in row]
+            except Exception as error:
+                raise _unreadable(path, "XLSX", error, row_no) from None
             finally:
                 workbook.close()
 
@@ -186,22 +198,28 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[list[str | None]]]:
     if suffix in (".csv", ".txt", ".tsv"):
         encoding = _detect_encoding(path)
         handle = path.open(encoding=encoding, newline="")
-        sample = handle.read(64 * 1024)
-        handle.seek(0)
         try:
-            dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|")
-        except csv.Error:
-            dialect = csv.excel
-        reader = csv.reader(handle, dialect)
-        try:
+            sample = handle.read(64 * 1024)
+            handle.seek(0)
+            try:
+                dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|")
+            except csv.Error:
+                dialect = csv.excel
+            reader = csv.reader(handle, dialect)
             header = [name.strip().lstrip("\ufeff") for name in next(reader)]
         except StopIteration:
             handle.close()
             raise InvalidInput("the file is empty") from None
+        except (UnicodeDecodeError, csv.Error) as error:
+            handle.close()
+            raise _unreadable(path, "CSV", error) from None
 
         def stream() -> Iterator[list[str | None]]:
             with handle:
-                yield from reader
+                try:
+                    yield from reader
+                except (UnicodeDecodeError, csv.Error) as error:
+                    raise _unreadable(path, "CSV", error, reader.line_num) from None
 
         return header, stream()
     raise InvalidInput(f"cannot import {path.name}: give a .csv or .xlsx file")
@@ -424,8 +442,11 @@ def import_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Callable[[int], None] | None = None,
     file_name: str | None = None,
+    owner_user_id: int | None = None,
+    owner_scope: list[str] | None = None,
 ) -> ImportReport:
-    """Import a hotline export; every row ends imported, duplicate or rejected (with the reason)."""
+    """Import a hotline export; every row ends imported, duplicate or rejected (with the reason). The batch
+    records who ran it and their scope (gis.intake.batches reads it back only inside that scope)."""
     path = Path(path)
     if not path.exists():
         raise InvalidInput(f"{path} does not exist")
@@ -443,10 +464,11 @@ def import_file(
         gazetteer = Gazetteer.load(conn)
         conn.execute(SETTLE_ABANDONED_SQL)
         batch_id = conn.execute(
-            "INSERT INTO intake_batch (source, file_name, file_sha256, mapping, crs) VALUES (%s, %s, %s, %s, %s) "
-            "RETURNING id",
+            "INSERT INTO intake_batch (source, file_name, file_sha256, mapping, crs, owner_user_id, owner_scope) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (source, file_name or path.name, file_sha256(path),
-             json.dumps({f: header[i] for f, i in columns.items()}, ensure_ascii=False), default_crs),
+             json.dumps({f: header[i] for f, i in columns.items()}, ensure_ascii=False), default_crs,
+             owner_user_id, owner_scope),
         ).fetchone()[0]
         # held by this session until it ends, however it ends: taken before the row is visible to anyone
         conn.execute("SELECT pg_advisory_lock(%s, %s)", (BATCH_LOCK_CLASS, batch_id))

@@ -50,6 +50,10 @@ class IntakeBatch(Base):
     placements: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    owner_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The user who ran the import (none from the command line: administrators only)."""
+    owner_scope: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    """That user's scope codes when the import ran: others see the batch only inside them."""
 
 
 class IntakeRejectedRow(Base):

@@ -1,15 +1,14 @@
 """Open311 GeoReport v2 (市民诉求开放接口): services from the category catalogue, requests stored as complaints.
 
 service_code = category.code; service_request_id = complaint.id; status comes from the complaint's ticket
-(closed when the ticket is rejected, closed or merged, open otherwise). Public answers never carry reporter
-names or phone numbers, and mobile numbers inside descriptions are masked.
+(closed when the ticket is rejected, closed or merged, open otherwise). Reads need no key, so they answer as the
+public sees (gis.visibility): the place snapped, the address to the compound, no description, no reporter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -30,13 +29,18 @@ from gis.intake.placement import (
     degrees_for,
     one_request_sql,
 )
+from gis.numbers import optional_float
 from gis.settings import city_settings
+from gis.times import time_problem
+from gis.visibility import POLICY, address_sql, mask_numbers, place_sql, text_sql
+
+PUBLIC_VIEW = POLICY["public"]
+"""GeoReport v2 reads need no key: every answer is the public's (staff read tickets through /tickets)."""
 
 FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 MAX_RESULTS = 1000
 DEFAULT_WINDOW_DAYS = 90
 CLOSED_STATES = ("rejected", "closed", "merged")
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 
 ATTRIBUTES = [
     {"variable": True, "code": "building_unit", "datatype": "string", "required": False,
@@ -56,11 +60,6 @@ class Open311Error(Exception):
         super().__init__(description)
         self.status = status
         self.description = description
-
-
-def mask_phones(value: str | None) -> str | None:
-    """Mobile numbers in free text become 138****0000 in public answers."""
-    return _MOBILE.sub(r"\1****\2", value) if value else value
 
 
 def hash_key(key: str) -> str:
@@ -197,16 +196,10 @@ async def gazetteer_for(conn: AsyncConnection) -> Gazetteer:
 
 
 def _float(form: dict, name: str) -> float | None:
-    value = (form.get(name) or "").strip()
-    if not value:
-        return None
     try:
-        number = float(value)
-    except ValueError:
-        raise Open311Error(400, f"{name} must be a number, not {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise Open311Error(400, f"{name} must be a finite number")
-    return number
+        return optional_float(form.get(name), name)  # strict: no '1_0', no Arabic-Indic digits, finite
+    except InvalidInput as error:
+        raise Open311Error(400, str(error)) from None
 
 
 async def _key_and_category(conn: AsyncConnection, key: str, code: str) -> tuple[bool, bool]:
@@ -249,8 +242,10 @@ async def _staged_row(conn: AsyncConnection, form: dict[str, str], attributes: d
     now = datetime.now(timezone.utc)
     requested = (form.get("requested_datetime") or "").strip()
     reported_at = parse_time(requested) if requested else now
-    if reported_at is None or reported_at > now + timedelta(days=1):
+    if reported_at is None:
         raise Open311Error(400, f"requested_datetime {requested!r} is not a usable time")
+    if problem := time_problem(reported_at, "requested_datetime", now):
+        raise Open311Error(400, problem)
     row.update(row_no=1, source="open311", category_code=code, description=description, address=address,
                reported_at=reported_at, local_day=reported_at.astimezone(LOCAL_ZONE).date(),
                token=secrets.token_urlsafe(12))
@@ -418,10 +413,12 @@ async def _select(conn: AsyncConnection, where: str, args: dict) -> list[dict]:
     else:
         status_sql, ticket_join = "'open'", ""
         ticket_columns = "NULL, c.created_at, NULL::timestamptz, cat.responsible_kind"
+    place = place_sql(PUBLIC_VIEW, "c.geom")
     sql = f"""
         SELECT * FROM (
-            SELECT c.id, {status_sql} AS status, c.category_code, cat.name_zh, cat.name, c.description, c.address,
-                   c.reported_at, ST_Y(c.geom) AS lat, ST_X(c.geom) AS lon, c.placement,
+            SELECT c.id, {status_sql} AS status, c.category_code, cat.name_zh, cat.name,
+                   {text_sql(PUBLIC_VIEW, "c.description")} AS description, {address_sql(PUBLIC_VIEW, "c")} AS address,
+                   c.reported_at, ST_Y({place}) AS lat, ST_X({place}) AS lon, c.placement,
                    {ticket_columns}
             FROM complaint c JOIN category cat ON cat.code = c.category_code {ticket_join}) c
         WHERE {where} ORDER BY c.reported_at DESC, c.id DESC LIMIT {MAX_RESULTS}"""
@@ -430,9 +427,9 @@ async def _select(conn: AsyncConnection, where: str, args: dict) -> list[dict]:
     for (rid, status, code, name_zh, name, description, address, reported_at, lat, lon, placement, notes, updated,
          due, agency) in rows:
         out.append({
-            "service_request_id": str(rid), "status": status, "status_notes": notes,
+            "service_request_id": str(rid), "status": status, "status_notes": mask_numbers(notes),
             "service_name": f"{name_zh} ({name})", "service_code": code,
-            "description": mask_phones(description), "agency_responsible": agency,
+            "description": description, "agency_responsible": agency,
             "service_notice": "待人工定位 (awaiting placement)" if placement == "review" else None,
             "requested_datetime": _iso(reported_at), "updated_datetime": _iso(updated),
             "expected_datetime": _iso(due), "address": address, "address_id": None, "zipcode": None,

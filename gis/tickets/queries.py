@@ -3,16 +3,20 @@ statement with the caller's scope in its WHERE clause, and personal data only fo
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from collections.abc import AsyncIterator
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.auth import Principal
 from gis.errors import InvalidInput, NotFound
 from gis.tickets.filters import OPEN_SQL, TicketFilter, where_sql
 from gis.tickets.scope import ticket_scope_sql
+from gis.visibility import address_sql, place_sql, text_sql, visibility
 
 SORTS = {"due": "t.due_at, t.id", "reported": "t.reported_at, t.id", "-reported": "t.reported_at DESC, t.id DESC",
          "id": "t.id"}
@@ -20,33 +24,36 @@ MAX_LIMIT = 1000
 
 
 def _fields(principal: Principal) -> list[tuple[str, str]]:
-    """(name, SQL) of what a ticket shows to this principal."""
-    common = [
+    """(name, SQL) of what a ticket shows to this principal, as the visibility policy allows."""
+    view = visibility(principal)
+    place = place_sql(view, "c.geom")
+    fields = [
         ("id", "t.id"), ("state", "t.state"), ("category_code", "t.category_code"), ("category", "cat.name"),
         ("category_zh", "cat.name_zh"), ("reported_at", "t.reported_at"), ("due_at", "t.due_at"),
         ("deadline_class", "t.deadline_class"),
         ("overdue", f"(t.state IN {OPEN_SQL} AND t.due_at < now())"),
         ("closed_at", "t.closed_at"), ("street_code", "t.street_code"), ("community_code", "t.community_code"),
         ("grid_code", "t.grid_code"), ("compound_code", "t.compound_code"),
+        ("address", address_sql(view, "c")),
+        ("lon", f"round(ST_X({place})::numeric, 7)::float8"), ("lat", f"round(ST_Y({place})::numeric, 7)::float8"),
     ]
-    if principal.role == "public":
-        # Anonymised: no text, no address, no people, the place rounded to about 100 m.
-        return common + [("lon", "round(ST_X(c.geom)::numeric, 3)::float8"), ("lat", "round(ST_Y(c.geom)::numeric, 3)::float8")]
-    staff = common + [
-        ("version", "t.version"), ("complaint_id", "t.complaint_id"), ("description", "c.description"),
-        ("address", "c.address"), ("source", "c.source"), ("lon", "ST_X(c.geom)"), ("lat", "ST_Y(c.geom)"),
-        ("assignee_kind", "t.assignee_kind"), ("assignee_code", "t.assignee_code"), ("department", "t.department"),
-        ("rule_id", "t.rule_id"), ("property_company_id", "t.property_company_id"),
-        ("registered_at", "t.registered_at"), ("dispatched_at", "t.dispatched_at"),
-        ("response_due_at", "t.response_due_at"), ("responded_at", "t.responded_at"),
-        ("handled_at", "t.handled_at"), ("merged_into_id", "t.merged_into_id"),
-        ("reject_reason", "t.reject_reason"), ("reopen_count", "t.reopen_count"),
-        ("send_back_count", "t.send_back_count"), ("rating", "t.rating"), ("rated_at", "t.rated_at"),
-    ]
-    if principal.sees_personal_data:
-        staff += [("reporter_name", "c.reporter_name"), ("reporter_phone", "c.reporter_phone"),
-                  ("informed", "t.informed"), ("rating_comment", "t.rating_comment")]
-    return staff
+    if view.description != "none":
+        fields.append(("description", text_sql(view, "c.description")))
+    if view.handling:
+        fields += [
+            ("version", "t.version"), ("complaint_id", "t.complaint_id"), ("source", "c.source"),
+            ("assignee_kind", "t.assignee_kind"), ("assignee_code", "t.assignee_code"),
+            ("department", "t.department"), ("rule_id", "t.rule_id"), ("property_company_id", "t.property_company_id"),
+            ("registered_at", "t.registered_at"), ("dispatched_at", "t.dispatched_at"),
+            ("response_due_at", "t.response_due_at"), ("responded_at", "t.responded_at"),
+            ("handled_at", "t.handled_at"), ("merged_into_id", "t.merged_into_id"),
+            ("reject_reason", text_sql(view, "t.reject_reason")), ("reopen_count", "t.reopen_count"),
+            ("send_back_count", "t.send_back_count"), ("rating", "t.rating"), ("rated_at", "t.rated_at"),
+        ]
+    if view.reporter:
+        fields += [("reporter_name", "c.reporter_name"), ("reporter_phone", "c.reporter_phone"),
+                   ("informed", "t.informed"), ("rating_comment", "t.rating_comment")]
+    return fields
 
 
 def _select(principal: Principal, f: TicketFilter, sort: str, limit: int, offset: int) -> tuple[str, dict, list]:
@@ -86,7 +93,7 @@ async def tickets_geojson(conn: AsyncConnection, principal: Principal, f: Ticket
                           limit: int = 1000, offset: int = 0, seen: list[int] | None = None) -> bytes:
     sql, params, names = _select(principal, f, sort, limit, offset)
     props = ", ".join(f"'{name}', r.{name}" for name in names if name not in ("lon", "lat"))
-    point = "ST_SnapToGrid(r.geom, 0.001)" if principal.role == "public" else "r.geom"
+    point = place_sql(visibility(principal), "r.geom")
     body, ids = (await conn.execute(text(f"""
         SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
             'type', 'Feature', 'id', r.id, 'geometry', ST_AsGeoJSON({point}, 6)::json,
@@ -102,7 +109,6 @@ EXPORT_LIMIT = 200_000
 
 async def tickets_csv(conn: AsyncConnection, principal: Principal, f: TicketFilter,
                       seen: list[int] | None = None) -> bytes:
-    """CSV export (UTF-8 with BOM so spreadsheet programs read the Chinese text); `seen` receives the ids."""
     sql, params, names = _select(principal, f, "id", 1, 0)
     params["limit"] = EXPORT_LIMIT
     result = await conn.execute(text(sql), params)
@@ -122,8 +128,7 @@ async def tickets_tile(conn: AsyncConnection, principal: Principal, z: int, x: i
     if not (0 <= z <= 22 and 0 <= x < 2**z and 0 <= y < 2**z):
         raise InvalidInput("tile z/x/y out of range")
     where, params, _ = where_sql(principal, f or TicketFilter())
-    anonymous = principal.role == "public"
-    point = "ST_SnapToGrid(c.geom, 0.001)" if anonymous else "c.geom"
+    point = place_sql(visibility(principal), "c.geom")
     sql = f"""
         WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env3857),
         rows AS (
@@ -143,19 +148,19 @@ async def get_ticket(conn: AsyncConnection, principal: Principal, ticket_id: int
     if row is None:
         raise NotFound(f"no ticket {ticket_id}")
     ticket = dict(zip(names, row[: len(names)]))
-    public = principal.role == "public"
-    actor = "NULL" if public else "e.actor"
-    note = "NULL" if public else "e.note"
+    view = visibility(principal)
+    people = view.history_people
     events = (await conn.execute(text(f"""
-        SELECT e.id, e.at, {actor} AS actor, e.action, e.from_state, e.to_state, {note} AS note,
-               {'NULL' if public else 'e.data'} AS data
+        SELECT e.id, e.at, {'e.actor' if people else 'NULL'} AS actor, e.action, e.from_state, e.to_state,
+               {'e.note' if people else 'NULL'} AS note, {'e.data' if view.handling else 'NULL'} AS data
         FROM ticket_event e WHERE e.ticket_id = :id ORDER BY e.at, e.id"""), {"id": ticket_id})).mappings()
     ticket["history"] = [dict(event) for event in events]
-    if not public:
+    if view.photos:
         photos = (await conn.execute(text("""
             SELECT id, event_id, filename, content_type, size_bytes, uploaded_at
             FROM ticket_photo WHERE ticket_id = :id ORDER BY id"""), {"id": ticket_id})).mappings()
         ticket["photos"] = [dict(photo) for photo in photos]
+    if view.handling:
         merged = (await conn.execute(text("SELECT array_agg(id ORDER BY id) FROM ticket WHERE merged_into_id = :id"),
                                      {"id": ticket_id})).scalar_one()
         ticket["duplicates"] = merged or []
@@ -163,7 +168,7 @@ async def get_ticket(conn: AsyncConnection, principal: Principal, ticket_id: int
 
 
 async def get_photo(conn: AsyncConnection, principal: Principal, ticket_id: int, photo_id: int) -> tuple[str, bytes]:
-    if principal.role in ("public", "planner"):
+    if not visibility(principal).photos:
         raise NotFound(f"no photo {photo_id}")
     scope, params = ticket_scope_sql(principal, "t")
     row = (await conn.execute(text(f"""

@@ -239,6 +239,10 @@ async def add_photo(conn: AsyncConnection, principal: Principal, ticket_id: int,
             "size_bytes": len(content)}
 
 
+PUBLIC_RATING_REFUSED = "没有可由该号码评价的工单：工单号与来电号码不符，或工单尚未办结，或已经评价过"
+"""The public's one answer for a rating that cannot be taken, whatever the reason."""
+
+
 async def rate(conn: AsyncConnection, principal: Principal, ticket_id: int, score: int, comment_text: str | None,
                reporter_phone: str | None = None) -> dict:
     """考核评价: the resident's rating of a closed ticket — given by the reporter (proved by the phone number
@@ -252,14 +256,16 @@ async def rate(conn: AsyncConnection, principal: Principal, ticket_id: int, scor
     if principal.role == "public":
         if not reporter_phone:
             raise InvalidInput("give the phone number the complaint was made with")
-        # The public may not see a ticket's existence unless the phone matches: one answer for both misses.
+        # One answer for every miss (no such ticket, another phone, not closed, rated already), so the call
+        # cannot be used to confirm who reported what.
         row = (await conn.execute(
             text("""SELECT t.* FROM ticket t JOIN complaint c ON c.id = t.complaint_id
-                    WHERE t.id = :id AND c.reporter_phone = :phone FOR UPDATE OF t"""),
+                    WHERE t.id = :id AND c.reporter_phone = :phone AND t.state = 'closed' AND t.rating IS NULL
+                    FOR UPDATE OF t"""),
             {"id": ticket_id, "phone": reporter_phone.strip()},
         )).mappings().first()
         if row is None:
-            raise NotFound(f"no ticket {ticket_id} reported from that phone number")
+            raise NotFound(PUBLIC_RATING_REFUSED)
         ticket = dict(row)
     else:
         ticket = await locked_ticket(conn, principal, ticket_id)
