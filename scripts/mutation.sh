@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Mutation testing of the modules that hold gridgov's rules (mutmut), each against its own fast tests.
+# Runs in a throwaway copy of the checkout, so the work tree is never mutated. Writes the summary of each
+# module to build/mutation/<module>.txt; docs/mutation.md quotes the scores and explains the survivors.
+#
+#   scripts/mutation.sh                 every module below
+#   scripts/mutation.sh tilekey         only the named modules (keys of the table below)
+#   MUTATION_MAX_CHILDREN=2             parallel mutant runs (default: 2)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+OUT="$ROOT/build/mutation"
+mkdir -p "$OUT"
+
+# module -> "source file|test selection" (only the tests that exercise the module, fastest first)
+declare -A MODULES=(
+  [tilekey]="gis/tilekey.py|tests/test_tilekey.py"
+  [deadlines]="gis/tickets/deadlines.py|tests/test_deadlines_working_time.py tests/test_tickets_deadlines.py::test_deadline_classes_in_calendar_and_working_time tests/test_tickets_deadlines.py::test_calendar_and_policy_are_configurable_over_the_core"
+  [workflow]="gis/tickets/workflow.py|tests/test_tickets_workflow.py"
+  [evaluation]="gis/analytics/evaluation.py|tests/test_analytics_evaluation.py"
+  [placement]="gis/intake/placement.py|tests/test_placement_oracle.py tests/test_intake_paths.py"
+  [visibility]="gis/visibility.py|tests/test_privacy_precision.py"
+)
+ORDER=(tilekey deadlines workflow evaluation placement visibility)
+[ $# -gt 0 ] && ORDER=("$@")
+
+for name in "${ORDER[@]}"; do
+  spec="${MODULES[$name]:?unknown module $name}"
+  source="${spec%%|*}"
+  tests="${spec#*|}"
+  if [ ! -f "$ROOT/$source" ]; then
+    echo "mutation: $source does not exist; skipped" | tee "$OUT/$name.txt"
+    continue
+  fi
+  work="$(mktemp -d "${TMPDIR:-/tmp}/gridgov-mutation-$name-XXXXXX")"
+  trap 'rm -rf "$work"' EXIT
+  # a copy of the checkout without its environment, caches and data
+  (cd "$ROOT" && tar --exclude=./.venv --exclude=./node_modules --exclude=./.gridgov --exclude=./.git \
+      --exclude=./build --exclude=./mutants --exclude='*/__pycache__' --exclude=./webmap/static/vendor -cf - .) \
+    | (cd "$work" && tar -xf -)
+  [ -d "$ROOT/webmap/static/vendor" ] && ln -s "$ROOT/webmap/static/vendor" "$work/webmap/static/vendor"
+  [ -d "$ROOT/node_modules" ] && ln -s "$ROOT/node_modules" "$work/node_modules"
+  {
+    echo ""
+    echo "[tool.mutmut]"
+    echo "source_paths = [\"gis\"]"
+    echo "only_mutate = [\"$source\"]"
+    echo "also_copy = [\"api\", \"webmap\", \"fixtures\", \"cli\", \"benchmarks\", \"gis/data\", \"gis/migrations\"]"
+    printf 'pytest_add_cli_args_test_selection = ['
+    first=1
+    for t in $tests; do
+      [ $first -eq 1 ] || printf ', '
+      printf '"%s"' "$t"
+      first=0
+    done
+    echo ']'
+    echo 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]'
+  } >> "$work/pyproject.toml"
+  echo "mutation: $source against $tests"
+  (cd "$work" && "$PYTHON" -m mutmut run --max-children "${MUTATION_MAX_CHILDREN:-2}" >"$OUT/$name.log" 2>&1 || true)
+  (cd "$work" && "$PYTHON" -m mutmut results --all true >"$OUT/$name.results" 2>&1 || true)
+  # score: killed / (killed + survived); timeouts count as killed, "no tests" as survived
+  "$PYTHON" - "$name" "$source" "$OUT/$name.results" <<'PY' | tee "$OUT/$name.txt"
+import collections, re, sys
+name, source, path = sys.argv[1:]
+counts = collections.Counter()
+survivors = []
+for line in open(path, encoding="utf-8", errors="replace"):
+    m = re.match(r"\s*(\S+): (.+)$", line.rstrip())
+    if not m:
+        continue
+    mutant, status = m.groups()
+    counts[status] += 1
+    if status in ("survived", "no tests"):
+        survivors.append(mutant)
+killed = counts["killed"] + counts["timeout"]
+total = killed + counts["survived"] + counts["no tests"]
+score = 100.0 * killed / total if total else 0.0
+print(f"{source}: {killed}/{total} killed ({score:.1f}%); " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+for mutant in survivors:
+    print(f"  survived: {mutant}")
+PY
+  if [ -s "$OUT/$name.txt" ] && grep -q "survived:" "$OUT/$name.txt"; then
+    (cd "$work" && for m in $(grep -o 'survived: .*' "$OUT/$name.txt" | cut -d' ' -f2); do
+       echo "=== $m"; "$PYTHON" -m mutmut show "$m" 2>/dev/null | sed -n '1,40p'; done) >"$OUT/$name.diffs" || true
+  fi
+  rm -rf "$work"
+  trap - EXIT
+done
