@@ -4,11 +4,14 @@ statement with the caller's scope in its WHERE clause, and personal data only fo
 from __future__ import annotations
 
 import asyncio
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -105,21 +108,57 @@ async def tickets_geojson(conn: AsyncConnection, principal: Principal, f: Ticket
 
 
 EXPORT_LIMIT = 200_000
+EXPORT_CHUNK_BYTES = 1 << 20
+"""About how much CSV one step of a streamed export formats and sends (the rows per step follow the row size)."""
+EXPORT_FIRST_ROWS = 200
+EXPORT_MAX_ROWS = 5_000
+
+
+def _csv_chunk(rows, width: int, header: list[str] | None = None) -> bytes:
+    """CSV lines of `rows` (their first `width` values); with `header`, the UTF-8 BOM and the header line first."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if header is not None:
+        out.write("\ufeff")
+        writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if value is None else value for value in row[:width]])
+    return out.getvalue().encode()
 
 
 async def tickets_csv(conn: AsyncConnection, principal: Principal, f: TicketFilter,
-                      seen: list[int] | None = None) -> bytes:
+                      seen: list[int] | None = None) -> AsyncIterator[bytes]:
+    """CSV export (UTF-8 with BOM so spreadsheet programs read the Chinese text), streamed from the database.
+
+    An async generator over `conn`, in one repeatable-read transaction, so every step sees the same tickets.
+    The first chunk (BOM and header) comes once the selection is fixed: by then `seen`, when given, holds every
+    id the export will carry, so the caller can log the read before any row leaves. The rows follow through a
+    server-side cursor, about EXPORT_CHUNK_BYTES of CSV at a time, each chunk formatted in a worker thread: the
+    event loop only moves bytes, and other requests are answered meanwhile. A client that reads slowly holds
+    the next step back (the server's send buffer is full), so memory stays bounded; closing the generator ends
+    the transaction."""
     sql, params, names = _select(principal, f, "id", 1, 0)
     params["limit"] = EXPORT_LIMIT
-    result = await conn.execute(text(sql), params)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(names)
-    for row in result:
-        writer.writerow(["" if value is None else value for value in row[: len(names)]])
+    if conn.in_transaction():
+        await conn.commit()  # a read route holds nothing to keep; the export needs a snapshot of its own
+    try:
+        await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         if seen is not None:
-            seen.append(row[0])
-    return ("\ufeff" + out.getvalue()).encode()
+            ids = (await conn.execute(text(f"SELECT array_agg(r.id) FROM ({sql}) r"), params)).scalar_one()
+            seen.extend(ids or ())
+        yield _csv_chunk((), len(names), names)
+        result = await conn.stream(text(sql), params)
+        size = EXPORT_FIRST_ROWS
+        while rows := await result.fetchmany(size):
+            chunk = await asyncio.to_thread(_csv_chunk, rows, len(names))
+            yield chunk
+            size = max(1, min(EXPORT_MAX_ROWS, len(rows) * EXPORT_CHUNK_BYTES // max(len(chunk), 1)))
+    finally:
+        if conn.in_transaction():
+            try:
+                await conn.rollback()
+            except DBAPIError:
+                pass  # the connection is lost; its teardown discards it
 
 
 async def tickets_tile(conn: AsyncConnection, principal: Principal, z: int, x: int, y: int,
