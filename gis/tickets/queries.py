@@ -4,14 +4,11 @@ statement with the caller's scope in its WHERE clause, and personal data only fo
 from __future__ import annotations
 
 import asyncio
-import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
-from collections.abc import AsyncIterator
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
