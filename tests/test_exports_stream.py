@@ -177,3 +177,47 @@ def test_a_bad_filter_is_refused_before_the_stream_starts(world):
         assert refused.status_code == 400
         assert refused.headers["content-type"].startswith("application/json")
         assert client.get("/tickets.csv").status_code == 200
+
+
+# --- analytics figures: rendered in a worker thread, never on the event loop ---------------------------------
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_analytics_figures_are_rendered_off_the_event_loop(city_db, monkeypatch, fmt):
+    import threading
+
+    import httpx
+    from openpyxl import load_workbook
+
+    from api.main import create_app
+    from gis.analytics.figures import Figure
+
+    rendered_on: list[tuple[str, bool]] = []
+    render = Figure.render
+
+    def recording_render(self, fmt):
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
+        rendered_on.append((threading.current_thread().name, on_loop))
+        return render(self, fmt)
+
+    monkeypatch.setattr(Figure, "render", recording_render)
+
+    async def scenario() -> httpx.Response:
+        app = create_app(city_db)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gridgov.test") as client:
+                return await client.get("/analytics/coverage", params={"level": "community", "format": fmt})
+
+    answer = asyncio.run(scenario())
+    assert answer.status_code == 200, answer.text
+    assert int(answer.headers["content-length"]) == len(answer.content) > 100
+    assert answer.headers["content-disposition"].endswith(f'.{fmt}"')
+    if fmt == "xlsx":
+        assert load_workbook(io.BytesIO(answer.content)).active.max_row > 1
+    else:
+        assert answer.content.startswith("\ufeff".encode()) and answer.content.count(b"\n") > 1
+    assert len(rendered_on) == 1 and rendered_on[0][1] is False, rendered_on

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Connection
 from api.security import Admin
@@ -35,12 +36,26 @@ def _categories(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
 
 
+class _FigureResponse(Response):
+    """A figure rendered as it is sent, in a worker thread: the XLSX or GeoPackage of thousands of areas takes
+    seconds to build, and the event loop must not wait on it. A rendering error still comes before the first
+    byte, so it is answered by the error handlers like any other."""
+
+    def __init__(self, figure: Figure, fmt: str, headers: dict):
+        self.figure, self.fmt = figure, fmt
+        super().__init__(media_type=MEDIA_TYPES[fmt], headers=headers)
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.body = await run_in_threadpool(self.figure.render, self.fmt)
+        self.headers["content-length"] = str(len(self.body))
+        await super().__call__(scope, receive, send)
+
+
 def _send(figure: Figure, fmt: str) -> Response:
-    body = figure.render(fmt)
     headers = {}
     if fmt in ("csv", "xlsx", "gpkg"):
         headers["Content-Disposition"] = f'attachment; filename="{figure.name}.{EXTENSIONS[fmt]}"'
-    return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)
+    return _FigureResponse(figure, fmt, headers)
 
 
 @router.get("/complaints")
