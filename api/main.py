@@ -1,14 +1,28 @@
-"""The FastAPI app: the database pool lives in the lifespan; routers are one per resource."""
+"""The FastAPI app: the database pool lives in the lifespan; routers are one per resource.
+
+The OpenAPI document is built here from the routes and completed with what a client meets: the bearer scheme and
+each operation's security, the error answers (api/errors.py) and, for a method a path does not have, 405 with
+the path's real methods in Allow (OPTIONS answers them with 204)."""
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from api import errors, middleware
+from api.deps import get_connection, get_engine
 from api.routers import apidocs, health, layers, pages
+from api.security import get_principal, operation_security
 from gis.db import async_engine
+
+DATABASE_DEPENDENCIES = (get_engine, get_connection, get_principal)
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -37,7 +51,98 @@ def create_app(database_url: str | None = None) -> FastAPI:
     from api import extra_routers
 
     extra_routers.include(app)
+    _install_methods(app)
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+# --- allowed methods ------------------------------------------------------------------------------------------
+
+def _route_table(app: FastAPI) -> list[tuple]:
+    """(path regex, methods, path as documented, route) of every route, included routers flattened."""
+    table = getattr(app.state, "route_table", None)
+    if table is None:
+        table = []
+        for context in iter_route_contexts(app.routes):
+            if context.path and context.methods:
+                regex = compile_path(context.path)[0]
+                table.append((regex, set(context.methods), context.path_format, context.original_route))
+        app.state.route_table = table
+    return table
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of `app` answers on `path`, sorted, OPTIONS included; empty for no route."""
+    methods = set()
+    for regex, route_methods, _, _ in _route_table(app):
+        if regex.match(path):
+            methods |= route_methods
+    return sorted(methods | {"OPTIONS"}) if methods else []
+
+
+def _install_methods(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code != 405:
+            return await http_exception_handler(request, error)
+        allow = ", ".join(allowed_methods(app, request.url.path))
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": allow})
+        return JSONResponse({"detail": f"此路径不支持 {request.method} 方法，可用的方法：{allow}"},
+                            status_code=405, headers={"Allow": allow})
+
+
+# --- the OpenAPI document -------------------------------------------------------------------------------------
+
+def _dependency_calls(route: APIRoute) -> set:
+    calls, stack = set(), [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        calls.add(dependant.call)
+        stack.extend(dependant.dependencies)
+    return calls
+
+
+def _openapi(app: FastAPI) -> dict:
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes,
+                           openapi_version=app.openapi_version)
+    routes = {}
+    for _, methods, path_format, route in _route_table(app):
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            for method in methods:
+                routes[(path_format, method.lower())] = route
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            route = routes.get((path, method))
+            if route is None:
+                continue
+            security = operation_security(route)
+            if security is None:
+                operation.pop("security", None)
+            else:
+                operation["security"] = security
+
+    def statuses_of(path: str, method: str, operation: dict) -> set[int]:
+        route = routes.get((path, method))
+        calls = _dependency_calls(route) if route else set()
+        statuses = {400}
+        if operation.get("security"):
+            statuses |= {401, 403}
+        if "{" in path:
+            statuses.add(404)
+        if method in errors.WRITE_METHODS:
+            statuses.add(409)
+        if "requestBody" in operation:
+            statuses.add(413)
+        if calls & set(DATABASE_DEPENDENCIES):
+            statuses |= {503, 504}
+        return statuses
+
+    errors.document_errors(document, statuses_of)
+    app.openapi_schema = document
+    return document
 
 
 app = create_app()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.auth import PUBLIC, Principal, principal_for_token
@@ -68,11 +69,22 @@ def bearer_token(request: Request) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        raise Unauthorized("Authorization 请求头必须是 'Bearer <令牌>'")
     return token.strip()
 
 
-async def get_principal(request: Request) -> Principal:
+BEARER_SCHEME = "bearer"
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name=BEARER_SCHEME, bearerFormat="opaque token",
+    description="The access_token of POST /auth/login, sent as `Authorization: Bearer <token>`.")
+"""Declares the bearer scheme in the OpenAPI document (Swagger's Authorize); the header itself is read by
+`bearer_token`, which refuses a malformed one instead of ignoring it."""
+
+
+async def get_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
+) -> Principal:
     """The caller; without credentials, the public. A bad or expired token is a 401, never the public."""
     token = bearer_token(request)
     if token is None:
@@ -81,21 +93,38 @@ async def get_principal(request: Request) -> Principal:
         return await principal_for_token(conn, token)
 
 
-async def get_staff(request: Request) -> Principal:
-    principal = await get_principal(request)
+async def get_staff(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     if principal.role == "public":
-        raise Unauthorized("sign in first")
+        raise Unauthorized("请先登录")
     return principal
 
 
-async def get_admin(request: Request) -> Principal:
-    principal = await get_staff(request)
+async def get_admin(principal: Annotated[Principal, Depends(get_staff)]) -> Principal:
     if principal.role != "admin":
-        raise Forbidden("administrators only")
+        raise Forbidden("仅限管理员")
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+"""The caller, the public without a token: the operation's security is optional."""
 SignedIn = Annotated[Principal, Depends(get_staff)]
 """Any signed-in user (staff or planner)."""
 Admin = Annotated[Principal, Depends(get_admin)]
+
+SIGNED_IN_DEPENDENCIES = (get_staff, get_admin)
+
+
+def operation_security(route) -> list[dict] | None:
+    """The OpenAPI security requirement of a route from its dependencies: a bearer token required (signed-in
+    users), optional (`{}` first: the public may call it too), or None when the route reads no principal."""
+    calls = set()
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        calls.add(dependant.call)
+        stack.extend(dependant.dependencies)
+    if calls & set(SIGNED_IN_DEPENDENCIES):
+        return [{BEARER_SCHEME: []}]
+    if get_principal in calls:
+        return [{}, {BEARER_SCHEME: []}]
+    return None

@@ -26,6 +26,16 @@ TableFormat = Literal["json", "csv", "xlsx"]
 AnyFormat = Literal["json", "csv", "xlsx", "geojson", "gpkg"]
 EXTENSIONS = {"json": "json", "csv": "csv", "xlsx": "xlsx", "geojson": "geojson", "gpkg": "gpkg"}
 
+
+def _answers(formats: tuple[str, ...]) -> dict:
+    """The 200 answer in each of the `format` parameter's media types."""
+    return {200: {"description": "The figure, in the media type of `format`",
+                  "content": {MEDIA_TYPES[fmt].split(";")[0]: {} for fmt in formats}}}
+
+
+TABLE_ANSWERS = _answers(("json", "csv", "xlsx"))
+ANY_ANSWERS = _answers(("json", "csv", "xlsx", "geojson", "gpkg"))
+
 PeriodQuery = Annotated[str, Query(description="YYYY, YYYYH1/H2, YYYYQ1-4, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD")]
 CategoriesQuery = Annotated[str | None, Query(description="Comma-separated category codes (default: all)")]
 WithinQuery = Annotated[str | None, Query(description="Only areas whose code starts with this street or community "
@@ -58,7 +68,7 @@ def _send(figure: Figure, fmt: str) -> Response:
     return _FigureResponse(figure, fmt, headers)
 
 
-@router.get("/complaints")
+@router.get("/complaints", responses=TABLE_ANSWERS)
 async def complaint_counts(
     conn: Connection,
     period: PeriodQuery,
@@ -73,7 +83,7 @@ async def complaint_counts(
     return _send(figure, format)
 
 
-@router.get("/hotspots")
+@router.get("/hotspots", responses=ANY_ANSWERS)
 async def hotspots(
     conn: Connection,
     period: PeriodQuery,
@@ -93,7 +103,7 @@ async def hotspots(
     return _send(figure, format)
 
 
-@router.get("/hexagons")
+@router.get("/hexagons", responses=ANY_ANSWERS)
 async def hexagons(
     conn: Connection,
     period: PeriodQuery,
@@ -108,7 +118,7 @@ async def hexagons(
     return _send(figure, format)
 
 
-@router.get("/emerging")
+@router.get("/emerging", responses=ANY_ANSWERS)
 async def emerging(
     conn: Connection,
     period: PeriodQuery,
@@ -127,7 +137,7 @@ async def emerging(
     return _send(figure, format)
 
 
-@router.get("/coverage")
+@router.get("/coverage", responses=TABLE_ANSWERS)
 async def coverage(
     conn: Connection,
     level: Literal["street", "community"] = "community",
@@ -139,14 +149,14 @@ async def coverage(
     return _send(figure, format)
 
 
-@router.get("/evaluations/{period}")
+@router.get("/evaluations/{period}", responses=TABLE_ANSWERS)
 async def evaluation(conn: Connection, period: str, format: TableFormat = "json") -> Response:
     """The red/black list of a half-year: stored when it was run, else a preview from the inputs."""
     figure = await conn.run_sync(evaluation_core.evaluation, period)
     return _send(figure, format)
 
 
-@router.post("/evaluations/{period}")
+@router.post("/evaluations/{period}", responses=TABLE_ANSWERS)
 async def run_evaluation(conn: Connection, period: str, admin: Admin, format: TableFormat = "json") -> Response:
     """Run and store a half-year's evaluation (2026H1), or a year's year-end overall evaluation from its stored
     half-years (2026), for administrators."""
@@ -155,7 +165,7 @@ async def run_evaluation(conn: Connection, period: str, admin: Admin, format: Ta
     return _send(figure, format)
 
 
-@router.get("/companies/{company_id}/credit-file")
+@router.get("/companies/{company_id}/credit-file", responses=TABLE_ANSWERS)
 async def credit_file(
     conn: Connection,
     company_id: int,
@@ -167,7 +177,7 @@ async def credit_file(
     return _send(figures[part], format)
 
 
-@router.get("/subsidy/{period}")
+@router.get("/subsidy/{period}", responses=TABLE_ANSWERS)
 async def subsidy(
     conn: Connection,
     period: str,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import Connection
+from api.params import QueryDateTime
 from api.security import Admin
 from gis import audit
 
@@ -21,8 +21,8 @@ async def personal_reads(
     username: str | None = None,
     resource: Annotated[str | None, Query(description="ticket, complaint, contact, party_organisation, ...")] = None,
     record_id: Annotated[str | None, Query(description="Who read this record (a ticket or complaint id, ...)")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: QueryDateTime | None = None,
+    until: QueryDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_LOG_ROWS)] = 200,
     before_id: Annotated[int | None, Query(ge=1, description="Paging: the smallest id of the previous page")] = None,
 ) -> list[dict]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from api.deps import Connection
 from gis.errors import GridgovError
@@ -13,6 +14,53 @@ from gis.intake.open311 import FORMATS, Open311Error
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 _ATTRIBUTE = re.compile(r"^attribute\[(.+)\]$")
+
+# --- how the OpenAPI document describes GeoReport v2 (the handlers read the raw query and form) ---------------
+
+Format = Annotated[str, Path(description="Response format: json or xml", json_schema_extra={"enum": list(FORMATS)})]
+Name = Annotated[str, Path(description="The identifier followed by .json or .xml",
+                           json_schema_extra={"pattern": r"^[^/]+\.(json|xml)$"})]
+_XML = {"schema": {"type": "string", "description": "The same answer in GeoReport v2 XML"}}
+_LIST = {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}, "text/xml": _XML}
+ANSWERS = {200: {"content": {"application/json": {}, "text/xml": _XML}}}
+LIST_ANSWERS = {200: {"content": _LIST}}
+REQUEST_FORM = {
+    "type": "object",
+    "required": ["api_key", "service_code"],
+    "properties": {
+        "api_key": {"type": "string", "description": "Issued by the administrator (gridgov complaints api-key)"},
+        "service_code": {"type": "string", "description": "A category code of GET services"},
+        "lat": {"type": "number", "description": "Latitude, with long; or give address_string"},
+        "long": {"type": "number", "description": "Longitude, with lat"},
+        "address_string": {"type": "string", "description": "The address, geocoded when there are no coordinates"},
+        "crs": {"type": "string", "default": "EPSG:4326",
+                "description": "Coordinate system of lat/long: EPSG:4326, EPSG:4490, a CGCS2000 Gauss-Kruger zone, "
+                               "GCJ-02 or BD-09"},
+        "description": {"type": "string", "maxLength": 4000},
+        "first_name": {"type": "string"},
+        "last_name": {"type": "string"},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+        "device_id": {"type": "string"},
+        "account_id": {"type": "string"},
+        "media_url": {"type": "string"},
+        "requested_datetime": {"type": "string", "format": "date-time"},
+    },
+    "patternProperties": {r"^attribute\[.+\]$": {
+        "type": "string", "description": "attribute[CODE]: the service definition's attributes"}},
+}
+REQUEST_BODY = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": REQUEST_FORM},
+                                              "multipart/form-data": {"schema": REQUEST_FORM}}}
+QUERY_PARAMETERS = [
+    {"name": "service_request_id", "in": "query", "required": False,
+     "description": "Comma-separated request ids (the other filters are then ignored)", "schema": {"type": "string"}},
+    {"name": "service_code", "in": "query", "required": False, "description": "Comma-separated service codes",
+     "schema": {"type": "string"}},
+    {"name": "start_date", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"}},
+    {"name": "end_date", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"}},
+    {"name": "status", "in": "query", "required": False, "description": "open, closed or both (comma-separated)",
+     "schema": {"type": "string"}},
+]
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -36,23 +84,23 @@ def _error(error: Exception, fmt: str) -> Response:
     return Response(open311.render_error(error, fmt), status_code=error.status, media_type=FORMATS[fmt])
 
 
-@router.get("/discovery.{fmt}")
-async def discovery(fmt: str, request: Request) -> Response:
+@router.get("/discovery.{fmt}", responses=ANSWERS)
+async def discovery(fmt: Format, request: Request) -> Response:
     if fmt not in FORMATS:
         return _error(Open311Error(404, "unknown format: use .json or .xml"), "json")
     base = str(request.url_for("discovery", fmt=fmt)).rsplit("/", 1)[0]
     return _answer(open311.discovery(base), fmt, "discovery", None)
 
 
-@router.get("/services.{fmt}")
-async def services(fmt: str, conn: Connection) -> Response:
+@router.get("/services.{fmt}", responses=LIST_ANSWERS)
+async def services(fmt: Format, conn: Connection) -> Response:
     if fmt not in FORMATS:
         return _error(Open311Error(404, "unknown format: use .json or .xml"), "json")
     return _answer(await open311.services(conn), fmt, "services", "service")
 
 
-@router.get("/services/{name}")
-async def service_definition(name: str, conn: Connection) -> Response:
+@router.get("/services/{name}", responses=ANSWERS)
+async def service_definition(name: Name, conn: Connection) -> Response:
     fmt = "json"
     try:
         code, fmt = _split(name)
@@ -61,8 +109,8 @@ async def service_definition(name: str, conn: Connection) -> Response:
         return _error(error, fmt)
 
 
-@router.get("/requests.{fmt}")
-async def list_requests(fmt: str, request: Request, conn: Connection) -> Response:
+@router.get("/requests.{fmt}", responses=LIST_ANSWERS, openapi_extra={"parameters": QUERY_PARAMETERS})
+async def list_requests(fmt: Format, request: Request, conn: Connection) -> Response:
     if fmt not in FORMATS:
         return _error(Open311Error(404, "unknown format: use .json or .xml"), "json")
     try:
@@ -72,8 +120,9 @@ async def list_requests(fmt: str, request: Request, conn: Connection) -> Respons
         return _error(error, fmt)
 
 
-@router.post("/requests.{fmt}")
-async def create_request(fmt: str, request: Request, conn: Connection) -> Response:
+@router.post("/requests.{fmt}", responses={**LIST_ANSWERS, 403: {"description": "api_key missing or unknown"}},
+             openapi_extra={"requestBody": REQUEST_BODY})
+async def create_request(fmt: Format, request: Request, conn: Connection) -> Response:
     if fmt not in FORMATS:
         return _error(Open311Error(404, "unknown format: use .json or .xml"), "json")
     try:
@@ -96,8 +145,8 @@ async def create_request(fmt: str, request: Request, conn: Connection) -> Respon
         return _error(error, fmt)
 
 
-@router.get("/requests/{name}")
-async def get_request(name: str, conn: Connection) -> Response:
+@router.get("/requests/{name}", responses=LIST_ANSWERS)
+async def get_request(name: Name, conn: Connection) -> Response:
     fmt = "json"
     try:
         request_id, fmt = _split(name)
@@ -106,8 +155,8 @@ async def get_request(name: str, conn: Connection) -> Response:
         return _error(error, fmt)
 
 
-@router.get("/tokens/{name}")
-async def token(name: str, conn: Connection) -> Response:
+@router.get("/tokens/{name}", responses=LIST_ANSWERS)
+async def token(name: Name, conn: Connection) -> Response:
     fmt = "json"
     try:
         token_value, fmt = _split(name)

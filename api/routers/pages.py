@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
@@ -11,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
 from api.deps import Connection
+from api.params import QueryBool, QueryDate
 from api.security import CurrentPrincipal
 from gis import mapdata
 from gis.errors import InvalidInput
@@ -113,10 +113,10 @@ async def complaints(
     principal: CurrentPrincipal,
     bbox: str,
     category: str | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: QueryDate | None = None,
+    date_to: QueryDate | None = None,
     state: str | None = None,
-    overdue: bool = False,
+    overdue: QueryBool = False,
     limit: Annotated[int, Query(ge=1, le=50_000)] = 20_000,
 ) -> Response:
     """Anonymised complaint points in view (for clusters and the heat layer)."""

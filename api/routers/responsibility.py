@@ -14,7 +14,7 @@ from gis import responsibility
 router = APIRouter(tags=["map"])
 
 
-@router.get("/responsibility")
+@router.get("/responsibility", responses={404: {"description": "The point lies outside the city"}})
 async def responsible_here(
     request: Request,
     conn: Connection,

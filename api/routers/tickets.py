@@ -12,10 +12,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.audit import log_personal_read
 from api.deps import Connection, Engine
+from api.params import QueryBool, QueryDate, QueryDateTime
 from api.security import Admin, CurrentPrincipal, SignedIn
 from gis.tickets import assignment, deadlines, queries, rates, routing, workflow
 from gis.bbox import parse_bbox
@@ -52,12 +53,12 @@ class FilterParams:
         compound: str | None = None,
         bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
         polygon: Annotated[str | None, Query(description="GeoJSON Polygon/MultiPolygon (WGS-84)")] = None,
-        overdue: bool | None = None,
+        overdue: QueryBool | None = None,
         min_age_hours: Annotated[float | None, Query(ge=0)] = None,
         max_age_hours: Annotated[float | None, Query(ge=0)] = None,
-        reported_from: datetime | None = None,
-        reported_to: datetime | None = None,
-        mine: Annotated[bool, Query(description="Only tickets assigned to me or my unit")] = False,
+        reported_from: QueryDateTime | None = None,
+        reported_to: QueryDateTime | None = None,
+        mine: Annotated[QueryBool, Query(description="Only tickets assigned to me or my unit")] = False,
     ):
         self.value = _filter(state, category, street, community, grid, compound, bbox, polygon, overdue,
                              min_age_hours, max_age_hours, reported_from, reported_to, mine)
@@ -144,12 +145,12 @@ class AssignBody(BaseModel):
     polygon: dict | None = None
     states: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
-    overdue: bool | None = None
+    overdue: StrictBool | None = None
     min_age_hours: float | None = None
     note: str | None = None
 
 
-@router.post("/assign")
+@router.post("/assign", responses={404: {"description": "A selected ticket does not exist or is out of scope"}})
 async def assign(body: AssignBody, principal: SignedIn, engine: Engine) -> dict:
     """Assign or reassign in bulk, all or none; 409 when another dispatcher changed a ticket first."""
     selection = TicketFilter(
@@ -174,8 +175,8 @@ def _period(period_from: date | None, period_to: date | None) -> tuple[datetime,
 async def ticket_rates(
     principal: SignedIn, conn: Connection,
     level: Annotated[str, Query(description="grid, community, street or property_company")] = "street",
-    period_from: Annotated[date | None, Query(alias="from")] = None,
-    period_to: Annotated[date | None, Query(alias="to", description="exclusive")] = None,
+    period_from: Annotated[QueryDate | None, Query(alias="from")] = None,
+    period_to: Annotated[QueryDate | None, Query(alias="to", description="exclusive")] = None,
     unit: str | None = None,
 ) -> dict:
     """响应率, 解决率, 满意率 per unit of a level over a period (local dates, end exclusive)."""
@@ -197,8 +198,8 @@ class RuleIn(BaseModel):
     place: str = "any"
     assignee_kind: str
     department: str | None = None
-    auto_dispatch: bool = True
-    active: bool = True
+    auto_dispatch: StrictBool = True
+    active: StrictBool = True
 
 
 @router.post("/rules", status_code=201)
@@ -240,24 +241,24 @@ async def set_deadline(deadline_class: str, body: PolicyIn, principal: Admin, en
 
 
 @router.get("/calendar")
-async def get_calendar(conn: Connection, start: date, end: date) -> list[dict]:
+async def get_calendar(conn: Connection, start: QueryDate, end: QueryDate) -> list[dict]:
     return await deadlines.calendar(conn, start, end)
 
 
 class DayIn(BaseModel):
-    is_workday: bool
+    is_workday: StrictBool
     note: str | None = None
     start_time: time = time(9, 0)
     minutes: int = deadlines.WORKDAY_MINUTES
 
 
 @router.put("/calendar/{day}")
-async def set_calendar_day(day: date, body: DayIn, principal: Admin, engine: Engine) -> dict:
+async def set_calendar_day(day: QueryDate, body: DayIn, principal: Admin, engine: Engine) -> dict:
     async with engine.begin() as conn:
         return await deadlines.set_day(conn, day, body.is_workday, body.note, body.start_time, body.minutes)
 
 
-@router.get("/{ticket_id}")
+@router.get("/{ticket_id:int}")
 async def get_ticket(ticket_id: int, request: Request, principal: CurrentPrincipal, conn: Connection) -> dict:
     ticket = await queries.get_ticket(conn, principal, ticket_id)
     await log_personal_read(request, conn, principal, "ticket", [ticket_id])
@@ -272,7 +273,7 @@ class TransitionIn(BaseModel):
     assignee: Assignee | None = None
 
 
-@router.post("/{ticket_id}/transitions")
+@router.post("/{ticket_id:int}/transitions")
 async def transition(ticket_id: int, body: TransitionIn, principal: SignedIn, engine: Engine) -> dict:
     async with engine.begin() as conn:
         return await workflow.transition(conn, principal, ticket_id, body.action, body.note, body.version,
@@ -283,13 +284,13 @@ class CommentIn(BaseModel):
     note: str
 
 
-@router.post("/{ticket_id}/comments", status_code=201)
+@router.post("/{ticket_id:int}/comments", status_code=201)
 async def comment(ticket_id: int, body: CommentIn, principal: SignedIn, engine: Engine) -> dict:
     async with engine.begin() as conn:
         return {"event_id": await workflow.comment(conn, principal, ticket_id, body.note)}
 
 
-@router.post("/{ticket_id}/photos", status_code=201)
+@router.post("/{ticket_id:int}/photos", status_code=201)
 async def add_photo(ticket_id: int, principal: SignedIn, engine: Engine,
                     file: Annotated[UploadFile, File()], note: Annotated[str | None, Form()] = None) -> dict:
     content = await file.read(workflow.MAX_PHOTO_BYTES + 1)
@@ -297,7 +298,7 @@ async def add_photo(ticket_id: int, principal: SignedIn, engine: Engine,
         return await workflow.add_photo(conn, principal, ticket_id, file.filename or "photo", content, note)
 
 
-@router.get("/{ticket_id}/photos/{photo_id}", response_class=Response)
+@router.get("/{ticket_id:int}/photos/{photo_id:int}", response_class=Response)
 async def get_photo(ticket_id: int, photo_id: int, principal: SignedIn, conn: Connection) -> Response:
     kind, content = await queries.get_photo(conn, principal, ticket_id, photo_id)
     return Response(content, media_type=kind)
@@ -309,7 +310,7 @@ class RatingIn(BaseModel):
     reporter_phone: str | None = None
 
 
-@router.post("/{ticket_id}/rating")
+@router.post("/{ticket_id:int}/rating")
 async def rate(ticket_id: int, body: RatingIn, principal: CurrentPrincipal, engine: Engine) -> dict:
     async with engine.begin() as conn:
         return await workflow.rate(conn, principal, ticket_id, body.score, body.comment, body.reporter_phone)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import Connection, Engine
 from api.security import Admin
@@ -22,7 +22,7 @@ class UserIn(BaseModel):
 
 
 class UserPatch(BaseModel):
-    active: bool | None = None
+    active: StrictBool | None = None
     password: str | None = None
 
 
