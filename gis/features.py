@@ -25,6 +25,7 @@ from gis.auth import Principal, complaint_scope_sql
 from gis.errors import InvalidInput, NotFound
 from gis.models import Base
 from gis.numbers import parse_float, parse_int
+from gis.times import is_infinite, iso_text
 from gis.pyramid import LAYERS
 from gis.tiles import DataVersions, tile_settings
 from gis.visibility import (
@@ -496,11 +497,13 @@ class FeatureService:
 
 
 def _iso(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    return datetime.combine(value, time.min, tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+    """An end of a temporal extent: UTC text, or None (open) for no value and for ±infinity (gis.times)."""
+    if isinstance(value, datetime) and not is_infinite(value):
+        try:
+            return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        except (OverflowError, ValueError):
+            return value.isoformat()
+    return iso_text(value, timezone.utc, z=True)
 
 
 def feature_collection(features: str, returned: int, matched: int, links: list[dict]) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,6 +59,22 @@ class CitySettings(BaseSettings):
 
 @lru_cache
 def database_settings() -> DatabaseSettings:
+class InputSettings(BaseSettings):
+    """Bounds on what users may write: the window of plausible times (受理时间 and the like)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_INPUT_", extra="ignore")
+
+    earliest_time: datetime = datetime(2000, 1, 1, tzinfo=timezone(timedelta(hours=8)))
+    """No time before this is accepted (Beijing midnight of 2000-01-01 by default)."""
+    future_tolerance_hours: float = 24.0
+    """No time later than now plus this is accepted (clocks and time zones differ a little)."""
+
+
+@lru_cache
+def input_settings() -> InputSettings:
+    return InputSettings()
+
+
     return DatabaseSettings()
 
 

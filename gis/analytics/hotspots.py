@@ -418,7 +418,8 @@ def h3_bins(
         where += " AND c.micro_grid_code LIKE :within"
         params["within"] = within + "%"
     points = conn.execute(text(
-        f"SELECT ST_Y(c.geom), ST_X(c.geom) FROM complaint c WHERE {where} AND c.geom IS NOT NULL"
+        f"SELECT ST_Y(c.geom), ST_X(c.geom) FROM complaint c WHERE {where} AND c.geom IS NOT NULL "
+        "AND NOT ST_IsEmpty(c.geom)"
     ), params).all()
     cells = np.fromiter((h3.latlng_to_cell(lat, lon, resolution) for lat, lon in points), dtype=np.uint64,
                         count=len(points))

@@ -31,7 +31,7 @@ from gis.intake.placement import (
 )
 from gis.numbers import optional_float
 from gis.settings import city_settings
-from gis.times import time_problem
+from gis.times import iso_text, time_problem
 from gis.visibility import POLICY, address_sql, mask_numbers, place_sql, text_sql
 
 PUBLIC_VIEW = POLICY["public"]
@@ -346,7 +346,7 @@ def _w3c(value: str, name: str) -> datetime:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(LOCAL_ZONE).isoformat(timespec="seconds") if value else None
+    return iso_text(value, LOCAL_ZONE)  # None for ±infinity; never an overflow (gis.times)
 
 
 async def query_requests(conn: AsyncConnection, params: dict[str, str]) -> list[dict]:
