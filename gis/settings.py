@@ -53,6 +53,8 @@ class CitySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRIDGOV_CITY_", extra="ignore")
 
     snap_tolerance_m: float = 200.0
+    auto_place_min_score: float = 0.75
+    """Least address-match score for a complaint to be placed without a person (gis/intake/gazetteer.py)."""
     duplicate_radius_m: float = 50.0
     duplicate_window_days: int = 7
 

@@ -45,8 +45,9 @@ def test_aliases_typos_scores_and_levels():
     typo = gazetteer.match("三里社区阳光花苑2号楼")
     assert exact.level == alias.level == typo.level == "building"
     assert exact.score == 1.0 and alias.score == 0.95 and 0.5 < typo.score < alias.score
-    missing = gazetteer.match("阳光花园9号楼")
-    assert missing.level == "compound" and missing.score < 1.0
+    missing = gazetteer.match("阳光花园9号楼")  # no building 9 there: the text does not agree, a person decides
+    assert not missing.auto and missing.compound_code is None and missing.score < 1.0
+    assert missing.candidates[0]["compound_code"] == "370902002001C0001" and "没有 9 号楼" in missing.review_reason
     # The same compound name in another community is not taken when the community is named.
     assert gazetteer.match("东湖社区化肥厂宿舍2号楼").compound_code == "370902001001C0002"
     assert gazetteer.match("岱庙街道").level == "street"

@@ -47,6 +47,15 @@ def chinese_number(text: str) -> int | None:
     return total + current
 
 
+PHASE_PATTERN = re.compile(r"第?([零〇一二两三四五六七八九十]{1,3})期")
+"""A compound's phase written in Chinese numerals: 二期, 第三期."""
+
+
+def canonical_phases(text: str) -> str:
+    """Phases as numbers (二期 and 第二期 → 2期), the form compound names are compared in."""
+    return PHASE_PATTERN.sub(lambda m: f"{chinese_number(m.group(1))}期", text)
+
+
 def normalise(text: str | None) -> str:
     """NFKC (full-width digits and letters to half-width), no spaces or punctuation, lower-case Latin."""
     if not text:

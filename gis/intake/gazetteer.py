@@ -1,29 +1,63 @@
-"""The gazetteer (地名库) built from the current layers, and address matching against it with a score.
+"""The gazetteer (地名库) built from the current layers, and address matching against it with a score and a
+placement decision.
 
-Names are found in the normalised text as substrings, longest first; a compound name that is misspelt is found
-by weighted character-bigram containment (rare bigrams weigh more, so generic endings like 小区 or 花园 do not
-carry a match). The result is the finest level that resolves: building, compound, community, street or none.
+Names are found in the normalised text as substrings (a name inside a longer name found there does not count:
+the compound 东岳小区 inside the community 东岳小区社区, or the community form 东岳社区 inside the compound
+东岳社区小区). Division names match in their written forms: street offices with 街道 / 街道办 / 街道办事处,
+communities with 社区 / 居委会 / 社区居委会 / 居民委员会, and — as aliases — without a compound-like ending of the
+community's own name (东岳小区社区 is also written 东岳社区). Phases are read as numbers (二期 = 2期). A name of
+three or more characters also matches with one character wrong (not a digit), and a misspelt compound name by
+weighted character-bigram containment; both only among the places of a division the text names.
+
+Where one name is one compound's own name and other compounds' alias, the own name wins; where it is several
+compounds' names or aliases only, the building number may tell them apart, else a person chooses.
+
+A match is placed automatically (`AddressMatch.auto`) only when every division the text names — district,
+street office, community, compound — agrees with the place matched, none of them is unknown, the compound is
+the only one that fits, and the score clears `CitySettings.auto_place_min_score`
+(`GRIDGOV_CITY_AUTO_PLACE_MIN_SCORE`, 0.75 by default). Otherwise the match keeps only the divisions that agree
+(so the right office sees it in its review queue), no compound, the reason in Chinese and the ranked candidates
+for the person who places it. Every path (hotline import, Open311, the map) takes this one decision.
+
+Scores multiply: compound named exactly 1.0, by an alias 0.95, with one character wrong 0.85, approximately
+0.9 × containment; picked from several of one name by its building number × 0.9; the compound inferred from the
+community and `N号楼` 0.85; a community by an alias form × 0.95, with one character wrong × 0.9. A building
+number the compound does not have is a disagreement too (review, × 0.9).
 
 Buildings are numbered per compound (N号楼), so `三里社区3号楼` without a compound name resolves to a building
-only when it is unambiguous: the community has one compound with that building, or one compound named after the
-community (三里小区, 三里新村) has it. Otherwise it stays at community level and goes to review.
+only when it is unambiguous: the community has one compound with that building. Otherwise it stays at community
+level and goes to review, a compound named after the community (三里小区, 三里新村) first among the candidates.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import psycopg
 
-from gis.intake.address import ParsedAddress, normalise, parse_address
+from gis.intake.address import BUILDING_PATTERN, ParsedAddress, canonical_phases, normalise, parse_address
 
 STREET_SUFFIXES = ("街道办事处", "街道办", "街道", "办事处", "镇", "乡")
 COMMUNITY_SUFFIXES = ("社区居民委员会", "社区居委会", "居民委员会", "居委会", "社区", "村委会", "村")
 COMPOUND_GENERIC_SUFFIXES = ("小区", "花园", "家园", "新村", "公寓", "宿舍", "家属院", "片区", "苑", "园", "院")
+COMMUNITY_ALIAS_ENDINGS = ("小区", "新村")
+"""Endings of a community's own name (东岳小区社区, 青山新村社区) that people leave out (东岳社区, 青山社区)."""
 FUZZY_THRESHOLD = 0.6
+"""Least weighted bigram containment for a misspelt compound name to be considered at all."""
+TYPO_MIN_LENGTH = 3
+"""Names shorter than this never match with a character wrong (one of two is too much)."""
+CANDIDATES_KEPT = 5
 
+# Written division suffixes that name a level even when the name before them is unknown.
+_NAMED_COMMUNITY = re.compile(r"社区居民委员会|社区居委会|居民委员会|居委会|社区")
+_NAMED_STREET = re.compile(r"街道办事处|街道办|街道")
+_NOT_A_NAME = set("的找向给到和跟在是让请被把由对与及去来说要我你他她们楼号室层元栋幢座户")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+LEVEL_ZH = {"district": "区县", "street": "街道", "community": "社区", "compound": "小区"}
 
 
 @dataclass
@@ -39,7 +73,11 @@ class Place:
 
 @dataclass
 class AddressMatch:
-    """The outcome of matching one address: level, score in [0, 1] and the codes resolved."""
+    """The outcome of matching one address: level, score in [0, 1], the codes resolved and the decision.
+
+    `auto` says the complaint may be placed without a person (see the module's rules); when it is False the
+    compound and building are left out (every intake path places by the compound), `review_reason` says why in
+    Chinese and `candidates` lists the places that may be meant, best first."""
 
     level: str = "none"
     score: float = 0.0
@@ -48,6 +86,19 @@ class AddressMatch:
     compound_code: str | None = None
     building_number: int | None = None
     notes: list[str] = field(default_factory=list)
+    auto: bool = False
+    review_reason: str | None = None
+    candidates: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Hit:
+    level: str
+    start: int
+    end: int
+    code: str
+    kind: str  # exact, alias or typo
+    weight: float
 
 
 def _base_name(name: str, suffixes: tuple[str, ...]) -> str:
@@ -55,6 +106,11 @@ def _base_name(name: str, suffixes: tuple[str, ...]) -> str:
         if name.endswith(suffix) and len(name) > len(suffix) + 1:
             return name[: -len(suffix)]
     return name
+
+
+def canonical(text: str | None) -> str:
+    """The form names and texts are compared in: normalised, phases as numbers."""
+    return canonical_phases(normalise(text))
 
 
 class NameScanner:
@@ -80,59 +136,122 @@ class NameScanner:
         return found
 
 
+class TypoIndex:
+    """Names of three or more characters under each of their one-character masks (东?小区), so a piece of text
+    with one character wrong finds them in a few look-ups. Digits are never the character wrong: 2期 and 3期
+    are different compounds."""
+
+    def __init__(self, names):
+        self.masks: dict[str, set[str]] = defaultdict(set)
+        self.lengths: set[int] = set()
+        for name in names:
+            if len(name) < TYPO_MIN_LENGTH:
+                continue
+            self.lengths.add(len(name))
+            for i, char in enumerate(name):
+                if not char.isdigit():
+                    self.masks[name[:i] + "\0" + name[i + 1:]].add(name)
+
+    def near(self, piece: str) -> set[str]:
+        """Names that differ from `piece` (same length) in exactly one non-digit character."""
+        found: set[str] = set()
+        for i, char in enumerate(piece):
+            if char.isdigit():
+                continue
+            for name in self.masks.get(piece[:i] + "\0" + piece[i + 1:], ()):
+                if name != piece:
+                    found.add(name)
+        return found
+
+    def find(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, name) of every name found in text with one character wrong."""
+        found = []
+        for length in sorted(self.lengths, reverse=True):
+            for start in range(0, len(text) - length + 1):
+                found.extend((start, start + length, name) for name in self.near(text[start:start + length]))
+        return found
+
+
 def _bigrams(text: str) -> set[str]:
     return {text[i:i + 2] for i in range(len(text) - 1)}
 
 
 class Gazetteer:
-    """Street offices, communities and compounds (with aliases and their building numbers) of the current
-    layers, indexed for matching."""
+    """Districts, street offices, communities and compounds (with aliases and their building numbers) of the
+    current layers, indexed for matching."""
 
-    def __init__(self, streets: list[Place], communities: list[Place], compounds: list[Place]):
+    def __init__(self, streets: list[Place], communities: list[Place], compounds: list[Place],
+                 districts: list[Place] = (), auto_min_score: float | None = None):
+        if auto_min_score is None:
+            from gis.settings import city_settings
+
+            auto_min_score = city_settings().auto_place_min_score
+        self.auto_min_score = auto_min_score
+        self.districts = {p.code: p for p in districts}
         self.streets = {p.code: p for p in streets}
         self.communities = {p.code: p for p in communities}
         self.compounds = {p.code: p for p in compounds}
-        self.street_names = self._name_index(streets, STREET_SUFFIXES, min_base=2)
-        self.community_names = self._name_index(communities, COMMUNITY_SUFFIXES, min_base=2, short_forms=False)
-        self.compound_names: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        # name form -> [(code, kind, weight)]
+        self.names: dict[str, dict[str, list[tuple[str, str, float]]]] = {
+            "district": defaultdict(list), "street": defaultdict(list), "community": defaultdict(list),
+            "compound": defaultdict(list)}
+        for place in districts:
+            self.names["district"][canonical(place.name)].append((place.code, "exact", 1.0))
+        for place in streets:
+            base = _base_name(canonical(place.name), STREET_SUFFIXES)
+            for form in {canonical(place.name)} | {base + suffix for suffix in STREET_SUFFIXES[:3]}:
+                self.names["street"][form].append((place.code, "exact", 1.0))
+        exact_community_forms = set()
+        self.community_bases: dict[str, list[str]] = defaultdict(list)
+        for place in communities:
+            base = _base_name(canonical(place.name), COMMUNITY_SUFFIXES)
+            self.community_bases[base].append(place.code)
+            for form in {canonical(place.name)} | {base + suffix for suffix in COMMUNITY_SUFFIXES[:5]}:
+                self.names["community"][form].append((place.code, "exact", 1.0))
+                exact_community_forms.add(form)
+        for place in communities:
+            base = _base_name(canonical(place.name), COMMUNITY_SUFFIXES)
+            for ending in COMMUNITY_ALIAS_ENDINGS:
+                short = base.removesuffix(ending)
+                if short != base and len(short) >= 2:
+                    for suffix in COMMUNITY_SUFFIXES[:5]:
+                        if short + suffix not in exact_community_forms:
+                            self.names["community"][short + suffix].append((place.code, "alias", 0.95))
         self.compounds_by_community: dict[str, list[Place]] = defaultdict(list)
+        self.compounds_by_street: dict[str, set[str]] = defaultdict(set)
         for place in compounds:
             self.compounds_by_community[place.community_code].append(place)
-            self.compound_names[normalise(place.name)].append((place.code, 1.0))
+            self.compounds_by_street[place.street_code].add(place.code)
+            self.names["compound"][canonical(place.name)].append((place.code, "exact", 1.0))
             for alias in place.aliases:
-                self.compound_names[normalise(alias)].append((place.code, 0.95))
-        self.street_scanner = NameScanner(self.street_names)
-        self.community_scanner = NameScanner(self.community_names)
-        self.compound_scanner = NameScanner(self.compound_names)
+                if canonical(alias) != canonical(place.name):
+                    self.names["compound"][canonical(alias)].append((place.code, "alias", 0.95))
+        self.all_names: dict[str, list[tuple[str, str, str, float]]] = defaultdict(list)
+        for level, index in self.names.items():
+            for name, entries in index.items():
+                self.all_names[name].extend((level, code, kind, weight) for code, kind, weight in entries)
+        self.scanner = NameScanner(self.all_names)  # one pass over the text finds every level's names
+        self.typos = {"street": TypoIndex({_base_name(canonical(p.name), STREET_SUFFIXES) for p in streets}),
+                      "community": TypoIndex(self.community_bases),
+                      "compound": TypoIndex(self.names["compound"])}
+        self.street_bases: dict[str, list[str]] = defaultdict(list)
+        for place in streets:
+            self.street_bases[_base_name(canonical(place.name), STREET_SUFFIXES)].append(place.code)
         self._cache: dict[str, AddressMatch] = {}
         # Bigram inverted index with inverse document frequency, for misspelt compound names.
         self.bigram_index: dict[str, set[str]] = defaultdict(set)
-        for name in self.compound_names:
+        for name in self.names["compound"]:
             for gram in _bigrams(name):
                 self.bigram_index[gram].add(name)
-        total = max(len(self.compound_names), 1)
+        total = max(len(self.names["compound"]), 1)
         self.idf = {gram: math.log(1 + total / len(names)) for gram, names in self.bigram_index.items()}
-
-    @staticmethod
-    def _name_index(places: list[Place], suffixes: tuple[str, ...], min_base: int,
-                    short_forms: bool = True) -> dict[str, list[str]]:
-        """Full names and their suffix variants (社区 ~ 居委会 ~ 社区居委会); bare names without any suffix only
-        when `short_forms`, since a bare community name is too easily found inside other words."""
-        index: dict[str, list[str]] = defaultdict(list)
-        for place in places:
-            base = _base_name(normalise(place.name), suffixes)
-            variants = {normalise(place.name)} | {base + suffix for suffix in suffixes}
-            if short_forms and len(base) >= min_base:
-                variants.add(base)
-            for variant in variants:
-                index[variant].append(place.code)
-        return index
 
     # -- loading -------------------------------------------------------------------------------------------------
 
     @classmethod
     def load(cls, url_or_conn) -> "Gazetteer":
-        """Read the current streets, communities, compounds and building numbers (one round trip each)."""
+        """Read the current districts, streets, communities, compounds and building numbers (one round trip
+        each)."""
         if isinstance(url_or_conn, psycopg.Connection):
             return cls._load(url_or_conn)
         from gis.db import libpq_url
@@ -140,6 +259,7 @@ class Gazetteer:
         with psycopg.connect(libpq_url(url_or_conn)) as conn:
             return cls._load(conn)
 
+    DISTRICTS_SQL = "SELECT code, name FROM district WHERE valid_to IS NULL"
     STREETS_SQL = "SELECT code, name, district_code FROM street WHERE valid_to IS NULL"
     COMMUNITIES_SQL = "SELECT code, name, street_code FROM community WHERE valid_to IS NULL"
     COMPOUNDS_SQL = """
@@ -150,7 +270,8 @@ class Gazetteer:
         WHERE c.valid_to IS NULL"""
 
     @classmethod
-    def from_rows(cls, streets, communities, compounds) -> "Gazetteer":
+    def from_rows(cls, streets, communities, compounds, districts=(), auto_min_score: float | None = None
+                  ) -> "Gazetteer":
         street_places = [Place(code, name, district) for code, name, district in streets]
         community_places = [Place(code, name, street, street_code=street) for code, name, street in communities]
         street_of = {c.code: c.parent_code for c in community_places}
@@ -158,12 +279,13 @@ class Gazetteer:
             Place(code, name, community, street_of.get(community), community, tuple(aliases or ()),
                   frozenset(numbers or ()))
             for code, name, community, aliases, numbers in compounds]
-        return cls(street_places, community_places, compound_places)
+        district_places = [Place(code, name) for code, name in districts]
+        return cls(street_places, community_places, compound_places, district_places, auto_min_score)
 
     @classmethod
     def _load(cls, conn: psycopg.Connection) -> "Gazetteer":
         return cls.from_rows(conn.execute(cls.STREETS_SQL).fetchall(), conn.execute(cls.COMMUNITIES_SQL).fetchall(),
-                             conn.execute(cls.COMPOUNDS_SQL).fetchall())
+                             conn.execute(cls.COMPOUNDS_SQL).fetchall(), conn.execute(cls.DISTRICTS_SQL).fetchall())
 
     @classmethod
     async def load_async(cls, conn) -> "Gazetteer":
@@ -171,50 +293,10 @@ class Gazetteer:
         from sqlalchemy import text
 
         rows = [(await conn.execute(text(sql))).all()
-                for sql in (cls.STREETS_SQL, cls.COMMUNITIES_SQL, cls.COMPOUNDS_SQL)]
+                for sql in (cls.STREETS_SQL, cls.COMMUNITIES_SQL, cls.COMPOUNDS_SQL, cls.DISTRICTS_SQL)]
         return cls.from_rows(*rows)
 
     # -- matching ------------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _find_names(text: str, index: dict[str, list[str]], scanner: "NameScanner") -> list[tuple[str, str]]:
-        """(name, code) of every indexed name occurring in text, longest names first; a name inside a longer
-        one found already does not count again."""
-        hits = sorted(scanner.find(text), key=lambda h: (h[0] - h[1], h[0]))
-        found: list[tuple[str, str]] = []
-        spans: list[tuple[int, int]] = []
-        for start, end, name in hits:
-            if any(s <= start and end <= e for s, e in spans):
-                continue
-            spans.append((start, end))
-            found.extend((name, code) for code in index[name])
-        return found
-
-    def _exact_compounds(self, text: str) -> list[tuple[str, float, int]]:
-        """(code, weight, name length) of compounds whose name or alias occurs in text."""
-        return [(code, weight, end - start) for start, end, name in self.compound_scanner.find(text)
-                for code, weight in self.compound_names[name]]
-
-    def _fuzzy_compounds(self, text: str, allowed: set[str] | None) -> list[tuple[str, float]]:
-        grams = _bigrams(text)
-        candidates: dict[str, int] = defaultdict(int)
-        for gram in grams:
-            for name in self.bigram_index.get(gram, ()):
-                candidates[name] += 1
-        scored = []
-        for name, shared in candidates.items():
-            if shared < 2:
-                continue
-            name_grams = _bigrams(name)
-            weight = sum(self.idf[g] for g in name_grams)
-            covered = sum(self.idf[g] for g in name_grams & grams)
-            containment = covered / weight if weight else 0.0
-            if containment >= FUZZY_THRESHOLD:
-                for code, alias_weight in self.compound_names[name]:
-                    if allowed is None or code in allowed:
-                        scored.append((code, 0.9 * containment * alias_weight))
-        scored.sort(key=lambda item: (-item[1], item[0]))
-        return scored
 
     def match(self, address: str | None) -> AddressMatch:
         """Match one address; repeated addresses (common in hotline exports) are answered from a cache."""
@@ -226,98 +308,322 @@ class Gazetteer:
                 self._cache[key] = cached
         return cached
 
+    def _district_of(self, street_code: str | None) -> str | None:
+        place = self.streets.get(street_code)
+        return place.parent_code if place else None
+
+    def _hits(self, text: str) -> list[_Hit]:
+        """Every name found, minus those lying inside a longer name found (of any level)."""
+        hits = [_Hit(level, start, end, code, kind, weight) for start, end, name in self.scanner.find(text)
+                for level, code, kind, weight in self.all_names[name]]
+        hits.sort(key=lambda h: (h.start - h.end, h.start))
+        kept: list[_Hit] = []
+        for hit in hits:
+            if any(k.start <= hit.start and hit.end <= k.end and k.end - k.start > hit.end - hit.start
+                   for k in kept):
+                continue
+            kept.append(hit)
+        return kept
+
+    def _named_divisions(self, text: str, hits: list[_Hit], streets: set[str], districts: set[str]
+                         ) -> tuple[list[_Hit], list[tuple[str, str]]]:
+        """Street and community names written with their suffix that no exact name explains: resolved with one
+        character wrong when that fits one place only (streets within the named district, communities within
+        the named street), else reported as unknown (level, token)."""
+        resolved: list[_Hit] = []
+        unknown: list[tuple[str, str]] = []
+        unknown_ends: list[int] = []
+        for level, pattern in (("street", _NAMED_STREET), ("community", _NAMED_COMMUNITY)):
+            bases = self.street_bases if level == "street" else self.community_bases
+            for found in pattern.finditer(text):
+                start, end = found.span()
+                if any(h.start <= start and end <= h.end for h in hits + resolved):
+                    continue
+                before = text[max(0, start - 8):start]
+                if len(before) < 2 or not _CJK.match(before[-1]) or before[-1] in _NOT_A_NAME:
+                    continue  # 找社区, 3号楼街道口: not a name
+                options: dict[str, int] = {}
+                for length in sorted(self.typos[level].lengths, reverse=True):
+                    if length <= start:
+                        for name in self.typos[level].near(text[start - length:start]):
+                            for code in bases[name]:
+                                options.setdefault(code, length)
+                if level == "street" and districts:
+                    options = {c: n for c, n in options.items() if self.streets[c].parent_code in districts}
+                if level == "community":
+                    options = ({c: n for c, n in options.items() if self.communities[c].parent_code in streets}
+                               if streets else {})
+                if len(options) == 1:
+                    code, length = next(iter(options.items()))
+                    resolved.append(_Hit(level, start - length, end, code, "typo", 0.9))
+                else:
+                    begin = max([start - 4, 0] + [h.end for h in hits + resolved if h.end <= start]
+                                + [e for e in unknown_ends if e <= start])
+                    unknown.append((level, text[begin:end]))
+                    unknown_ends.append(end)
+        return resolved, unknown
+
+    def _compound_candidates(self, text: str, hits: list[_Hit], allowed: set[str] | None,
+                             number: int | None, approximate: bool) -> tuple[list[tuple[str, float, str]], list[str]]:
+        """(code, score, how) of the compounds the text may name within `allowed` (None: anywhere), best first,
+        and notes; misspelt names only when `approximate` (a street or community is named and agrees)."""
+        notes: list[str] = []
+        named = [h for h in hits if h.level == "compound"]
+        inside = [h for h in named if allowed is None or h.code in allowed]
+        if inside:
+            best = max(inside, key=lambda h: (h.end - h.start, h.weight))
+            # Rivals: the same text, or the best name less a generic ending (东岳花园 in 东岳花园小区).
+            rivals = [h for h in inside if (h.start, h.end) == (best.start, best.end)
+                      or (h.start == best.start and h.end < best.end
+                          and text[h.end:best.end] in COMPOUND_GENERIC_SUFFIXES)]
+            codes = sorted({h.code for h in rivals})
+            weight = {code: max(h.weight for h in rivals if h.code == code) for code in codes}
+            # A longer name with one character wrong over the same place (老王府新村2银 for 老王府新村2期, not
+            # 老王府新村) is a rival too.
+            house = BUILDING_PATTERN.search(text, best.end)
+            longer: set[str] = set()
+            for length in self.typos["compound"].lengths:
+                if length > best.end - best.start and best.start + length <= (house.start() if house else len(text)):
+                    for name in self.typos["compound"].near(text[best.start:best.start + length]):
+                        for code, _, name_weight in self.names["compound"][name]:
+                            if (allowed is None or code in allowed) and code not in weight:
+                                codes.append(code)
+                                weight[code] = 0.85 * name_weight
+                                longer.add(code)
+            if len(codes) > 1 and number is not None:
+                having = [code for code in codes if number in self.compounds[code].building_numbers]
+                if len(having) == 1:
+                    notes.append("compound told apart by its building number")
+                    return [(having[0], weight[having[0]] * 0.9, "number")] + [
+                        (code, weight[code] * 0.5, "rival") for code in codes if code != having[0]], notes
+            official = [h.code for h in rivals if h.kind == "exact" and (h.start, h.end) == (best.start, best.end)]
+            if len(codes) > 1 and len(set(official)) == 1 and not longer:
+                # A compound's own name outranks the same words as another's alias (an alias that is someone
+                # else's name is the gazetteer's ambiguity, not the writer's).
+                notes.append("compound named by its own name; others have it as an alias")
+                return [(official[0], 1.0, "name")] + sorted(
+                    ((code, weight[code] * 0.5, "alias") for code in codes if code != official[0]),
+                    key=lambda c: (-c[1], c[0])), notes
+            if len(codes) > 1:  # one name, several compounds: a person chooses
+                return sorted(((code, weight[code], "rival") for code in codes), key=lambda c: (-c[1], c[0])), notes
+            return [(codes[0], weight[codes[0]], "name")], notes
+        if allowed is None or not approximate:
+            return [], notes
+        # One character wrong, then bigram containment: only among the named division's compounds.
+        rest = text
+        for hit in sorted(hits, key=lambda h: -h.start):
+            rest = rest[:hit.start] + "|" * (hit.end - hit.start) + rest[hit.end:]
+        typo: dict[str, float] = {}
+        for _, _, name in self.typos["compound"].find(rest):
+            for code, _, weight in self.names["compound"][name]:
+                if code in allowed:
+                    typo[code] = max(typo.get(code, 0.0), 0.85 * weight)
+        if typo:
+            notes.append("compound matched with one character wrong")
+            return sorted(((code, score, "typo") for code, score in typo.items()), key=lambda c: (-c[1], c[0])), notes
+        fuzzy = self._fuzzy_compounds(rest, allowed)
+        if fuzzy:
+            notes.append("compound matched approximately")
+        return [(code, score, "fuzzy") for code, score in fuzzy], notes
+
+    def _fuzzy_compounds(self, text: str, allowed: set[str]) -> list[tuple[str, float]]:
+        grams = _bigrams(text)
+        candidates: dict[str, int] = defaultdict(int)
+        for gram in grams:
+            for name in self.bigram_index.get(gram, ()):
+                candidates[name] += 1
+        scored: dict[str, float] = {}
+        for name, shared in candidates.items():
+            if shared < 2:
+                continue
+            name_grams = _bigrams(name)
+            weight = sum(self.idf[g] for g in name_grams)
+            covered = sum(self.idf[g] for g in name_grams & grams)
+            containment = covered / weight if weight else 0.0
+            if containment >= FUZZY_THRESHOLD:
+                for code, _, alias_weight in self.names["compound"][name]:
+                    if code in allowed:
+                        scored[code] = max(scored.get(code, 0.0), 0.9 * containment * alias_weight)
+        return sorted(scored.items(), key=lambda item: (-item[1], item[0]))
+
     def _match(self, parsed: ParsedAddress) -> AddressMatch:
-        text = parsed.text
+        text = canonical(parsed.text)
         result = AddressMatch()
         if not text:
             return result
-
-        street_hits = self._find_names(text, self.street_names, self.street_scanner)
-        community_hits = self._find_names(text, self.community_names, self.community_scanner)
-        streets = {code for _, code in street_hits}
-        communities = {code for _, code in community_hits}
-        if streets and communities:
-            # A community of another street than the one named is a different place with the same name.
-            within = {c for c in communities if self.communities[c].parent_code in streets}
-            if within:
-                communities = within
-            else:
-                result.notes.append("community and street disagree")
-        if len(communities) > 1:
-            result.notes.append("community name is ambiguous")
-        community = min(communities) if len(communities) == 1 else None
-        street = min(streets) if len(streets) == 1 else None
-        if community is not None:
-            street = self.communities[community].parent_code
-
-        compound, compound_score = None, 0.0
-        hits = self._exact_compounds(text)
-        if community is not None and hits:
-            inside = [h for h in hits if self.compounds[h[0]].community_code == community]
-            hits = inside or hits
-        elif street is not None and hits:
-            inside = [h for h in hits if self.compounds[h[0]].street_code == street]
-            hits = inside or hits
         number = parsed.building_number
-        if hits:
-            best = max((h[2], h[1]) for h in hits)
-            tied = sorted({h[0] for h in hits if (h[2], h[1]) == best})
-            if len(tied) > 1 and number is not None:
-                # Two compounds answer to this name (an alias shared, or the same name twice): the building
-                # number may tell them apart.
-                tied = [code for code in tied if number in self.compounds[code].building_numbers] or tied
-            if len(tied) == 1:
-                compound, compound_score = tied[0], best[1]
-            else:
-                result.notes.append("compound name is ambiguous: " + ", ".join(tied))
+        hits = self._hits(text)
+        problems: list[str] = []
+
+        districts = {h.code for h in hits if h.level == "district"}
+        streets = {h.code for h in hits if h.level == "street"}
+        typo_hits, unknown = self._named_divisions(text, hits, streets, districts)
+        hits = hits + typo_hits
+        street_hits = [h for h in hits if h.level == "street"]
+        streets = {h.code for h in street_hits}
+        for level, token in unknown:
+            problems.append(f"地址中的{LEVEL_ZH[level]}“{token}”在地名库中找不到")
+
+        # Streets must lie in the named district; communities in the named street (or district).
+        street_ok = True
+        if districts and streets:
+            outside = {c for c in streets if self.streets[c].parent_code not in districts}
+            if outside:
+                problems.append("地址中的街道与区县不符")
+                streets -= outside
+                street_ok = False
+        if len(streets) > 1:
+            problems.append("地址中写了不止一个街道")
+            street_ok = False
+        street = min(streets) if len(streets) == 1 else None
+        street_factor = min((h.weight for h in street_hits if h.code == street), default=1.0)
+
+        community_hits = [h for h in hits if h.level == "community"]
+        communities: dict[str, _Hit] = {}
+        for hit in community_hits:
+            if hit.code not in communities or hit.weight > communities[hit.code].weight:
+                communities[hit.code] = hit
+        if community_hits and streets:
+            within = {c: h for c, h in communities.items() if self.communities[c].parent_code in streets}
+            if not within:
+                problems.append("地址中的社区不属于所写的街道")
+            communities = within
+        elif community_hits and districts:
+            within = {c: h for c, h in communities.items()
+                      if self._district_of(self.communities[c].parent_code) in districts}
+            if not within:
+                problems.append("地址中的社区不属于所写的区县")
+            communities = within
+        community = None
+        community_factor = 1.0
+        community_ok = False
+        if len(communities) > 1:
+            problems.append("社区名有歧义：" + "、".join(self.communities[c].name for c in sorted(communities)))
+            result.notes.append("community name is ambiguous")
+        elif len(communities) == 1:
+            community, hit = next(iter(communities.items()))
+            community_factor = hit.weight
+            community_ok = True
+            if hit.kind != "exact" and street is None:
+                # 东岳社区 for 东岳小区社区 is taken only within the street named with it.
+                problems.append(f"“{text[hit.start:hit.end]}”像是{self.communities[community].name}的简写，"
+                                "但地址没有写明街道")
+                community_ok = False
+            elif street is None:
+                street = self.communities[community].parent_code
+        street_ok = street_ok and street is not None
+
+        # The compounds the text may name, within what it names above.
+        if community is not None:
+            allowed = {p.code for p in self.compounds_by_community.get(community, ())}
+        elif street is not None:
+            allowed = set(self.compounds_by_street.get(street, ()))
+        elif districts:
+            allowed = {code for code, p in self.compounds.items() if self._district_of(p.street_code) in districts}
         else:
             allowed = None
-            if community is not None:
-                allowed = {p.code for p in self.compounds_by_community.get(community, ())}
-            elif street is not None:
-                allowed = {code for code, p in self.compounds.items() if p.street_code == street}
-            # Division names are not compound names: their bigrams must not make a compound look similar.
-            rest = text
-            for name, _ in street_hits + community_hits:
-                rest = rest.replace(name, "|")
-            fuzzy = self._fuzzy_compounds(rest, allowed)
-            if fuzzy:
-                compound, compound_score = fuzzy[0]
-                result.notes.append("compound matched approximately")
-
-        if compound is None and community is not None and number is not None and not hits:
-            compound = self._compound_by_building(community, number)
-            if compound is not None:
-                compound_score = 0.85
-
-        if compound is not None:
-            place = self.compounds[compound]
-            if community is not None and place.community_code != community:
-                result.notes.append("compound lies in another community than the one named")
-                compound_score *= 0.8
-            result.compound_code = compound
-            result.community_code = place.community_code
-            result.street_code = place.street_code
-            if number is not None and number in place.building_numbers:
-                result.level, result.building_number = "building", number
-                result.score = compound_score
+        options, notes = self._compound_candidates(text, hits, allowed, number,
+                                                   approximate=community_ok or (street_ok and not community_hits))
+        result.notes.extend(notes)
+        named_elsewhere = [h for h in hits if h.level == "compound" and allowed is not None
+                           and h.code not in allowed]
+        if named_elsewhere and not any(h.level == "compound" and h.code in allowed for h in hits):
+            problems.append("地址中的小区不在所写的社区或街道内："
+                            + "、".join(sorted({self.compounds[h.code].name for h in named_elsewhere})))
+            options += [(h.code, 0.5 * h.weight, "elsewhere") for h in named_elsewhere]
+        by_building = False
+        if not options and community is not None and number is not None \
+                and not any(h.level == "compound" for h in hits):
+            inferred = self._compound_by_building(community, number)
+            if inferred is not None:
+                options, by_building = [(inferred, 0.85, "building")], True
             else:
+                base = _base_name(canonical(self.communities[community].name), COMMUNITY_SUFFIXES)
+                having = sorted((not canonical(p.name).startswith(base), p.code)
+                                for p in self.compounds_by_community.get(community, ())
+                                if number in p.building_numbers)
+                options = [(code, 0.5 if later else 0.6, "building") for later, code in having]
+                if having:
+                    problems.append(f"{self.communities[community].name}有 {len(having)} 个小区有 {number} 号楼，"
+                                    "地址没有写小区名")
+
+        best = options[0] if options else None
+        if best is not None and (best[2] == "elsewhere" or (best[2] == "building" and not by_building)):
+            best = None
+        if best is not None and len(options) > 1 and (best[2] == "rival" or options[1][1] == best[1]):
+            tied = [c for c, score, how in options if score == best[1] or how == "rival"]
+            problems.append("小区名有歧义：" + "、".join(self.compounds[c].name for c in tied))
+            result.notes.append("compound name is ambiguous: " + ", ".join(tied))
+
+        result.candidates = self._ranked(options, communities, number, community_factor * street_factor)
+        if not result.candidates:
+            # Nothing the text names fits: compounds that look like its words, for the reviewer only.
+            rest = text
+            for hit in sorted(hits, key=lambda h: -h.start):
+                if hit.level != "compound":
+                    rest = rest[:hit.start] + "|" * (hit.end - hit.start) + rest[hit.end:]
+            result.candidates = self._ranked([(code, score, "fuzzy") for code, score in self._fuzzy_compounds(
+                rest, allowed if allowed is not None else set(self.compounds))], {}, number, 1.0)
+        if best is not None:
+            code, score, _ = best
+            place = self.compounds[code]
+            score *= community_factor * street_factor
+            if number is not None and number in place.building_numbers:
+                level = "building"
+            else:
+                level = "compound"
                 if number is not None:
+                    # The text names a building the compound does not have: it does not agree.
                     result.notes.append(f"no building {number} in the compound")
-                result.level, result.score = "compound", compound_score * (0.9 if number is not None else 1.0)
-        elif community is not None:
-            result.level, result.score = "community", 1.0
-            result.community_code, result.street_code = community, street
-        elif street is not None:
-            result.level, result.score, result.street_code = "street", 1.0, street
-        result.score = round(result.score, 3)
+                    problems.append(f"{place.name}没有 {number} 号楼")
+                    score *= 0.9
+            result.score = round(score, 3)
+            if not problems and result.score < self.auto_min_score:
+                problems.append(f"匹配分数 {result.score:.2f} 低于自动定位的阈值 {self.auto_min_score:.2f}")
+            if not problems:
+                result.auto = True
+                result.level, result.compound_code = level, code
+                result.community_code, result.street_code = place.community_code, place.street_code
+                result.building_number = number if level == "building" else None
+                return result
+        elif result.candidates:
+            result.score = result.candidates[0]["score"]
+        # To review: only the divisions that agree with the text are kept, for the queue of the right office.
+        if community_ok:
+            result.level, result.community_code = "community", community
+            result.street_code = self.communities[community].parent_code
+        elif street_ok:
+            result.level, result.street_code = "street", street
+        if not options and not problems:
+            # Only a community or a street, or nothing: the intake's own reasons say so.
+            result.score = round(community_factor * street_factor, 3) if result.level != "none" else 0.0
+            return result
+        result.review_reason = "；".join(dict.fromkeys(problems)) or "地址中的小区无法确定"
         return result
 
+    def _ranked(self, options: list[tuple[str, float, str]], communities: dict[str, _Hit], number: int | None,
+                factor: float) -> list[dict]:
+        """The candidates a reviewer chooses from, best first."""
+        ranked = []
+        for code, score, how in options:
+            place = self.compounds[code]
+            has_building = number is not None and number in place.building_numbers
+            ranked.append({"level": "building" if has_building else "compound", "compound_code": code,
+                           "compound_name": place.name, "building_number": number if has_building else None,
+                           "community_code": place.community_code, "street_code": place.street_code,
+                           "score": round(score * factor, 3), "how": how})
+        if not ranked:
+            for code, hit in communities.items():
+                ranked.append({"level": "community", "community_code": code,
+                               "community_name": self.communities[code].name,
+                               "street_code": self.communities[code].parent_code, "score": round(hit.weight, 3),
+                               "how": hit.kind})
+        ranked.sort(key=lambda c: (-c["score"], c.get("compound_code") or c["community_code"]))
+        return ranked[:CANDIDATES_KEPT]
+
     def _compound_by_building(self, community: str, number: int) -> str | None:
-        """The compound of `community` that `N号楼` must mean, when only one fits."""
+        """The compound of `community` that `N号楼` must mean: the only one with that building. (A compound
+        named after the community, 三里小区 for 三里社区, is only the first candidate when several have it: the
+        name is a guess, not what the text says.)"""
         having = [p for p in self.compounds_by_community.get(community, ()) if number in p.building_numbers]
-        if len(having) == 1:
-            return having[0].code
-        base = _base_name(normalise(self.communities[community].name), COMMUNITY_SUFFIXES)
-        named = [p for p in having if normalise(p.name).startswith(base)]
-        return named[0].code if len(named) == 1 else None
+        return having[0].code if len(having) == 1 else None

@@ -279,11 +279,13 @@ def normalise_rows(
         staged["building_code"].append(None)
         staged["reporter_name"].append((fields.get("reporter_name") or "").strip() or None)
         staged["reporter_phone"].append((fields.get("reporter_phone") or "").strip() or None)
-        staged["review_reason"].append(None)
+        staged["review_reason"].append(None if has_point else match.review_reason)
         staged["batch_id"].append(batch_id)
         extras = {**extra, **notes}
         if match.notes and not has_point:
             extras["geocoding_notes"] = match.notes
+        if match.candidates and not has_point and not match.auto:
+            extras["geocoding_candidates"] = match.candidates  # ranked, for the person who places it
         staged["extra"].append(json.dumps(extras, ensure_ascii=False) if extras else None)
         staged["_building_number"].append(match.building_number)
         if not has_point and match.compound_code is not None:

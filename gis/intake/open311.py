@@ -265,7 +265,7 @@ async def _staged_row(conn: AsyncConnection, form: dict[str, str], attributes: d
         row.update(addr_level=match.level, addr_street=match.street_code, addr_community=match.community_code,
                    addr_compound=match.compound_code)
         if lat is None:
-            row.update(match_level=match.level, match_score=match.score)
+            row.update(match_level=match.level, match_score=match.score, review_reason=match.review_reason)
             if match.compound_code is not None:
                 point = (await conn.execute(text(ADDRESS_POINTS_SQL), {
                     "compounds": [match.compound_code],
@@ -278,6 +278,8 @@ async def _staged_row(conn: AsyncConnection, form: dict[str, str], attributes: d
     row["reporter_name"] = (last + first) or None  # Chinese order: family name first
     row["reporter_phone"] = (form.get("phone") or "").strip() or None
     extra = {k: form[k] for k in ("email", "device_id", "account_id", "media_url") if form.get(k)}
+    if lat is None and geocode_text and not match.auto and match.candidates:
+        extra["geocoding_candidates"] = match.candidates  # ranked, for the person who places it
     row["extra"] = json.dumps(extra, ensure_ascii=False) if extra else None
     row["attributes"] = json.dumps(attributes, ensure_ascii=False) if attributes else None
     return row

@@ -33,12 +33,12 @@ async def review_queue(conn: AsyncConnection, principal: Principal, limit: int =
     rows = (await conn.execute(text(f"""
         SELECT c.id, c.source, c.external_id, c.category_code, c.description, c.address, c.reported_at,
                ST_X(c.geom), ST_Y(c.geom), c.match_level, c.community_code, c.street_code, ci.review_reason,
-               ci.match_score, {personal}
+               ci.match_score, {personal}, ci.extra -> 'geocoding_candidates'
         FROM complaint c LEFT JOIN complaint_intake ci ON ci.complaint_id = c.id
         WHERE {' AND '.join(where)} ORDER BY c.reported_at, c.id LIMIT :limit"""), {**params, "limit": limit})).all()
     keys = ("id", "source", "external_id", "category_code", "description", "address", "reported_at", "lon", "lat",
             "match_level", "community_code", "street_code", "review_reason", "match_score", "reporter_name",
-            "reporter_phone")
+            "reporter_phone", "candidates")
     return [dict(zip(keys, row)) for row in rows]
 
 
