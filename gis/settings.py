@@ -59,8 +59,6 @@ class CitySettings(BaseSettings):
     duplicate_window_days: int = 7
 
 
-@lru_cache
-def database_settings() -> DatabaseSettings:
 class InputSettings(BaseSettings):
     """Bounds on what users may write: the window of plausible times (受理时间 and the like)."""
 
@@ -77,6 +75,8 @@ def input_settings() -> InputSettings:
     return InputSettings()
 
 
+@lru_cache
+def database_settings() -> DatabaseSettings:
     return DatabaseSettings()
 
 
