@@ -248,6 +248,47 @@ def _to_storage_arrays(xs: np.ndarray, ys: np.ndarray, crs: str) -> tuple[np.nda
     return _transformer(crs, WGS84).transform(xs, ys, errcheck=False)
 
 
+PROJECTED_MARGIN_M = 1_000_000.0
+"""How far outside the projected bounds of its area of use a coordinate may lie and still be read."""
+ROUND_TRIP_TOLERANCE = {True: 1.0, False: 1e-6}
+"""Metres (projected systems) or degrees (geographic ones) a converted point may miss its input by on the way
+back: a point that does not come back was outside the system's mathematical domain (1e308 in EPSG:3857 gives
+lon -180, lat 90, which maps back to infinity)."""
+
+
+@lru_cache(maxsize=64)
+def _projected_bounds(crs: str) -> tuple[float, float, float, float] | None:
+    """Projected bounds of the area of use of a pyproj system, widened by PROJECTED_MARGIN_M (None if unknown)."""
+    if crs in _GEOGRAPHIC_AS_STORAGE or crs in (GCJ02, BD09):
+        return None
+    system = pyproj.CRS.from_user_input(crs)
+    if not system.is_projected or system.area_of_use is None:
+        return None
+    west, south, east, north = _transformer(WGS84, crs).transform_bounds(*system.area_of_use.bounds)
+    if not all(np.isfinite((west, south, east, north))):
+        return None
+    return (west - PROJECTED_MARGIN_M, south - PROJECTED_MARGIN_M, east + PROJECTED_MARGIN_M,
+            north + PROJECTED_MARGIN_M)
+
+
+def _within_domain(xs: np.ndarray, ys: np.ndarray, lon: np.ndarray, lat: np.ndarray, crs: str) -> np.ndarray:
+    """Where input coordinates in `crs` lie in the system's domain: inside the (widened) projected bounds of its
+    area of use, and converted to lon/lat and back they come home. One rule for every path that converts."""
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    if crs in _GEOGRAPHIC_AS_STORAGE:
+        return ok
+    bounds = _projected_bounds(crs)
+    if bounds is not None:
+        ok &= (xs >= bounds[0]) & (xs <= bounds[2]) & (ys >= bounds[1]) & (ys <= bounds[3])
+    usable = ok & storage_coordinates_ok(lon, lat)
+    if usable.any():
+        back_x, back_y = _from_storage_arrays(lon[usable], lat[usable], crs)
+        tolerance = ROUND_TRIP_TOLERANCE[bounds is not None]
+        home = (np.abs(back_x - xs[usable]) <= tolerance) & (np.abs(back_y - ys[usable]) <= tolerance)
+        ok[np.flatnonzero(usable)[~home]] = False
+    return ok
+
+
 def _from_storage_arrays(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
     if crs in _GEOGRAPHIC_AS_STORAGE:
         return lon.copy(), lat.copy()
@@ -273,8 +314,16 @@ def to_storage(x, y, crs: str, *, check: bool = True):
     xs, ys, scalar = _as_arrays(x, y)
     if check and not (np.isfinite(xs).all() and np.isfinite(ys).all()):
         raise InvalidInput("coordinates must be finite numbers (no NaN or infinity)")
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         lon, lat = _to_storage_arrays(xs, ys, crs)
+        # out-of-domain input gives no point (NaN), so callers sorting with storage_coordinates_ok drop it too
+        outside = ~_within_domain(_fix_zone_prefix(xs, crs), ys, np.asarray(lon, dtype=float),
+                                  np.asarray(lat, dtype=float), crs)
+    if outside.any():
+        if check:
+            bad = int(np.flatnonzero(outside)[0])
+            raise InvalidInput(f"坐标 ({xs[bad]:g}, {ys[bad]:g}) 超出坐标系 {crs} 的有效范围，请检查坐标系是否正确")
+        lon, lat = np.where(outside, np.nan, lon), np.where(outside, np.nan, lat)
     if check:
         ok = storage_coordinates_ok(lon, lat)
         if not ok.all():

@@ -198,7 +198,7 @@ def test_post_in_gcj02_keeps_the_original_coordinates(http, api_key, building, c
     ({"service_code": "XX99", "lat": "36.2", "long": "117.1"}, 400, "service_code XX99 not found"),
     ({"service_code": "E0601"}, 400, "a location is required"),
     ({"service_code": "E0601", "lat": "36.2"}, 400, "lat and long must be given together"),
-    ({"service_code": "E0601", "lat": "north", "long": "117.1"}, 400, "lat must be a number"),
+    ({"service_code": "E0601", "lat": "north", "long": "117.1"}, 400, "lat 必须是"),
     ({"service_code": "E0601", "lat": "136.2", "long": "117.1"}, 400, "do not give a point on the earth"),
     ({"service_code": "E0601", "lat": "36.2", "long": "117.1", "crs": "mars-2"}, 400, "mars-2"),
     ({"service_code": "E0601", "lat": "36.2", "long": "117.1", "attribute[urgency]": "at once"}, 400,

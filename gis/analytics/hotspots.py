@@ -61,6 +61,10 @@ NEIGHBOUR_TOLERANCE_DEG = 1e-6
 """Boundaries closer than this (about 0.1 m) count as touching, so tiny digitising gaps do not cut neighbours."""
 
 
+MAX_SEED = 2**63 - 1
+"""Seeds of the permutation test: numpy's generators take non-negative integers only."""
+
+
 def get_level(name: str, allowed: tuple[str, ...] | None = None) -> AreaLevel:
     allowed = allowed or tuple(LEVELS)
     if name not in allowed:
@@ -333,8 +337,10 @@ def hotspots(
     approximation (the z-score), as optimized hot spot analysis does for aggregated counts."""
     if value not in ("count", "rate"):
         raise InvalidInput("value must be count or rate")
-    if not 0 <= permutations <= 9999:
-        raise InvalidInput("permutations must be between 0 and 9999")
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or not 0 <= permutations <= 9999:
+        raise InvalidInput("permutations 必须是 0 到 9999 之间的整数")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InvalidInput(f"seed（随机种子）必须是 0 到 {MAX_SEED} 之间的整数")
     categories = check_categories(conn, categories)
     inputs = hotspot_inputs(conn, level_name, period, categories)
     started = time.perf_counter()

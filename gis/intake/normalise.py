@@ -20,6 +20,8 @@ from gis import crs as crs_module
 from gis.errors import InvalidInput
 from gis.intake.address import normalise as normalise_text
 from gis.intake.gazetteer import Gazetteer
+from gis.numbers import is_number_text
+from gis.times import time_problem
 
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 FIELDS = ("external_id", "reported_at", "category", "description", "address", "x", "y", "coordinates", "crs",
@@ -63,7 +65,7 @@ def parse_time(text: str | None) -> datetime | None:
                 digits = zone_text[1:].replace(":", "")
                 zone = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
             return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
-        serial = float(value)
+        serial = float(value) if is_number_text(value) else math.nan
     except (ValueError, OverflowError):
         return None
     if 20_000 <= serial <= 80_000:  # Excel day numbers for 1954–2119
@@ -91,11 +93,8 @@ def _number(text: str | None) -> float | None:
     value = str(text).strip().replace("，", ",")
     if not value:
         return None
-    try:
-        number = float(value)
-    except ValueError:
-        return math.nan
-    return number
+    # strict: float() would read '1_0', Arabic-Indic digits and 'nan' (gis.numbers)
+    return float(value) if is_number_text(value) else math.nan
 
 
 @dataclass
@@ -226,8 +225,9 @@ def normalise_rows(
             given = (fields.get("reported_at") or "").strip()
             reject(f"reported time {given!r} cannot be read" if given else "no reported time")
             continue
-        if reported_at > now + timedelta(days=1):
-            reject(f"reported time {reported_at.isoformat()} lies in the future")
+        problem = time_problem(reported_at, "受理时间（reported_at）", now)
+        if problem:
+            reject(problem)
             continue
         label = (fields.get("category") or "").strip()
         category = catalogue.lookup(label)
