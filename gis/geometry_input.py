@@ -169,7 +169,11 @@ def valid_area(value) -> Polygon | MultiPolygon:
     found = _polygonal(shapely.union_all(polygons))
     if not found:
         raise InvalidInput("多边形的面积为零")
-    return found[0] if len(found) == 1 else MultiPolygon(found)
+    merged = found[0] if len(found) == 1 else MultiPolygon(found)
+    if shapely.get_num_coordinates(merged) > MAX_VERTICES:
+        # the merged outline is what PostGIS tests every point against: it keeps to the same cap
+        raise InvalidInput(f"多边形的各部分相互重叠，合并后的顶点超过 {MAX_VERTICES} 个；请简化后再提交")
+    return merged
 
 
 def valid_area_geojson(value) -> dict:

@@ -387,3 +387,24 @@ def test_hypothesis_coordinates_convert_within_the_domain_or_are_invalid_input(p
     # eastings given without a zone's prefix (or with it where none belongs) are read as meant
     x = float(crs._fix_zone_prefix(np.array([x]), crs.normalise_crs(system))[0])
     assert abs(back_x - x) <= max(1.0, 1e-6 * abs(x)) and abs(back_y - y) <= max(1.0, 1e-6 * abs(y))
+
+
+def test_the_permutation_test_is_bounded_by_permutations_times_areas(world, monkeypatch):
+    """9,999 permutations over a city's 27,404 micro-grids would need a 1.1 GB draw table: refused, not run. The
+    small city is far below the real bound, so the bound is lowered here; the rule is the same."""
+    from gis.analytics import hotspots
+    from gis.db import sync_engine
+
+    monkeypatch.setattr(hotspots, "MAX_PERMUTATION_CELLS", 1000, raising=False)
+    period = parse_period("2026H1")
+    engine = sync_engine(world["url"])
+    try:
+        with engine.connect() as conn:
+            areas = sql(world["url"], "SELECT count(*) FROM grid WHERE valid_to IS NULL")[0][0]
+            assert hotspots.hotspots(conn, "grid", period, permutations=1000 // areas, seed=1)
+            with pytest.raises(InvalidInput, match="permutations"):
+                hotspots.hotspots(conn, "grid", period, permutations=999, seed=1)
+            with pytest.raises(InvalidInput, match="seed"):
+                hotspots.hotspots(conn, "grid", period, permutations=9, seed=-1)
+    finally:
+        engine.dispose()
