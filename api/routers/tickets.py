@@ -174,15 +174,38 @@ def _period(period_from: date | None, period_to: date | None) -> tuple[datetime,
 @router.get("/rates")
 async def ticket_rates(
     principal: SignedIn, conn: Connection,
-    level: Annotated[str, Query(description="grid, community, street or property_company")] = "street",
+    level: Annotated[str, Query(description="grid, community, street, property_company or department")] = "street",
     period_from: Annotated[QueryDate | None, Query(alias="from")] = None,
     period_to: Annotated[QueryDate | None, Query(alias="to", description="exclusive")] = None,
     unit: str | None = None,
+    by: Annotated[str, Query(description="unit, or month for the monthly trend")] = "unit",
+    min_sample: Annotated[int | None, Query(ge=0, le=100_000, description="least sample to be ranked")] = None,
+    sort: Annotated[str | None, Query(description="response, resolution, on_time or satisfaction")] = None,
 ) -> dict:
-    """响应率, 解决率, 满意率 per unit of a level over a period (local dates, end exclusive)."""
+    """响应率, 解决率, 按时办结率, 满意率 per unit of a level over a period (local dates, end exclusive), ranked
+    among the units with at least `min_sample` tickets behind each rate (gis/tickets/rates.py)."""
     start, end = _period(period_from, period_to)
-    rows = await rates.rates(conn, principal, level, start, end, unit)
-    return {"level": level, "from": start, "to": end, "rows": rows}
+    sample = rates.RatesSettings().min_sample if min_sample is None else min_sample
+    rows = await rates.rates(conn, principal, level, start, end, unit, by, sample, sort)
+    return {"level": level, "by": by, "from": start, "to": end, "min_sample": sample, "rows": rows}
+
+
+@router.get("/rates/tickets")
+async def ticket_rate_tickets(
+    request: Request, principal: SignedIn, conn: Connection,
+    rate: Annotated[str, Query(description="response, resolution, on_time or satisfaction")],
+    unit: Annotated[str, Query(description="the unit's code (a company's id, a department's name)")],
+    level: str = "street",
+    period_from: Annotated[QueryDate | None, Query(alias="from")] = None,
+    period_to: Annotated[QueryDate | None, Query(alias="to", description="exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=rates.DRILL_MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """The tickets behind one figure of /tickets/rates: its denominator's tickets, each flagged `in_numerator`."""
+    start, end = _period(period_from, period_to)
+    answer = await rates.rate_tickets(conn, principal, rate, level, unit, start, end, limit, offset)
+    await log_personal_read(request, conn, principal, "ticket", [item["id"] for item in answer["items"]])
+    return answer
 
 
 @router.get("/rules")

@@ -1,18 +1,34 @@
-"""The three rates streets are judged on — response rate 响应率, resolution rate 解决率, satisfaction rate
-满意率 — per grid, community, street or property company, for any period, in one SQL query.
+"""The rates streets are judged on — response rate 响应率, resolution rate 解决率, satisfaction rate 满意率 and
+the on-time rate 按时办结率 — per grid, community, street, property company or department, for any period, in
+one SQL query; ranked, by month when asked, and with a drill-down to the tickets behind any figure.
 
-Definitions (tickets reported in [from, to), neither rejected as invalid nor merged as duplicates):
+Definitions (tickets reported in [from, to), neither rejected as invalid nor merged as duplicates, within the
+caller's scope, whose unit at the level is known). Each rate is a numerator over a denominator, both written once
+in `RATES` and used by the figures and by the drill-down alike, so the tickets listed behind a figure are exactly
+the ones it counts:
 - response rate: tickets first responded to by their response deadline / tickets dispatched;
-- resolution rate: tickets verified and closed / tickets counted; on-time rate: closed by the deadline / closed;
+- resolution rate: tickets verified and closed / tickets counted;
+- on-time rate: closed by the deadline / closed;
 - satisfaction rate: ratings of 4 or 5 (satisfied, fairly satisfied) / rated tickets. A ticket counts with
   its latest rating: one rated and then reopened keeps that rating (reopening does not undo what the
   resident said), and when it is closed and rated again the new rating replaces the old.
+
+Ranking: on each rate, the units whose denominator of that rate reaches the minimum sample
+(`GRIDGOV_RATES_MIN_SAMPLE`, 10 tickets by default, or the request's `min_sample`) are ranked by the rate,
+highest first, ties sharing a rank (1, 2, 2, 4); the others are listed with a rank of None and the rate named
+in `unranked`. A rate on a handful of tickets says little, and ranking it would reward the smallest units.
+
+Months (`by="month"`): the same figures per unit and calendar month of Beijing time, each row carrying the
+`from`/`to` of its month cut to the period, so the drill-down of a monthly figure is asked with those bounds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +36,17 @@ from gis.auth import Principal
 from gis.errors import InvalidInput
 from gis.tickets.filters import OPEN_SQL
 from gis.tickets.scope import ticket_scope_sql
+from gis.visibility import address_sql, visibility
+
+
+class RatesSettings(BaseSettings):
+    """How the rates are ranked."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_RATES_", extra="ignore")
+
+    min_sample: int = 10
+    """Least denominator of a rate for a unit to be ranked on it (smaller units are listed, not ranked)."""
+
 
 LEVELS = {
     "grid": ("t.grid_code", "SELECT name FROM grid WHERE code = r.unit AND valid_to IS NULL"),
@@ -27,50 +54,218 @@ LEVELS = {
     "street": ("t.street_code", "SELECT name FROM street WHERE code = r.unit AND valid_to IS NULL"),
     "property_company": ("t.property_company_id::text",
                          "SELECT name FROM property_company WHERE id::text = r.unit"),
+    # street departments and utilities the tickets were dispatched to, by the department's name
+    "department": ("t.department", "SELECT r.unit"),
 }
+LEVEL_NAMES_ZH = {"grid": "网格", "community": "社区", "street": "街道", "property_company": "物业企业",
+                  "department": "部门"}
+
+
+@dataclass(frozen=True)
+class Rate:
+    name: str
+    title_zh: str
+    denominator: str
+    """SQL predicate over `ticket t`: the ticket counts in the denominator."""
+    numerator: str
+    """SQL predicate: a ticket of the denominator that counts in the numerator as well."""
+    denominator_count: str
+    numerator_count: str
+
+
+RATES: dict[str, Rate] = {
+    rate.name: rate
+    for rate in (
+        Rate("response", "响应率", "t.dispatched_at IS NOT NULL", "t.responded_at <= t.response_due_at",
+             "dispatched", "responded_in_time"),
+        Rate("resolution", "解决率", "TRUE", "t.state = 'closed'", "tickets", "closed"),
+        Rate("on_time", "按时办结率", "t.state = 'closed'", "t.closed_at <= t.due_at", "closed", "closed_in_time"),
+        Rate("satisfaction", "满意率", "t.rating IS NOT NULL", "t.rating >= 4", "rated", "satisfied"),
+    )
+}
+RATE_KEYS = tuple(f"{name}_rate" for name in RATES)
+BY = ("unit", "month")
+LOCAL_ZONE = "Asia/Shanghai"
+DRILL_MAX_LIMIT = 1000
 
 
 def _ratio(numerator: str, denominator: str) -> str:
     return f"round({numerator}::numeric / nullif({denominator}, 0), 4)"
 
 
-async def rates(conn: AsyncConnection, principal: Principal, level: str, period_from: datetime,
-                period_to: datetime, unit: str | None = None) -> list[dict]:
+def _check(principal: Principal, level: str, period_from: datetime, period_to: datetime) -> None:
     if principal.role == "public":
-        raise InvalidInput("rates are for signed-in users")
+        raise InvalidInput("考核率仅供登录用户查看")
     if level not in LEVELS:
-        raise InvalidInput(f"level must be one of {', '.join(LEVELS)}")
+        raise InvalidInput(f"层级（level）须为 {'、'.join(LEVELS)} 之一")
     if period_to <= period_from:
-        raise InvalidInput("the period's end must come after its start")
-    column, name_sql = LEVELS[level]
+        raise InvalidInput("期间的结束须晚于开始")
+
+
+def base_sql(principal: Principal, level: str, period_from: datetime, period_to: datetime,
+             unit: str | None = None) -> tuple[str, dict]:
+    """The tickets every rate of `level` counts (the WHERE clause over `ticket t`) and its parameters."""
+    _check(principal, level, period_from, period_to)
+    column, _ = LEVELS[level]
     scope, params = ticket_scope_sql(principal, "t")
-    unit_clause = f"AND {column} = :unit" if unit else ""
+    where = (f"{scope} AND t.reported_at >= :from_ AND t.reported_at < :to_ "
+             f"AND t.state NOT IN ('rejected', 'merged') AND {column} IS NOT NULL")
+    if unit is not None:
+        where += f" AND {column} = :unit"
+        params["unit"] = unit
+    return where, {**params, "from_": period_from, "to_": period_to}
+
+
+def rates_query(principal: Principal, level: str, period_from: datetime, period_to: datetime,
+                unit: str | None = None, by: str = "unit") -> tuple[str, dict]:
+    """The one statement of the figures: counts per unit (and month) and the four rates."""
+    if by not in BY:
+        raise InvalidInput("by 须为 unit（按单位）或 month（按月）")
+    where, params = base_sql(principal, level, period_from, period_to, unit)
+    column, name_sql = LEVELS[level]
+    named: dict[str, str] = {"tickets": "count(*)"}
+    for rate in RATES.values():
+        # `closed` is the resolution numerator and the on-time denominator: the first definition counts it
+        named.setdefault(rate.denominator_count, f"count(*) FILTER (WHERE {rate.denominator})")
+        named.setdefault(rate.numerator_count,
+                         f"count(*) FILTER (WHERE ({rate.denominator}) AND ({rate.numerator}))")
+    named["overdue_open"] = f"count(*) FILTER (WHERE t.state IN {OPEN_SQL} AND t.due_at < now())"
+    counts = [f"{expression} AS {name}" for name, expression in named.items()]
+    month = f"date_trunc('month', t.reported_at AT TIME ZONE '{LOCAL_ZONE}')"
+    month_select = f", to_char({month}, 'YYYY-MM') AS month" if by == "month" else ""
+    group = "1, 2" if by == "month" else "1"
+    ratios = ", ".join(f"{_ratio(f'r.{rate.numerator_count}', f'r.{rate.denominator_count}')} AS {rate.name}_rate"
+                       for rate in RATES.values())
     sql = f"""
-        SELECT r.*, ({name_sql}) AS name,
-               {_ratio('r.responded_in_time', 'r.dispatched')} AS response_rate,
-               {_ratio('r.closed', 'r.tickets')} AS resolution_rate,
-               {_ratio('r.closed_in_time', 'r.closed')} AS on_time_rate,
-               {_ratio('r.satisfied', 'r.rated')} AS satisfaction_rate
+        SELECT r.*, ({name_sql}) AS name, {ratios}
         FROM (
-            SELECT {column} AS unit,
-                   count(*) AS tickets,
-                   count(*) FILTER (WHERE t.dispatched_at IS NOT NULL) AS dispatched,
-                   count(*) FILTER (WHERE t.responded_at <= t.response_due_at) AS responded_in_time,
-                   count(*) FILTER (WHERE t.state = 'closed') AS closed,
-                   count(*) FILTER (WHERE t.state = 'closed' AND t.closed_at <= t.due_at) AS closed_in_time,
-                   count(*) FILTER (WHERE t.state IN {OPEN_SQL} AND t.due_at < now()) AS overdue_open,
-                   count(t.rating) AS rated,
-                   count(*) FILTER (WHERE t.rating >= 4) AS satisfied
+            SELECT {column} AS unit{month_select}, {', '.join(counts)}
             FROM ticket t
-            WHERE {scope} AND t.reported_at >= :from_ AND t.reported_at < :to_
-              AND t.state NOT IN ('rejected', 'merged') AND {column} IS NOT NULL {unit_clause}
-            GROUP BY 1
-        ) r ORDER BY r.unit"""
-    result = await conn.execute(text(sql), {**params, "from_": period_from, "to_": period_to, "unit": unit})
-    rows = []
-    for row in result.mappings():
+            WHERE {where}
+            GROUP BY {group}
+        ) r ORDER BY {'r.month, ' if by == 'month' else ''}r.unit"""
+    return sql, params
+
+
+def settle(rows: Sequence, min_sample: int | None = None, sort: str | None = None, by: str = "unit",
+           period_from: datetime | None = None, period_to: datetime | None = None) -> list[dict]:
+    """Rows of the statement as plain values, ranked on each rate among the units with enough sample (per
+    month when `by` is month), ordered by `sort` (a rate's name) when given."""
+    if min_sample is None:
+        min_sample = RatesSettings().min_sample
+    if min_sample < 0:
+        raise InvalidInput("最小样本量（min_sample）不能为负数")
+    if sort is not None and sort not in RATES:
+        raise InvalidInput(f"排序（sort）须为 {'、'.join(RATES)} 之一")
+    items = []
+    for row in rows:
         item = dict(row)
-        for key in ("response_rate", "resolution_rate", "on_time_rate", "satisfaction_rate"):
+        for key in RATE_KEYS:
             item[key] = float(item[key]) if item[key] is not None else None
-        rows.append(item)
-    return rows
+        item["unranked"] = []
+        if by == "month" and period_from is not None and period_to is not None:
+            item["from"], item["to"] = month_bounds(item["month"], period_from, period_to)
+        items.append(item)
+    groups: dict[str | None, list[dict]] = {}
+    for item in items:
+        groups.setdefault(item.get("month"), []).append(item)
+    for group in groups.values():
+        for rate in RATES.values():
+            key = f"{rate.name}_rate"
+            ranked = [i for i in group if i[rate.denominator_count] >= max(min_sample, 1) and i[key] is not None]
+            ranked.sort(key=lambda i: -i[key])
+            previous, place = None, 0
+            for position, i in enumerate(ranked, start=1):
+                if i[key] != previous:
+                    place, previous = position, i[key]
+                i[f"{rate.name}_rank"] = place
+            for i in group:
+                if f"{rate.name}_rank" not in i:
+                    i[f"{rate.name}_rank"] = None
+                    i["unranked"].append(rate.name)
+            for i in group:
+                i[f"{rate.name}_ranked_units"] = len(ranked)
+    if sort is not None:
+        items.sort(key=lambda i: (i.get("month") or "", i[f"{sort}_rank"] is None, i[f"{sort}_rank"] or 0,
+                                  i["unit"]))
+    return items
+
+
+def month_bounds(month: str, period_from: datetime, period_to: datetime) -> tuple[datetime, datetime]:
+    """The bounds of a `YYYY-MM` month of Beijing time, cut to the period."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(LOCAL_ZONE)
+    year, number = int(month[:4]), int(month[5:7])
+    start = datetime(year, number, 1, tzinfo=zone)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
+    return max(start, period_from), min(end, period_to)
+
+
+async def rates(conn: AsyncConnection, principal: Principal, level: str, period_from: datetime,
+                period_to: datetime, unit: str | None = None, by: str = "unit", min_sample: int | None = None,
+                sort: str | None = None) -> list[dict]:
+    sql, params = rates_query(principal, level, period_from, period_to, unit, by)
+    rows = (await conn.execute(text(sql), params)).mappings().all()
+    return settle(rows, min_sample, sort, by, period_from, period_to)
+
+
+def rates_sync(conn, principal: Principal, level: str, period_from: datetime, period_to: datetime,
+               unit: str | None = None, by: str = "unit", min_sample: int | None = None,
+               sort: str | None = None) -> list[dict]:
+    """`rates` on a synchronous connection (the street report)."""
+    sql, params = rates_query(principal, level, period_from, period_to, unit, by)
+    rows = conn.execute(text(sql), params).mappings().all()
+    return settle(rows, min_sample, sort, by, period_from, period_to)
+
+
+def drill_query(principal: Principal, rate: str, level: str, unit: str, period_from: datetime,
+                period_to: datetime, limit: int = 100, offset: int = 0) -> tuple[str, dict]:
+    """The tickets of one figure's denominator, each flagged `in_numerator`, with the totals of both."""
+    if rate not in RATES:
+        raise InvalidInput(f"考核率（rate）须为 {'、'.join(RATES)} 之一")
+    if not unit:
+        raise InvalidInput("请指定单位（unit）")
+    if not 1 <= limit <= DRILL_MAX_LIMIT:
+        raise InvalidInput(f"每页条数（limit）须在 1 到 {DRILL_MAX_LIMIT} 之间")
+    if offset < 0:
+        raise InvalidInput("偏移量（offset）不能为负数")
+    spec = RATES[rate]
+    where, params = base_sql(principal, level, period_from, period_to, unit)
+    view = visibility(principal)
+    sql = f"""
+        SELECT t.id, t.state, t.category_code, cat.name_zh AS category_zh, t.reported_at, t.dispatched_at,
+               t.response_due_at, t.responded_at, t.closed_at, t.due_at, t.rating,
+               t.grid_code, t.community_code, t.street_code, t.property_company_id, t.department,
+               {address_sql(view, 'c')} AS address,
+               coalesce({spec.numerator}, false) AS in_numerator,
+               count(*) OVER () AS denominator,
+               count(*) FILTER (WHERE {spec.numerator}) OVER () AS numerator
+        FROM ticket t JOIN complaint c ON c.id = t.complaint_id JOIN category cat ON cat.code = t.category_code
+        WHERE {where} AND {spec.denominator}
+        ORDER BY t.reported_at, t.id LIMIT :limit OFFSET :offset"""
+    return sql, {**params, "limit": limit, "offset": offset}
+
+
+async def rate_tickets(conn: AsyncConnection, principal: Principal, rate: str, level: str, unit: str,
+                       period_from: datetime, period_to: datetime, limit: int = 100, offset: int = 0) -> dict:
+    """The drill-down of one figure: {denominator, numerator, rate, items, next_offset}; `denominator` and
+    `numerator` equal the figure's counts, and every item says whether it is in the numerator."""
+    sql, params = drill_query(principal, rate, level, unit, period_from, period_to, limit, offset)
+    rows = [dict(row) for row in (await conn.execute(text(sql), params)).mappings()]
+    if rows:
+        denominator, numerator = rows[0]["denominator"], rows[0]["numerator"]
+    else:  # a page past the end, or no ticket: count the totals alone
+        spec = RATES[rate]
+        where, count_params = base_sql(principal, level, period_from, period_to, unit)
+        denominator, numerator = (await conn.execute(text(
+            f"SELECT count(*), count(*) FILTER (WHERE {spec.numerator}) FROM ticket t "
+            f"WHERE {where} AND {spec.denominator}"), count_params)).one()
+    for row in rows:
+        row.pop("denominator"), row.pop("numerator")
+    return {
+        "rate": rate, "rate_zh": RATES[rate].title_zh, "level": level, "unit": unit,
+        "from": period_from, "to": period_to, "denominator": denominator, "numerator": numerator,
+        "value": round(numerator / denominator, 4) if denominator else None,
+        "items": rows, "next_offset": offset + limit if offset + len(rows) < denominator else None,
+    }
