@@ -345,7 +345,8 @@ def app_routes() -> list[tuple[str, str]]:
                 yield from walk(route.effective_candidates())
             elif getattr(route, "methods", None):
                 for method in sorted(route.methods - {"HEAD"}):
-                    yield method, route.path
+                    # "{ticket_id:int}" is the OpenAPI document's "{ticket_id}" with a converter
+                    yield method, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
             elif getattr(route, "path", None):
                 yield "MOUNT", route.path
 
@@ -398,7 +399,7 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "GET /tickets/tiles/{z}/{x}/{y}.mvt": [Case("GET", f"/tickets/tiles/{z}/{x}/{y}.mvt") for z, x, y in tiles],
     }
     other_cases = {
-        "MOUNT /static": [Case("GET", "/static/map.js")],
+        "MOUNT /static": [Case("GET", "/static/map/main.js")],
         "GET /layers/{layer}.geojson": [Case("GET", f"/layers/{layer}.geojson") for layer in ("grid", "building")],
         "GET /map/search.json": [Case("GET", "/map/search.json", params={"q": q})
                                  for q in ("1号楼", str(v["t_x"]), str(v["c_x"]), "MATRIX-1")],
