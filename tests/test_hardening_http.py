@@ -15,7 +15,7 @@ from conftest import LiveServer
 URLS_OF_EVERY_KIND = [
     "/health",  # JSON
     "/map",  # the HTML page
-    "/static/map.js",  # a static asset
+    "/static/map/main.js",  # a static asset (the map's entry module)
     "/layers/community.geojson",  # GeoJSON
     "/tiles/building/15/27036/12971.mvt",  # a vector tile
     "/no/such/path",  # a 404 from the router

@@ -1,0 +1,32 @@
+/* A small event bus: modules announce what happened and others react, instead of calling into each other.
+ *
+ *   map:drawn        a redraw after a move finished (every layer fetched and drawn)
+ *   filters:change   the complaint filters changed; detail {applied} is false when they were cleared
+ *   planner:change   the planners' overlay was switched; detail {on}
+ *   overlay:change   a hotspot control changed (the shareable link notes it)
+ *   tab:change       a sidebar tab was chosen; detail {tab}
+ *   session:change   someone signed in or out; detail {signedIn}
+ *   session:start    a signed-in session is ready for the work tools (after sign-in, or on a reload)
+ *   ticket:changed   tickets or complaints were changed from the map (transition, bulk assignment, placement)
+ *   complaint:open   a complaint was chosen on the map; detail is its properties
+ *   complaint:find   a complaint was found by number; detail {id, lon, lat}
+ */
+
+const handlers = new Map();
+
+export function on(type, handler) {
+  if (!handlers.has(type)) handlers.set(type, []);
+  handlers.get(type).push(handler);
+}
+
+/* Calls every handler of the event in the order they subscribed; one that throws is reported and the others
+ * still run. */
+export function emit(type, detail = {}) {
+  for (const handler of handlers.get(type) || []) {
+    try {
+      handler(detail);
+    } catch (error) {
+      console.error(error);
+    }
+  }
+}

@@ -1,0 +1,27 @@
+/* The complaint heat map, drawn from the same marks as the clusters (single complaints or counts per unit). */
+import { $ } from '../dom.js';
+import { refresh } from '../redraw.js';
+import { map } from '../state.js';
+
+let heat = null;
+
+export function hideHeat() {
+  if (heat) map.removeLayer(heat);
+}
+
+export const heatShown = () => Boolean(heat && map.hasLayer(heat));
+
+export function showHeat(marks) {
+  const points = marks.map((m) => [m.lat, m.lon, m.count]);
+  // counts per unit weigh their spot: scale so that the busiest tenth of the spots saturates
+  const counts = marks.map((m) => m.count).sort((a, b) => a - b);
+  const max = Math.max(1, counts.length ? counts[Math.floor(counts.length * 0.9)] : 1);
+  if (!heat) heat = L.heatLayer(points, { radius: 18, blur: 16, maxZoom: 16, max });
+  else { heat.setOptions({ max }); heat.setLatLngs(points); }
+  heat.addTo(map);
+}
+
+/* The heat map's switch redraws the complaints, which draw the heat map when it is on. */
+export function initHeat() {
+  $('#heat-toggle').addEventListener('change', () => refresh());
+}

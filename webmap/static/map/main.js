@@ -1,0 +1,120 @@
+/* gridgov map workspace: layers, "who is responsible here", search, filters, work from the map, planners'
+ * overlay. Everything is fetched from the app's own API; nothing leaves the server.
+ *
+ * This module starts the page and wires the parts together; each part lives in its own module and the parts
+ * talk through bus.js. See README.md beside this file for the layout. */
+import { api, setRoutes } from './api.js';
+import { status } from './dom.js';
+import { installFacade } from './facade.js';
+import { initHash, readHash } from './hash.js';
+import { buildingTilesDrawn, loadBuildings, makeBuildingLayer } from './layers/buildings.js';
+import { clickComplaints, complaintNotice, loadComplaints, makeComplaintLayer, overComplaint } from './layers/complaints.js';
+import { ORDER } from './layers/defs.js';
+import { initHeat } from './layers/heat.js';
+import { initHotspots, loadHotspots } from './layers/hotspots.js';
+import { loadParty, makePartyLayer } from './layers/party.js';
+import { addLayer, layers } from './layers/registry.js';
+import { addWhole, loadVector, makeVectorLayer } from './layers/vector.js';
+import { initPanel } from './panel.js';
+import { initCoverage } from './panels/coverage.js';
+import { buildFilters } from './panels/filters.js';
+import { buildLayerList } from './panels/layer-list.js';
+import { askResponsibility } from './panels/responsibility.js';
+import { initSearch } from './panels/search.js';
+import { initTabs, selectTab } from './panels/tabs.js';
+import { progress, tracked } from './progress.js';
+import { refresh, refreshNow } from './redraw.js';
+import { map, setMap } from './state.js';
+import { activeTool } from './tools.js';
+import { initArea } from './work/area.js';
+import { initReview } from './work/review.js';
+import { initSignin } from './work/signin.js';
+import { initTickets } from './work/tickets.js';
+
+function createMap(config) {
+  setMap(L.map('map', { preferCanvas: true, zoomControl: true, maxZoom: 19, minZoom: 5 }), L.canvas({ padding: 0.3 }));
+  if (config.base_tile_url) {
+    L.tileLayer(config.base_tile_url, { attribution: config.base_tile_attribution, maxZoom: 19 }).addTo(map);
+  }
+  map.createPane('complaints').style.zIndex = 450; // above the boundaries, below popups and markers
+  map.getPane('complaints').style.pointerEvents = 'none';
+  map.attributionControl.setPrefix('gridgov · Leaflet');
+  L.control.scale({ imperial: false }).addTo(map);
+}
+
+/* Every layer in drawing order, with how each family loads. */
+function createLayers() {
+  for (const name of ORDER) {
+    if (name === 'building') {
+      const entry = makeBuildingLayer();
+      addLayer(entry, { load: () => loadBuildings(entry), settled: () => buildingTilesDrawn(entry) });
+    } else if (name === 'party') {
+      const entry = makePartyLayer();
+      addLayer(entry, { load: () => loadParty(entry) });
+    } else if (name === 'complaint') {
+      const entry = makeComplaintLayer();
+      addLayer(entry, { load: () => loadComplaints(entry), notice: () => complaintNotice(entry) });
+    } else {
+      const entry = makeVectorLayer(name);
+      addLayer(entry, { load: () => loadVector(entry) });
+    }
+  }
+}
+
+/* A click inspects (a complaint or cluster, else who is responsible here) unless a work tool has the map. */
+function wireMap() {
+  map.on('moveend', refresh);
+  map.on('click', (event) => {
+    const tool = activeTool();
+    if (tool) tool.click(event.latlng);
+    else if (!clickComplaints(layers.complaint, event.containerPoint)) askResponsibility(event.latlng);
+  });
+  map.on('mousemove', (event) => {
+    const over = !activeTool() && overComplaint(layers.complaint, event.containerPoint);
+    map.getContainer().classList.toggle('over-complaint', over);
+  });
+}
+
+async function start() {
+  const started = performance.now();
+  const hash = readHash();
+  // the streets are fetched while the configuration is, when the view has to be fitted to them
+  const streetsPromise = hash.view ? null : tracked(api('/layers/street.geojson'));
+  const config = await api('/map/config.json');
+  setRoutes(config.routes);
+  createMap(config);
+  createLayers();
+  buildLayerList();
+  initCoverage({ on: hash.planner });
+  initHeat();
+  initHotspots({ level: hash.hotLevel });
+  initHash();
+  if (hash.tab) selectTab(hash.tab);
+
+  if (hash.view) {
+    map.setView([hash.view.lat, hash.view.lon], hash.view.zoom);
+  } else {
+    addWhole(layers.street, await streetsPromise);
+    const bounds = layers.street.group.getBounds();
+    if (bounds.isValid()) map.fitBounds(bounds); else map.setView([36.2, 117.1], 12);
+  }
+  wireMap();
+  await refreshNow();
+  progress.firstViewMs = performance.now() - started;
+  progress.readyAt = performance.now(); // since navigation start: the first view is usable
+  progress.ready = true;
+  document.body.dataset.ready = '1';
+
+  buildFilters().catch((error) => status(error.message));
+  initTickets();
+  initReview();
+  initArea();
+  initSignin();
+  initPanel();
+  initSearch();
+  initTabs();
+  if (hash.planner) loadHotspots();
+}
+
+installFacade();
+start().catch((error) => { status(`地图启动失败：${error.message}`); console.error(error); });

@@ -1,0 +1,49 @@
+/* Every name and colour a person reads on the map, in one place: management modes, ticket states, red/black
+ * standing, party organisations, roles, ticket actions, search kinds and complaint categories. */
+
+export const MODE_COLOURS = {
+  professional: '#1e8449', community_led: '#2e86c1', entrusted: '#f39c12', self_managed: '#8e44ad', none: '#c0392b',
+};
+export const MODE_NAMES = {
+  professional: '专业化物业', community_led: '社区领办', entrusted: '社区代管', self_managed: '居民自管', none: '无物业',
+};
+export const STATE_NAMES = {
+  reported: '已上报', registered: '已立案', rejected: '不予立案', dispatched: '已派遣', in_progress: '处置中',
+  handled: '已处置', closed: '已结案', merged: '已合并',
+};
+export const STATE_COLOURS = {
+  reported: '#7f8c8d', registered: '#5d6d7e', dispatched: '#e67e22', in_progress: '#f1c40f', handled: '#3498db',
+  closed: '#27ae60', rejected: '#aab7b8', merged: '#aab7b8',
+};
+export const OVERDUE_COLOUR = '#c0392b';
+/* standing -> [label, badge class] */
+export const STANDING = { red: ['红榜', 'red'], black: ['黑榜', 'black'], none: ['未上榜', ''], unrated: ['未评价', ''] };
+export const PARTY_KINDS = {
+  community_committee: '社区党委', grid_branch: '网格党支部', compound_branch: '小区党支部',
+  building_group: '楼院党小组', company_branch: '物业企业党组织',
+};
+export const ROLE_NAMES = {
+  admin: '管理员', street: '街道办', community: '社区', grid_worker: '网格员', property_company: '物业企业',
+  planner: '规划人员', public: '公众', reviewer: '审核员',
+};
+export const ACTION_NAMES = {
+  register: '立案', reject: '不予立案', dispatch: '派遣', accept: '接单', start: '开始处置', respond: '响应',
+  handle: '处置完成', resolve: '处置完成', send_back: '退回', close: '结案', verify: '核查结案', reopen: '重新打开',
+  merge: '合并', rate: '评价', assign: '派单', report: '上报', note: '备注', photo: '照片',
+};
+export const KIND_NAMES = {
+  compound: '小区', building: '楼栋', street: '街道', community: '社区', grid: '网格', micro_grid: '微网格',
+  complaint: '工单',
+};
+
+/* Complaint categories by code, filled once the category list has been fetched (until then a code reads as
+ * itself). */
+const categoryLabels = new Map();
+
+export function setCategories(categories) {
+  for (const c of categories) categoryLabels.set(c.code, `${c.name_zh}（${c.major_class}）`);
+}
+
+export function categoryName(code) {
+  return categoryLabels.has(code) ? categoryLabels.get(code) : code;
+}

@@ -1,0 +1,33 @@
+/* The layer list in the sidebar: a switch per layer, with the zoom a layer waits for. */
+import { on } from '../bus.js';
+import { $, el } from '../dom.js';
+import { DEFS, ORDER } from '../layers/defs.js';
+import { refresh } from '../redraw.js';
+import { map, visible } from '../state.js';
+
+function updateLayerNotes() {
+  const zoom = map.getZoom();
+  for (const name of ORDER) {
+    const note = document.querySelector(`[data-layer-note="${name}"]`);
+    if (note) note.textContent = zoom < (DEFS[name].minZoom || 0) ? `≥${DEFS[name].minZoom}级` : '';
+  }
+}
+
+/* Switches a layer on as if its box had been ticked (the caller redraws). */
+export function showLayer(name) {
+  visible.add(name);
+  document.querySelector(`[data-layer="${name}"]`).checked = true;
+}
+
+export function buildLayerList() {
+  $('#layer-list').replaceChildren(...ORDER.map((name) => el('label', { class: 'layer-row' },
+    el('input', { type: 'checkbox', 'data-layer': name, checked: visible.has(name) ? 'checked' : null,
+      onchange: (event) => {
+        if (event.target.checked) visible.add(name); else visible.delete(name);
+        refresh();
+      } }),
+    el('span', { class: 'swatch', style: `border-color:${DEFS[name].colour}` }),
+    DEFS[name].title,
+    el('span', { class: 'zoom-note', 'data-layer-note': name }))));
+  on('map:drawn', updateLayerNotes);
+}

@@ -1,0 +1,132 @@
+/* Tickets from the map: a signed-in person's open tickets, a complaint or ticket opened in the panel, and a
+ * ticket moved on with a note and a photo. */
+import { api, has, session } from '../api.js';
+import { emit, on } from '../bus.js';
+import { $, el, minuteText, status } from '../dom.js';
+import { ACTION_NAMES, categoryName, STATE_NAMES } from '../names.js';
+import { showPanel } from '../panel.js';
+import { map } from '../state.js';
+
+let workflow = null; // the closed loop's actions: [{action, from, roles, title_zh}], fetched once
+
+/* Ticket lists come as arrays, pages ({items}) or GeoJSON; a ticket as a plain object or a feature. */
+export const ticketsOf = (answer) => (Array.isArray(answer) ? answer : answer.items || answer.tickets || answer.features || []);
+export const ticketProps = (ticket) => (ticket.properties ? Object.assign({ id: ticket.id }, ticket.properties) : ticket);
+
+export function ticketLine(ticket, onClick) {
+  const t = ticketProps(ticket);
+  return el('li', { class: t.overdue ? 'overdue' : '', 'data-ticket': t.id, onclick: onClick },
+    `#${t.id} `, el('strong', {}, t.category_zh || t.category || t.category_code || ''),
+    ` ${STATE_NAMES[t.state] || t.state}`, t.overdue ? el('span', { class: 'badge red' }, '超期') : null);
+}
+
+export async function loadMyTickets() {
+  const list = $('#my-tickets');
+  try {
+    // a grid worker's own tickets are the open ones of its grids; other roles see what is assigned to them
+    const query = session.role === 'grid_worker' ? 'state=open&sort=due&limit=200' : 'state=open&mine=true&sort=due&limit=200';
+    const tickets = ticketsOf(await api(`/tickets?${query}`));
+    list.replaceChildren(...(tickets.length ? tickets.map((t) => ticketLine(t, () => openTicket(ticketProps(t).id)))
+      : [el('li', { class: 'muted' }, '没有工单')]));
+  } catch (error) {
+    list.replaceChildren(el('li', { class: 'muted' }, error.message));
+  }
+}
+
+/* A complaint's own card; signed-in staff get its ticket instead. */
+async function openComplaint(p) {
+  if (session.token && p.ticket_id && has('GET', '/tickets/{ticket_id}')) { openTicket(p.ticket_id); return; }
+  showPanel(el('h3', {}, `投诉 #${p.id}`), el('dl', {},
+    el('dt', {}, '类别'), el('dd', {}, categoryName(p.category)),
+    el('dt', {}, '状态'), el('dd', {}, STATE_NAMES[p.state] || '—', p.overdue ? el('span', { class: 'badge red' }, '超期') : null),
+    el('dt', {}, '上报时间'), el('dd', {}, minuteText(p.reported_at))),
+  session.token ? null : el('p', { class: 'hint' }, '登录后可查看和处理工单。'));
+}
+
+/* The ticket of a complaint found by number: the complaint points around it carry their ticket ids. */
+async function openTicketOfComplaint({ id, lon, lat }) {
+  try {
+    const d = 0.001;
+    const around = await api(`/map/complaints.geojson?bbox=${(lon - d).toFixed(6)},${(lat - d).toFixed(6)},${(lon + d).toFixed(6)},${(lat + d).toFixed(6)}&limit=50000`);
+    const found = around.features.map((f) => f.properties).find((p) => p.id === id);
+    if (found && found.ticket_id) openTicket(found.ticket_id);
+    else if (found) openComplaint(found);
+  } catch (error) { status(error.message); }
+}
+
+/* Where a ticket is, whichever form the answer took. */
+function placeOf(ticket, t) {
+  const coordinates = t.location && t.location.coordinates ? t.location.coordinates : null;
+  const lon = t.lon ?? (coordinates ? coordinates[0] : null) ?? (ticket.geometry ? ticket.geometry.coordinates[0] : null);
+  const lat = t.lat ?? (coordinates ? coordinates[1] : null) ?? (ticket.geometry ? ticket.geometry.coordinates[1] : null);
+  return lon !== null && lat !== null && lon !== undefined ? [lat, lon] : null;
+}
+
+/* The form that moves the ticket on: an action open to the role in this state, a note, a photo. */
+function transitionForm(t, actions) {
+  const form = el('form', { id: 'transition-form' },
+    el('label', {}, '操作', el('select', { id: 'transition-action' }, ...actions.map((a) => el('option', { value: a.action },
+      a.title_zh || ACTION_NAMES[a.action] || a.action)))),
+    el('label', {}, '说明', el('textarea', { id: 'transition-note', placeholder: '处置情况说明' })),
+    el('label', {}, '照片', el('input', { id: 'transition-photo', type: 'file', accept: 'image/*' })),
+    el('button', { type: 'submit', id: 'transition-submit' }, '提交'),
+    el('p', { id: 'transition-result', class: 'hint' }));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const result = $('#transition-result');
+    try {
+      await api(`/tickets/${t.id}/transitions`, { method: 'POST', body: {
+        action: $('#transition-action').value, note: $('#transition-note').value, version: t.version } });
+      const file = $('#transition-photo').files[0];
+      if (file) {
+        const data = new FormData();
+        data.append('file', file);
+        data.append('note', $('#transition-note').value);
+        await api(`/tickets/${t.id}/photos`, { method: 'POST', body: data });
+      }
+      result.textContent = '已提交';
+      emit('ticket:changed', { ids: [t.id] });
+      loadMyTickets();
+      openTicket(t.id);
+    } catch (error) {
+      result.textContent = `提交失败：${error.message}`;
+    }
+  });
+  return form;
+}
+
+function historyOf(t) {
+  const titles = Object.fromEntries((workflow || []).map((a) => [a.action, a.title_zh]));
+  return (t.history || []).map((e) => el('li', {},
+    `${minuteText(e.at)} ${titles[e.action] || ACTION_NAMES[e.action] || e.action}` +
+    `${e.to_state ? ` → ${STATE_NAMES[e.to_state] || e.to_state}` : ''} ${e.note || ''}`));
+}
+
+export async function openTicket(id) {
+  let ticket;
+  try { ticket = await api(`/tickets/${id}`); } catch (error) { showPanel(el('p', {}, error.message)); return; }
+  const t = ticketProps(ticket);
+  if (!workflow && has('GET', '/tickets/workflow')) workflow = await api('/tickets/workflow');
+  const place = placeOf(ticket, t);
+  if (place) map.setView(place, Math.max(map.getZoom(), 17));
+  const actions = (workflow || []).filter((a) => a.from.includes(t.state) && a.roles.includes(session.role));
+  const history = historyOf(t);
+  showPanel(el('div', { id: 'ticket', 'data-ticket': t.id, 'data-state': t.state },
+    el('h3', {}, `工单 #${t.id}`),
+    el('dl', {},
+      el('dt', {}, '类别'), el('dd', {}, t.category_zh || t.category || categoryName(t.category_code)),
+      el('dt', {}, '状态'), el('dd', { id: 'ticket-state' }, STATE_NAMES[t.state] || t.state, t.overdue ? el('span', { class: 'badge red' }, '超期') : null),
+      el('dt', {}, '描述'), el('dd', {}, t.description || ''),
+      el('dt', {}, '地址'), el('dd', {}, t.address || ''),
+      el('dt', {}, '期限'), el('dd', {}, minuteText(t.due_at)),
+      el('dt', {}, '照片'), el('dd', { id: 'ticket-photos' }, `${(t.photos || []).length} 张`)),
+    actions.length ? transitionForm(t, actions) : el('p', { class: 'hint' }, '当前状态下没有可执行的操作。'),
+    history.length ? el('div', {}, el('h4', {}, '处理记录'), el('ol', { class: 'history' }, ...history)) : null));
+}
+
+export function initTickets() {
+  on('complaint:open', openComplaint);
+  on('complaint:find', openTicketOfComplaint);
+  on('session:start', () => { if (!$('#my-tickets-box').hidden) loadMyTickets(); });
+  $('#my-tickets-refresh').addEventListener('click', loadMyTickets);
+}
