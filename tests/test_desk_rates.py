@@ -3,7 +3,7 @@ drill-down from any figure to the tickets behind it — whose count equals the f
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -35,8 +35,8 @@ def client(desk, name):
     return desk["server"].client(headers={"Authorization": f"Bearer {desk['tokens'][name]}"})
 
 
-PERIOD = {"from": (date.today() - timedelta(days=200)).isoformat(),
-          "to": (date.today() + timedelta(days=1)).isoformat()}
+TODAY = datetime.now(LOCAL).date()  # periods are Beijing dates
+PERIOD = {"from": (TODAY - timedelta(days=200)).isoformat(), "to": (TODAY + timedelta(days=1)).isoformat()}
 
 
 def drill_all(http, params) -> tuple[dict, list[dict]]:
