@@ -143,9 +143,21 @@ def _detect_encoding(path: Path) -> str:
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         decoder.decode(head, final=False)
-        return "utf-8"
     except UnicodeDecodeError:
         return "gb18030"
+    if head.isascii():
+        # ASCII so far (English column names, numbers): the first bytes beyond ASCII decide, wherever they are
+        with path.open("rb") as handle:
+            handle.seek(len(head))
+            while block := handle.read(1 << 20):
+                if not block.isascii():
+                    first = next(i for i, byte in enumerate(block) if byte >= 0x80)
+                    try:
+                        codecs.getincrementaldecoder("utf-8")().decode(block[first:first + 64], final=False)
+                    except UnicodeDecodeError:
+                        return "gb18030"
+                    break
+    return "utf-8"
 
 
 def _cell_text(value) -> str | None:
