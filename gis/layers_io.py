@@ -449,29 +449,34 @@ def _repair(original, repair_tolerance: float) -> tuple[object, str | None]:
     return repaired, why
 
 
-def _prepare_geometries(
-    geoms: np.ndarray, source_crs: str, results: dict[int, FeatureResult], repair_tolerance: float
-) -> np.ndarray:
-    """Convert to EPSG:4326, repair or reject, make MULTIPOLYGON. Rejections and repairs go into `results` (a
-    feature repaired already on reading stays repaired)."""
-    out = np.empty(len(geoms), dtype=object)
+class _Outcomes:
+    """Where geometry checks write their verdicts: `results`, feature index → FeatureResult."""
 
-    def reject(index: int, reason: str, geometry=None) -> None:
-        results[int(index)] = FeatureResult(int(index), None, REJECTED, geometry=geometry, reason=reason)
+    def __init__(self, results: dict[int, FeatureResult]):
+        self.results = results
 
-    def repaired(index: int, reason: str) -> None:
-        earlier = results.get(int(index))
+    def reject(self, index: int, reason: str, geometry=None) -> None:
+        self.results[int(index)] = FeatureResult(int(index), None, REJECTED, geometry=geometry, reason=reason)
+
+    def repaired(self, index: int, reason: str) -> None:
+        """A repair, added to one made already on reading."""
+        earlier = self.results.get(int(index))
         if earlier is not None and earlier.status == REPAIRED:
             reason = f"{earlier.reason}；{reason}"
-        results[int(index)] = FeatureResult(int(index), None, REPAIRED, reason=reason)
+        self.results[int(index)] = FeatureResult(int(index), None, REPAIRED, reason=reason)
 
+
+def _polygonal(geoms: np.ndarray, outcomes: _Outcomes) -> tuple[np.ndarray, np.ndarray]:
+    """The features with a polygonal geometry (a collection's polygons taken, Z and M dropped) and their indexes;
+    the missing, empty and other kinds rejected."""
     geoms = geoms.copy()
-    unread = [i for i in range(len(geoms)) if results.get(i) is not None and results[i].status == REJECTED]
+    unread = [i for i in range(len(geoms))
+              if outcomes.results.get(i) is not None and outcomes.results[i].status == REJECTED]
     geoms[unread] = None
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     for index in np.flatnonzero(missing):
         if index not in unread:
-            reject(index, "没有几何（为空）")
+            outcomes.reject(index, "没有几何（为空）")
     kinds = shapely.get_type_id(np.where(missing, None, geoms))
     for index in np.flatnonzero(~missing & (kinds == shapely.GeometryType.GEOMETRYCOLLECTION)):
         # A collection mixing polygons with points or lines: its polygons are the feature.
@@ -479,20 +484,23 @@ def _prepare_geometries(
         if part is not None and not shapely.is_empty(part):
             geoms[index] = part
             kinds[index] = shapely.get_type_id(part)
-            repaired(index, "已修复：舍去了几何集合中不是面的部分")
+            outcomes.repaired(index, "已修复：舍去了几何集合中不是面的部分")
     polygonal = np.isin(kinds, list(_POLYGONAL))
     for index in np.flatnonzero(~missing & ~polygonal):
-        reject(index, f"几何类型为 {geoms[index].geom_type}，不是面（Polygon 或 MultiPolygon）", geoms[index])
+        outcomes.reject(index, f"几何类型为 {geoms[index].geom_type}，不是面（Polygon 或 MultiPolygon）", geoms[index])
     usable = np.flatnonzero(~missing & polygonal)
-    geoms = shapely.force_2d(geoms[usable])  # Z and M values are dropped: the layers are flat
+    return shapely.force_2d(geoms[usable]), usable  # Z and M values are dropped: the layers are flat
 
-    keep = np.ones(len(geoms), dtype=bool)
+
+def _in_storage_crs(geoms: np.ndarray, usable: np.ndarray, keep: np.ndarray, source_crs: str,
+                    outcomes: _Outcomes) -> np.ndarray:
+    """The geometries in EPSG:4326; those with non-finite coordinates or outside the earth rejected (`keep`
+    cleared)."""
     coordinates, owner = shapely.get_coordinates(geoms, return_index=True)
     for position in np.unique(owner[~np.isfinite(coordinates).all(axis=1)]):
-        reject(usable[position], "坐标含非数值（NaN 或无穷大）", None)
+        outcomes.reject(usable[position], "坐标含非数值（NaN 或无穷大）", None)
         keep[position] = False
     geoms[~keep] = shapely.Polygon()  # out of the way of the conversion; never stored
-
     if source_crs != WGS84:
         geoms = _densify_if_projected(geoms, source_crs)
         coordinates, owner = shapely.get_coordinates(geoms, return_index=True)
@@ -504,9 +512,15 @@ def _prepare_geometries(
         bad_owner = np.unique(owner[~storage_coordinates_ok(coordinates[:, 0], coordinates[:, 1])])
     for position in bad_owner:
         if keep[position]:
-            reject(usable[position], f"按 {source_crs} 读取时坐标超出经度 [-180, 180] / 纬度 [-90, 90]；请声明正确的坐标系")
+            outcomes.reject(usable[position],
+                            f"按 {source_crs} 读取时坐标超出经度 [-180, 180] / 纬度 [-90, 90]；请声明正确的坐标系")
             keep[position] = False
+    return geoms
 
+
+def _repair_invalid(geoms: np.ndarray, usable: np.ndarray, keep: np.ndarray, repair_tolerance: float,
+                    outcomes: _Outcomes) -> None:
+    """Invalid geometries repaired in place when the repair keeps the area, else rejected (`keep` cleared)."""
     valid = shapely.is_valid(geoms)
     for position in np.flatnonzero(~valid & keep):
         index = usable[position]
@@ -516,12 +530,25 @@ def _prepare_geometries(
         except shapely.errors.GEOSException as error:
             geometry, why = None, f"几何无法修复：{error}"
         if geometry is None:
-            reject(index, why, original)
+            outcomes.reject(index, why, original)
             keep[position] = False
         else:
             geoms[position] = geometry
-            repaired(index, f"已修复：{why}")
-    out[usable[keep]] = _as_multipolygons(geoms[keep])
+            outcomes.repaired(index, f"已修复：{why}")
+
+
+def _prepare_geometries(
+    geoms: np.ndarray, source_crs: str, results: dict[int, FeatureResult], repair_tolerance: float
+) -> np.ndarray:
+    """Convert to EPSG:4326, repair or reject, make MULTIPOLYGON. Rejections and repairs go into `results` (a
+    feature repaired already on reading stays repaired)."""
+    outcomes = _Outcomes(results)
+    out = np.empty(len(geoms), dtype=object)
+    polygons, usable = _polygonal(geoms, outcomes)
+    keep = np.ones(len(polygons), dtype=bool)
+    polygons = _in_storage_crs(polygons, usable, keep, source_crs, outcomes)
+    _repair_invalid(polygons, usable, keep, repair_tolerance, outcomes)
+    out[usable[keep]] = _as_multipolygons(polygons[keep])
     return out
 
 
@@ -627,13 +654,29 @@ def import_layer(
     geoms = _prepare_geometries(_parse_geometries(source.wkb, results), source_crs, results, repair_tolerance)
     step("geometry", total, total)
 
+    values = {column: frame[source_of[column]].tolist() for column in staged_columns}
+    rows, missing_for_new = _feature_rows(layer, staged_columns, values, geoms, results)
+
+    step("database", 0, len(rows))
+    _apply(url, layer, staged_columns, rows, geoms, valid_from, results, missing_for_new)
+    step("database", len(rows), len(rows))
+    report.features = [results[index] for index in range(total)]
+    for feature, fid in zip(report.features, source.fids.tolist()):
+        feature.fid = int(fid)
+    return report
+
+
+def _feature_rows(layer: Layer, staged_columns: list[str], values: dict[str, list], geoms: np.ndarray,
+                  results: dict[int, FeatureResult]) -> tuple[dict[int, list], dict[int, list[str]]]:
+    """The staged values of each feature that can be imported (index → values in `staged_columns` order) and the
+    required columns each one lacks (which rejects it only if it is new); the others rejected in `results`."""
+    columns = attribute_columns(layer)
     required = [c for c in required_columns(layer) if c not in ("code", "name")]
     mandatory = ["code", "name"] + ([layer.parent_column] if layer.parent_column else [])
     rows: dict[int, list] = {}
     missing_for_new: dict[int, list[str]] = {}
     first_seen: dict[str, int] = {}
-    values = {column: frame[source_of[column]].tolist() for column in staged_columns}
-    for index in range(total):
+    for index in range(len(geoms)):
         row, problem = _feature_row(layer, staged_columns, columns, values, index, mandatory)
         code = row.get("code") if row else _safe_code(values["code"][index])
         result = results.get(index)
@@ -652,14 +695,7 @@ def import_layer(
         result.code = code
         result.geometry = geoms[index]
         rows[index] = [row[column] for column in staged_columns]
-
-    step("database", 0, len(rows))
-    _apply(url, layer, staged_columns, rows, geoms, valid_from, results, missing_for_new)
-    step("database", len(rows), len(rows))
-    report.features = [results[index] for index in range(total)]
-    for feature, fid in zip(report.features, source.fids.tolist()):
-        feature.fid = int(fid)
-    return report
+    return rows, missing_for_new
 
 
 def _safe_code(value) -> str | None:
@@ -724,6 +760,111 @@ def _orphans(conn: psycopg.Connection, layer: Layer, staged_columns: list[str]) 
     return orphans
 
 
+def _stage(conn: psycopg.Connection, table: str, staged_columns: list[str], rows: dict[int, list],
+           geoms: np.ndarray) -> None:
+    """COPY the accepted rows with their geometry into the session table `import_stage`."""
+    indexes = sorted(rows)
+    hex_geoms = shapely.to_wkb(shapely.set_srid(geoms[indexes], STORAGE_SRID), hex=True,
+                               include_srid=True) if indexes else []
+    conn.execute(
+        f"CREATE TEMP TABLE import_stage ON COMMIT DROP AS "
+        f"SELECT 0 AS feature_index, {', '.join(staged_columns)}, geom, 0::bigint AS current_id, "
+        f"''::text AS action FROM {table} WITH NO DATA"
+    )
+    with conn.cursor().copy(
+        f"COPY import_stage (feature_index, {', '.join(staged_columns)}, geom) FROM STDIN"
+    ) as copy:
+        for index, geometry in zip(indexes, hex_geoms):
+            copy.write_row([index, *rows[index], geometry])
+    conn.execute("ANALYZE import_stage")
+
+
+def _action(result: FeatureResult, current_id: int | None, current_from: date | None, same_geometry: bool,
+            same_attrs: bool, valid_from: date, missing: list[str], orphan: str | None) -> str | None:
+    """What to do with one staged feature against its current version, or None when it is rejected (the
+    result then says why)."""
+    if orphan is not None:
+        result.status, result.reason = REJECTED, orphan
+        return None
+    if current_id is None:
+        if missing:
+            result.status, result.reason = REJECTED, f"缺少 {', '.join(missing)}"
+            return None
+        return INSERTED
+    if same_geometry:
+        return UNCHANGED if same_attrs else UPDATED
+    if valid_from <= current_from:
+        result.status = REJECTED
+        result.reason = f"几何有变化，但当前版本自 {current_from} 起生效；新版本的生效日期必须晚于它"
+        return None
+    return NEW_VERSION
+
+
+def _decide(conn: psycopg.Connection, layer: Layer, staged_columns: list[str], valid_from: date,
+            results: dict[int, FeatureResult], missing_for_new: dict[int, list[str]]) -> None:
+    """Each staged feature's action, from its current version (same geometry, same attributes) and the codes it
+    names, written to the results and to `import_stage`, which then keeps only the features that change."""
+    attributes = [column for column in staged_columns if column != "code"]
+    same_attributes = " AND ".join(f"s.{c} IS NOT DISTINCT FROM c.{c}" for c in attributes) or "true"
+    decisions = conn.execute(f"""
+        SELECT s.feature_index, c.id, c.valid_from,
+               CASE WHEN c.id IS NULL THEN false
+                    WHEN ST_IsValid(c.geom) THEN ST_Equals(c.geom, s.geom)
+                    ELSE ST_OrderingEquals(c.geom, s.geom) END,
+               c.id IS NOT NULL AND {same_attributes}
+        FROM import_stage s LEFT JOIN {layer.name} c ON c.code = s.code AND c.valid_to IS NULL
+    """).fetchall()
+    orphans = _orphans(conn, layer, staged_columns)
+    chosen_index, chosen_action, chosen_current = [], [], []
+    for index, current_id, current_from, same_geometry, same_attrs in decisions:
+        action = _action(results[index], current_id, current_from, same_geometry, same_attrs, valid_from,
+                         missing_for_new[index], orphans.get(index))
+        if action is None:
+            continue
+        results[index].action = action
+        chosen_index.append(index)
+        chosen_action.append(action)
+        chosen_current.append(current_id or 0)
+    conn.execute(
+        "UPDATE import_stage s SET action = d.action, current_id = d.current_id "
+        "FROM unnest(%s::int[], %s::text[], %s::bigint[]) AS d(feature_index, action, current_id) "
+        "WHERE s.feature_index = d.feature_index",
+        (chosen_index, chosen_action, chosen_current),
+    )
+    conn.execute(f"DELETE FROM import_stage WHERE action NOT IN ('{INSERTED}', '{NEW_VERSION}', '{UPDATED}')")
+
+
+def _write_versions(conn: psycopg.Connection, layer: Layer, staged_columns: list[str], valid_from: date) -> None:
+    """Apply the staged actions: attributes updated in place, current versions closed, new features inserted, and
+    new versions inserted with the attributes the file does not carry taken over from the version they follow."""
+    table = layer.name
+    attributes = [column for column in staged_columns if column != "code"]
+    inherited = [column for column in attribute_columns(layer) if column != "code" and column not in staged_columns]
+    if attributes:
+        conn.execute(
+            f"UPDATE {table} c SET {', '.join(f'{col} = s.{col}' for col in attributes)} "
+            f"FROM import_stage s WHERE s.action = '{UPDATED}' AND c.id = s.current_id"
+        )
+    conn.execute(
+        f"UPDATE {table} c SET valid_to = %s FROM import_stage s "
+        f"WHERE s.action = '{NEW_VERSION}' AND c.id = s.current_id",
+        (valid_from,),
+    )
+    conn.execute(
+        f"INSERT INTO {table} ({', '.join(staged_columns)}, geom, valid_from) "
+        f"SELECT {', '.join(staged_columns)}, geom, %s FROM import_stage WHERE action = '{INSERTED}'",
+        (valid_from,),
+    )
+    carried = "".join(f", {column}" for column in inherited)
+    carried_from = "".join(f", old.{column}" for column in inherited)
+    conn.execute(
+        f"INSERT INTO {table} ({', '.join(staged_columns)}{carried}, geom, valid_from) "
+        f"SELECT {', '.join(f's.{c}' for c in staged_columns)}{carried_from}, s.geom, %s "
+        f"FROM import_stage s JOIN {table} old ON old.id = s.current_id WHERE s.action = '{NEW_VERSION}'",
+        (valid_from,),
+    )
+
+
 def _apply(
     url: str,
     layer: Layer,
@@ -735,90 +876,12 @@ def _apply(
     missing_for_new: dict[int, list[str]],
 ) -> None:
     """Stage the accepted rows with COPY, decide each feature's action, apply them: one transaction."""
-    table = layer.name
-    attributes = [column for column in staged_columns if column != "code"]
-    all_attributes = [column for column in attribute_columns(layer) if column != "code"]
-    inherited = [column for column in all_attributes if column not in staged_columns]
-    same_attributes = " AND ".join(f"s.{c} IS NOT DISTINCT FROM c.{c}" for c in attributes) or "true"
-    indexes = sorted(rows)
-    hex_geoms = shapely.to_wkb(shapely.set_srid(geoms[indexes], STORAGE_SRID), hex=True,
-                               include_srid=True) if indexes else []
     with psycopg.connect(libpq_url(url)) as conn:
         # Concurrent imports of one layer would race on closing versions; reads go on.
-        conn.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
-        conn.execute(
-            f"CREATE TEMP TABLE import_stage ON COMMIT DROP AS "
-            f"SELECT 0 AS feature_index, {', '.join(staged_columns)}, geom, 0::bigint AS current_id, "
-            f"''::text AS action FROM {table} WITH NO DATA"
-        )
-        with conn.cursor().copy(
-            f"COPY import_stage (feature_index, {', '.join(staged_columns)}, geom) FROM STDIN"
-        ) as copy:
-            for index, geometry in zip(indexes, hex_geoms):
-                copy.write_row([index, *rows[index], geometry])
-        conn.execute("ANALYZE import_stage")
-        decisions = conn.execute(f"""
-            SELECT s.feature_index, c.id, c.valid_from,
-                   CASE WHEN c.id IS NULL THEN false
-                        WHEN ST_IsValid(c.geom) THEN ST_Equals(c.geom, s.geom)
-                        ELSE ST_OrderingEquals(c.geom, s.geom) END,
-                   c.id IS NOT NULL AND {same_attributes}
-            FROM import_stage s LEFT JOIN {table} c ON c.code = s.code AND c.valid_to IS NULL
-        """).fetchall()
-        orphans = _orphans(conn, layer, staged_columns)
-        chosen_index, chosen_action, chosen_current = [], [], []
-        for index, current_id, current_from, same_geometry, same_attrs in decisions:
-            result = results[index]
-            if index in orphans:
-                result.status, result.reason = REJECTED, orphans[index]
-                continue
-            if current_id is None:
-                if missing_for_new[index]:
-                    result.status, result.reason = REJECTED, f"缺少 {', '.join(missing_for_new[index])}"
-                    continue
-                action = INSERTED
-            elif same_geometry:
-                action = UNCHANGED if same_attrs else UPDATED
-            elif valid_from <= current_from:
-                result.status = REJECTED
-                result.reason = (f"几何有变化，但当前版本自 {current_from} 起生效；新版本的生效日期必须晚于它")
-                continue
-            else:
-                action = NEW_VERSION
-            result.action = action
-            chosen_index.append(index)
-            chosen_action.append(action)
-            chosen_current.append(current_id or 0)
-        conn.execute(
-            "UPDATE import_stage s SET action = d.action, current_id = d.current_id "
-            "FROM unnest(%s::int[], %s::text[], %s::bigint[]) AS d(feature_index, action, current_id) "
-            "WHERE s.feature_index = d.feature_index",
-            (chosen_index, chosen_action, chosen_current),
-        )
-        conn.execute(f"DELETE FROM import_stage WHERE action NOT IN ('{INSERTED}', '{NEW_VERSION}', '{UPDATED}')")
-        if attributes:
-            conn.execute(
-                f"UPDATE {table} c SET {', '.join(f'{col} = s.{col}' for col in attributes)} "
-                f"FROM import_stage s WHERE s.action = '{UPDATED}' AND c.id = s.current_id"
-            )
-        conn.execute(
-            f"UPDATE {table} c SET valid_to = %s FROM import_stage s "
-            f"WHERE s.action = '{NEW_VERSION}' AND c.id = s.current_id",
-            (valid_from,),
-        )
-        conn.execute(
-            f"INSERT INTO {table} ({', '.join(staged_columns)}, geom, valid_from) "
-            f"SELECT {', '.join(staged_columns)}, geom, %s FROM import_stage WHERE action = '{INSERTED}'",
-            (valid_from,),
-        )
-        carried = "".join(f", {column}" for column in inherited)
-        carried_from = "".join(f", old.{column}" for column in inherited)
-        conn.execute(
-            f"INSERT INTO {table} ({', '.join(staged_columns)}{carried}, geom, valid_from) "
-            f"SELECT {', '.join(f's.{c}' for c in staged_columns)}{carried_from}, s.geom, %s "
-            f"FROM import_stage s JOIN {table} old ON old.id = s.current_id WHERE s.action = '{NEW_VERSION}'",
-            (valid_from,),
-        )
+        conn.execute(f"LOCK TABLE {layer.name} IN SHARE ROW EXCLUSIVE MODE")
+        _stage(conn, layer.name, staged_columns, rows, geoms)
+        _decide(conn, layer, staged_columns, valid_from, results, missing_for_new)
+        _write_versions(conn, layer, staged_columns, valid_from)
 
 
 # --- export ----------------------------------------------------------------------------------------------

@@ -56,46 +56,34 @@ def coverage_columns() -> list[str]:
     return columns
 
 
-def coverage(conn: Connection, level: str, within: str | None = None) -> Figure:
-    """Coverage figures per current street or community (and a `total` row for all areas listed)."""
-    if level not in COVERAGE_LEVELS:
-        raise InvalidInput(f"coverage level must be street or community, not {level!r}")
-    area = COVERAGE_LEVELS[level]
+def _compounds_sql(level: str) -> str:
+    """Per area and property company, the compound sets of MEASURES summed in each unit."""
     sums = ",\n".join(
         f"sum({expr}) FILTER (WHERE {condition}) AS {measure}_{unit}"
         for measure, condition in MEASURES.items() for unit, expr in UNITS.items()
     )
-    cross = ",\n".join(
-        f"count(*) FILTER (WHERE home_kind = '{home}' AND seat_kind = '{seat}') AS cross_{home}_to_{seat}"
-        for home, seat in CROSS_PAIRS
-    )
-    params: dict = {}
-    area_filter = ""
-    if within:
-        area_filter = "AND a.code LIKE :within"
-        params["within"] = within + "%"
-    parent = "district_code" if level == "street" else "street_code"
-    sql = f"""
-        WITH compounds AS (
-            SELECT {area} AS area_code, cp.property_company_id, pc.has_party_org, pc.party_work_only,
-                   {sums}
+    return f"""
+            SELECT {COVERAGE_LEVELS[level]} AS area_code, cp.property_company_id, pc.has_party_org,
+                   pc.party_work_only, {sums}
             FROM compound cp
             JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL
             LEFT JOIN property_company pc ON pc.id = cp.property_company_id
             LEFT JOIN owners_committee oc ON oc.compound_code = cp.code
             WHERE cp.valid_to IS NULL
-            GROUP BY 1, 2, 3, 4
-        ),
-        per_area AS (
+            GROUP BY 1, 2, 3, 4"""
+
+
+PER_AREA_SQL = f"""
             SELECT area_code,
                    {', '.join(f'sum({m}_{u}) AS {m}_{u}' for m in MEASURES for u in UNITS)},
                    count(DISTINCT property_company_id) AS companies,
                    count(DISTINCT property_company_id) FILTER (WHERE has_party_org) AS companies_with_party_org,
                    count(DISTINCT property_company_id) FILTER (WHERE party_work_only AND NOT has_party_org)
                        AS companies_with_party_work_only
-            FROM compounds GROUP BY area_code
-        ),
-        appointment_community AS (
+            FROM compounds GROUP BY area_code"""
+"""The compound sets per area, and its distinct companies with and without party organisations."""
+
+APPOINTMENT_COMMUNITY_SQL = """
             -- An appointment belongs to the community it links: the community committee's own code, or the
             -- community of the owners' committee's compound.
             SELECT ca.home_kind, ca.seat_kind,
@@ -104,14 +92,34 @@ def coverage(conn: Connection, level: str, within: str | None = None) -> Figure:
                             (SELECT cp.community_code FROM compound cp WHERE cp.valid_to IS NULL AND cp.code =
                                 CASE WHEN ca.home_kind = 'owners_committee' THEN ca.home_ref ELSE ca.seat_ref END))
                        AS community_code
-            FROM cross_appointment ca
-        ),
-        appointments AS (
+            FROM cross_appointment ca"""
+
+
+def _appointments_sql(level: str) -> str:
+    """Cross-appointments per area, by pair of kinds and in all."""
+    cross = ",\n".join(
+        f"count(*) FILTER (WHERE home_kind = '{home}' AND seat_kind = '{seat}') AS cross_{home}_to_{seat}"
+        for home, seat in CROSS_PAIRS
+    )
+    return f"""
             SELECT {'cm.street_code' if level == 'street' else 'ac.community_code'} AS area_code, {cross},
                    count(*) AS cross_appointments
             FROM appointment_community ac
             JOIN community cm ON cm.code = ac.community_code AND cm.valid_to IS NULL
-            GROUP BY 1
+            GROUP BY 1"""
+
+
+def _coverage_sql(level: str, area_filter: str) -> str:
+    """One row per current area of `level` with its counts (shares are computed afterwards)."""
+    parent = "district_code" if level == "street" else "street_code"
+    return f"""
+        WITH compounds AS ({_compounds_sql(level)}
+        ),
+        per_area AS ({PER_AREA_SQL}
+        ),
+        appointment_community AS ({APPOINTMENT_COMMUNITY_SQL}
+        ),
+        appointments AS ({_appointments_sql(level)}
         )
         SELECT a.code, a.name, a.{parent} AS parent_code, per_area.*, appointments.*
         FROM {level} a
@@ -120,27 +128,51 @@ def coverage(conn: Connection, level: str, within: str | None = None) -> Figure:
         WHERE a.valid_to IS NULL {area_filter}
         ORDER BY a.code
     """
-    rows = [dict(r) for r in conn.execute(text(sql), params).mappings()]
-    count_columns = [c for c in coverage_columns() if c not in ("code", "name", "parent_code")
-                     and not c.endswith("_share_count") and "share" not in c and c != "company_party_coverage"]
-    for row in rows:
-        for column in count_columns:
-            row[column] = round(float(row.get(column) or 0), 2) if "floor_area" in column else int(row.get(column) or 0)
+
+
+def _count_columns() -> list[str]:
+    return [c for c in coverage_columns() if c not in ("code", "name", "parent_code")
+            and not c.endswith("_share_count") and "share" not in c and c != "company_party_coverage"]
+
+
+def _total_row(conn: Connection, rows: list[dict], within: str | None) -> dict:
+    """The `total` row over the areas listed; distinct companies are counted again for the whole set, since they
+    cannot be summed across areas."""
     total = {"code": "total", "name": "合计 total", "parent_code": within}
-    for column in count_columns:
+    for column in _count_columns():
         total[column] = sum(row[column] for row in rows)
         if "floor_area" in column:
             total[column] = round(total[column], 2)
-    # Distinct companies cannot be summed across areas: count them again for the whole set.
     total.update(_distinct_companies(conn, within))
-    rows.append(total)
+    return total
+
+
+def _add_shares(row: dict) -> None:
+    """A row's SHARES in each unit and its company party coverage (None where the denominator is 0)."""
+    for share, (numerator, denominator) in SHARES.items():
+        for unit in UNITS:
+            top, bottom = row[f"{numerator}_{unit}"], row[f"{denominator}_{unit}"]
+            row[f"{share}_{unit}"] = round(top / bottom, 6) if bottom else None
+    covered = row["companies_with_party_org"] + row["companies_with_party_work_only"]
+    row["company_party_coverage"] = round(covered / row["companies"], 6) if row["companies"] else None
+
+
+def coverage(conn: Connection, level: str, within: str | None = None) -> Figure:
+    """Coverage figures per current street or community (and a `total` row for all areas listed)."""
+    if level not in COVERAGE_LEVELS:
+        raise InvalidInput(f"coverage level must be street or community, not {level!r}")
+    params: dict = {}
+    area_filter = ""
+    if within:
+        area_filter = "AND a.code LIKE :within"
+        params["within"] = within + "%"
+    rows = [dict(r) for r in conn.execute(text(_coverage_sql(level, area_filter)), params).mappings()]
     for row in rows:
-        for share, (numerator, denominator) in SHARES.items():
-            for unit in UNITS:
-                top, bottom = row[f"{numerator}_{unit}"], row[f"{denominator}_{unit}"]
-                row[f"{share}_{unit}"] = round(top / bottom, 6) if bottom else None
-        covered = row["companies_with_party_org"] + row["companies_with_party_work_only"]
-        row["company_party_coverage"] = round(covered / row["companies"], 6) if row["companies"] else None
+        for column in _count_columns():
+            row[column] = round(float(row.get(column) or 0), 2) if "floor_area" in column else int(row.get(column) or 0)
+    rows.append(_total_row(conn, rows, within))
+    for row in rows:
+        _add_shares(row)
     meta = {"level": level, "within": within, "areas": len(rows) - 1,
             "definitions": {"measures": {k: v for k, v in MEASURES.items()},
                             "shares": {k: f"{a} / {b}" for k, (a, b) in SHARES.items()}}}
