@@ -13,16 +13,56 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from api import errors, middleware
 from api.deps import get_connection, get_engine
-from api.routers import apidocs, health, layers, pages
+from api.routers import (
+    analytics,
+    apidocs,
+    audit,
+    auth,
+    complaints,
+    health,
+    layers,
+    ogc,
+    open311,
+    pages,
+    reports,
+    responsibility,
+    supervision,
+    tickets,
+    tiles,
+    users,
+)
 from api.security import get_principal, operation_security
 from gis.db import async_engine
+from webmap import STATIC_DIR
 
 DATABASE_DEPENDENCIES = (get_engine, get_connection, get_principal)
+
+ROUTERS = (
+    health.router,          # /health
+    layers.router,          # /layers
+    apidocs.router,         # /docs
+    pages.site,             # / and the map page /map
+    pages.router,           # /map/... the map's own reads
+    responsibility.router,  # /responsibility
+    tiles.router,           # /tiles
+    ogc.router,             # /ogc
+    analytics.router,       # /analytics
+    auth.router,            # /auth
+    users.router,           # /users
+    tickets.router,         # /tickets
+    open311.router,         # /open311/v2
+    complaints.router,      # /complaints
+    audit.router,           # /audit
+    supervision.router,     # /supervision
+    reports.router,         # /reports
+)
+"""Every router of the API, included in this order; the map's static files are mounted at /static beside them."""
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -44,13 +84,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     )
     errors.install(app)
     middleware.install(app)
-    app.include_router(health.router)
-    app.include_router(layers.router)
-    app.include_router(apidocs.router)
-    pages.mount(app)
-    from api import extra_routers
-
-    extra_routers.include(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    for router in ROUTERS:
+        app.include_router(router)
     _install_methods(app)
     app.openapi = lambda: _openapi(app)
     return app

@@ -6,12 +6,9 @@ from pathlib import Path
 
 import typer
 
+from cli.common import fail
+
 analytics_app = typer.Typer(help="Analytics: the red/black list and figures.", no_args_is_help=True)
-
-
-def _fail(error: Exception) -> None:
-    typer.secho(f"error: {error}", fg="red", err=True)
-    raise typer.Exit(1)
 
 
 def report(
@@ -33,7 +30,7 @@ def report(
             with sync_engine(database_url()).connect() as conn:
                 files = build_report(conn, street, period, out, pdf=pdf)
     except GridgovError as error:
-        _fail(error)
+        fail(error)
     typer.echo(f"HTML: {files.html}")
     if files.pdf:
         typer.echo(f"PDF:  {files.pdf}")
@@ -50,7 +47,7 @@ def evaluate(period: str = typer.Argument(..., help="Half-year, e.g. 2025H1, or 
         with sync_engine(database_url()).begin() as conn:
             figure = run(conn, period)
     except GridgovError as error:
-        _fail(error)
+        fail(error)
     for row in figure.rows:
         mark = {"red": "红榜 red", "black": "黑榜 black"}.get(row["standing"], "")
         exit_flag = "  exit flagged" if row["flagged_for_exit"] else ""

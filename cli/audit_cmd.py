@@ -6,6 +6,8 @@ from datetime import datetime
 
 import typer
 
+from cli.common import run_async
+
 audit_app = typer.Typer(help="The personal-data access log.", no_args_is_help=True)
 
 
@@ -18,11 +20,10 @@ def reads(
     limit: int = typer.Option(50, help="How many rows, newest first."),
 ) -> None:
     """List reads of personal data, newest first: when, who (role), endpoint, what and how many."""
-    from cli.users_cmd import _run
     from gis import audit
 
-    rows = _run(lambda conn: audit.personal_reads(conn, username=username, resource=resource, record_id=record,
-                                                   since=since, limit=limit))
+    rows = run_async(lambda conn: audit.personal_reads(conn, username=username, resource=resource, record_id=record,
+                                                        since=since, limit=limit))
     for row in rows:
         ids = row["record_ids"] or []
         shown = ",".join(ids[:5]) + (f",… ({len(ids)})" if len(ids) > 5 else "")

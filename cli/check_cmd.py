@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.common import fail
+
 
 def check(
     geojson: Path = typer.Option(None, "--geojson", help="Write the faulty places here as GeoJSON."),
@@ -27,8 +29,7 @@ def check(
         with console.status("checking the layers in PostGIS…"):
             faults = run_checks(database_url(), tolerance_m2=tolerance)
     except GridgovError as error:
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(2)
+        fail(error, status=2)
     elapsed = time.perf_counter() - started
     if geojson:
         geojson.write_text(json.dumps(faults_geojson(faults), ensure_ascii=False), encoding="utf-8")

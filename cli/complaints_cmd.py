@@ -7,12 +7,9 @@ from pathlib import Path
 
 import typer
 
+from cli.common import fail
+
 complaints_app = typer.Typer(help="Complaint intake: hotline imports and Open311 API keys.", no_args_is_help=True)
-
-
-def _fail(error: Exception) -> None:
-    typer.secho(f"error: {error}", fg="red", err=True)
-    raise typer.Exit(1)
 
 
 def _count_rows(path: Path) -> int | None:
@@ -51,7 +48,7 @@ def import_command(
             report = import_file(url, file, mapping=mapping, crs=crs, source=source, rejected_path=rejected,
                                  chunk_rows=chunk_rows, progress=lambda n: progress.advance(task, n))
     except GridgovError as error:
-        _fail(error)
+        fail(error)
     typer.echo(f"batch {report.batch_id}: {report.rows_read:,} rows read = {report.imported:,} imported + "
                f"{report.duplicates:,} duplicates + {report.rejected:,} rejected")
     for placement, count in sorted(report.placements.items()):
@@ -78,4 +75,4 @@ def api_key(
         else:
             typer.echo(new_api_key(database_url(), name))
     except GridgovError as error:
-        _fail(error)
+        fail(error)

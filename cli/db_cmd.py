@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.common import fail
 from gis import migrate
 from gis.db import database_url, embedded_cluster
 from gis.errors import SetupError
@@ -12,18 +13,13 @@ from gis.settings import database_settings
 db_app = typer.Typer(help="The database: the embedded PostGIS cluster, or GRIDGOV_DATABASE_URL.", no_args_is_help=True)
 
 
-def _fail(error: Exception) -> None:
-    typer.secho(f"error: {error}", fg="red", err=True)
-    raise typer.Exit(1)
-
-
 @db_app.command()
 def up() -> None:
     """Create and start the embedded cluster (nothing to do when GRIDGOV_DATABASE_URL is set)."""
     try:
         url = database_url()
     except SetupError as error:
-        _fail(error)
+        fail(error)
     typer.echo(url)
 
 
@@ -69,5 +65,5 @@ def upgrade() -> None:
         migrate.upgrade(target)
         added = seed_categories(target)
     except SetupError as error:
-        _fail(error)
+        fail(error)
     typer.echo(f"schema at {', '.join(migrate.current(target))}; {added} categories added")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from cli.common import fail
+
 fixtures_app = typer.Typer(help="The generated demo city.", no_args_is_help=True)
 
 
@@ -20,8 +22,7 @@ def load(
     from gis.migrate import upgrade
 
     if size not in SIZES:
-        typer.secho(f"error: size must be one of {', '.join(SIZES)}", fg="red", err=True)
-        raise typer.Exit(2)
+        fail(f"size must be one of {', '.join(SIZES)}", status=2)
     try:
         url = database_url()
         upgrade(url)
@@ -30,7 +31,6 @@ def load(
             return
         summary = load_city(url, size, seed=seed, progress=True)
     except GridgovError as error:
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(1)
+        fail(error)
     for layer, count in summary.items():
         typer.echo(f"{layer:>20}: {count:,}")

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.common import fail
+
 layers_app = typer.Typer(help="Import and export pyramid layers (GeoJSON, GeoPackage, Shapefile).",
                          no_args_is_help=True)
 
@@ -33,11 +35,6 @@ class _Bar:
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=Console(stderr=True), transient=False)
-
-
-def _fail(error: Exception) -> None:
-    typer.secho(f"error: {error}", fg="red", err=True)
-    raise typer.Exit(2)
 
 
 def _column_map(pairs: list[str]) -> dict[str, str]:
@@ -80,7 +77,7 @@ def import_command(
                                   valid_from=valid_from.date() if valid_from else None, file_layer=file_layer,
                                   progress=_Bar(progress))
     except GridgovError as error:
-        _fail(error)
+        fail(error, status=2)
     if report:
         result.write_geojson(report)
     if rejected_file and result.rejected:
@@ -122,5 +119,5 @@ def export_command(
         with _progress() as progress:
             count = export_layer(url, layer, file, format, progress=_Bar(progress))
     except GridgovError as error:
-        _fail(error)
+        fail(error, status=2)
     typer.echo(f"{count:,} {layer} features written to {file}")

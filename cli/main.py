@@ -1,54 +1,33 @@
-"""`gridgov` console command."""
+"""`gridgov` console command: every command and command group, registered in this order (read top to bottom).
+
+Each sub-command module imports the core only inside its commands, so `gridgov --help` stays quick."""
 
 from __future__ import annotations
 
 import typer
 
+from cli.analytics_cmd import analytics_app, report
+from cli.audit_cmd import audit_app
+from cli.check_cmd import check
+from cli.complaints_cmd import complaints_app
 from cli.db_cmd import db_app
+from cli.fixtures_cmd import fixtures_app
+from cli.layers_cmd import layers_app
+from cli.serve_cmd import serve
+from cli.users_cmd import users_app
 
 app = typer.Typer(help="gridgov: grid-governance GIS for neighbourhood governance.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 
-
-@app.command()
-def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, help="Worker processes."),
-    trusted_proxies: str | None = typer.Option(
-        None, help="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed "
-                   "(default: GRIDGOV_TRUSTED_PROXIES, else none)."),
-) -> None:
-    """Serve the map and the API."""
-    import os
-
-    import uvicorn
-
-    from api.security import uvicorn_proxy_options
-    from gis.db import database_url
-    from gis.errors import SetupError
-
-    try:
-        proxy_options = uvicorn_proxy_options(trusted_proxies)
-    except SetupError as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(2) from None
-    if trusted_proxies is not None:
-        os.environ["GRIDGOV_TRUSTED_PROXIES"] = trusted_proxies
-    # Resolve (and start) the database once here so every worker gets the same URL.
-    os.environ["GRIDGOV_DATABASE_URL"] = database_url()
-    typer.echo(f"gridgov serving on http://{host}:{port}/map")
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="warning", **proxy_options)
-
-
-def _register_optional() -> None:
-    """Feature areas register their own sub-commands here."""
-    from cli import commands
-
-    commands.register(app)
-
-
-_register_optional()
+app.command("serve")(serve)                          # gridgov serve
+app.command("check")(check)                          # gridgov check
+app.command("report")(report)                        # gridgov report STREET --period
+app.add_typer(db_app, name="db")                     # gridgov db up|down|status|url|upgrade
+app.add_typer(fixtures_app, name="fixtures")         # gridgov fixtures load
+app.add_typer(layers_app, name="layers")             # gridgov layers import|export
+app.add_typer(complaints_app, name="complaints")     # gridgov complaints import|api-key
+app.add_typer(users_app, name="users")               # gridgov users add|list|disable|enable
+app.add_typer(analytics_app, name="analytics")       # gridgov analytics evaluate
+app.add_typer(audit_app, name="audit")               # gridgov audit reads
 
 if __name__ == "__main__":
     app(prog_name="gridgov")

@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
+from cli.common import run_async
+
 users_app = typer.Typer(help="Users, roles and scopes.", no_args_is_help=True)
-
-
-def _run(work):
-    """Run an async core function on a short-lived engine."""
-    from gis.db import async_engine, database_url
-    from gis.errors import GridgovError
-
-    async def main():
-        engine = async_engine(database_url())
-        try:
-            async with engine.begin() as conn:
-                return await work(conn)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except GridgovError as error:
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(1)
 
 
 @users_app.command()
@@ -42,7 +22,7 @@ def add(
     """Add a user (the password is asked for, or read from GRIDGOV_NEW_USER_PASSWORD)."""
     from gis import auth
 
-    user = _run(lambda conn: auth.create_user(conn, username, password, role, scope, company, name))
+    user = run_async(lambda conn: auth.create_user(conn, username, password, role, scope, company, name))
     typer.echo(f"added {user['username']} ({user['role']}) id {user['id']}")
 
 
@@ -51,7 +31,7 @@ def list_() -> None:
     """List users with role, scope and whether they are active."""
     from gis import auth
 
-    for user in _run(auth.list_users):
+    for user in run_async(auth.list_users):
         scope = ",".join(user["scope_codes"]) or (f"company {user['property_company_id']}"
                                                   if user["property_company_id"] else "-")
         state = "active" if user["active"] else "disabled"
@@ -63,7 +43,7 @@ def disable(username: str) -> None:
     """Disable a user and revoke its tokens at once."""
     from gis import auth
 
-    _run(lambda conn: auth.set_active(conn, username, False))
+    run_async(lambda conn: auth.set_active(conn, username, False))
     typer.echo(f"disabled {username}; its tokens are revoked")
 
 
@@ -71,5 +51,5 @@ def disable(username: str) -> None:
 def enable(username: str) -> None:
     from gis import auth
 
-    _run(lambda conn: auth.set_active(conn, username, True))
+    run_async(lambda conn: auth.set_active(conn, username, True))
     typer.echo(f"enabled {username}")

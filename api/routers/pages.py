@@ -1,4 +1,5 @@
-"""The map page, its static assets, and the small read endpoints only the map needs."""
+"""The map page (its static files are mounted beside the routers in api.main) and the small read endpoints only
+the map needs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
 from api.deps import Connection
@@ -15,9 +15,11 @@ from api.security import CurrentPrincipal
 from gis import mapdata
 from gis.errors import InvalidInput
 from gis.settings import api_settings
-from webmap import STATIC_DIR, TEMPLATES_DIR
+from webmap import TEMPLATES_DIR
 
 router = APIRouter(prefix="/map", tags=["map"])
+site = APIRouter(include_in_schema=False)
+"""The pages themselves: / and the map page."""
 
 
 def _bbox(value: str) -> tuple[float, float, float, float]:
@@ -148,15 +150,11 @@ async def building_labels(
     return Response(await mapdata.building_labels(conn, _bbox(bbox), limit), media_type="application/json")
 
 
-def mount(app: FastAPI) -> None:
-    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+@site.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/map")
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/map")
 
-    @app.get("/map", response_class=HTMLResponse, include_in_schema=False)
-    async def map_page() -> HTMLResponse:
-        return HTMLResponse((TEMPLATES_DIR / "map.html").read_text(encoding="utf-8"))
-
-    app.include_router(router)
+@site.get("/map", response_class=HTMLResponse)
+async def map_page() -> HTMLResponse:
+    return HTMLResponse((TEMPLATES_DIR / "map.html").read_text(encoding="utf-8"))
