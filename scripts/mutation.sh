@@ -15,7 +15,7 @@ mkdir -p "$OUT"
 
 # module -> "source file|test selection" (only the tests that exercise the module, fastest first)
 declare -A MODULES=(
-  [tilekey]="gis/tilekey.py|tests/test_tilekey.py"
+  [tilekey]="gis/tilekey.py|tests/test_tilekey_oracle.py tests/test_tilekey.py"
   [deadlines]="gis/tickets/deadlines.py|tests/test_deadlines_working_time.py tests/test_tickets_deadlines.py::test_deadline_classes_in_calendar_and_working_time tests/test_tickets_deadlines.py::test_calendar_and_policy_are_configurable_over_the_core"
   [workflow]="gis/tickets/workflow.py|tests/test_tickets_workflow.py"
   [evaluation]="gis/analytics/evaluation.py|tests/test_analytics_evaluation.py"

@@ -67,15 +67,18 @@ def test_calendar_days_read_back_and_bounds(empty_db):
     async def work(conn):
         await deadlines.set_day(conn, date(2026, 11, 14), True, "调休", start_time=time(8, 30), minutes=240)
         days = await deadlines.calendar(conn, date(2026, 11, 13), date(2026, 11, 15))
-        with pytest.raises(InvalidInput):
-            await deadlines.calendar(conn, date(2026, 1, 1), date(2028, 3, 12))  # 801 days
-        exactly = await deadlines.calendar(conn, date(2026, 1, 1), date(2028, 3, 10))  # 800 days
+        assert (date(2028, 3, 12) - date(2026, 1, 1)).days == 801
+        with pytest.raises(InvalidInput, match=r"^ask for at most 800 days at a time$"):
+            await deadlines.calendar(conn, date(2026, 1, 1), date(2028, 3, 12))
+        exactly = await deadlines.calendar(conn, date(2026, 1, 1), date(2028, 3, 11))  # 800 days: allowed
         for minutes in (0, 24 * 60 + 1):
-            with pytest.raises(InvalidInput):
+            with pytest.raises(InvalidInput, match=r"^a working day has 1 to 1440 working minutes$"):
                 await deadlines.set_day(conn, date(2026, 11, 16), True, minutes=minutes)
+        one = await deadlines.set_day(conn, date(2026, 11, 17), True, minutes=1)
         whole = await deadlines.set_day(conn, date(2026, 11, 16), True, minutes=24 * 60)
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound, match=r"^1990-01-01 is outside the working calendar$"):
             await deadlines.set_day(conn, date(1990, 1, 1), True)
+        assert one["day"] == date(2026, 11, 17)
         return days, exactly, whole
 
     days, exactly, whole = _run(empty_db, work)
@@ -88,19 +91,25 @@ def test_calendar_days_read_back_and_bounds(empty_db):
 
 def test_policy_checks(empty_db):
     async def work(conn):
-        for args in ((0, "hours", "working", 1), (2, "hours", "working", 0), (2, "weeks", "working", 1),
-                     (2, "hours", "lunar", 1)):
-            with pytest.raises(InvalidInput):
+        for args in ((0, "hours", "working", 1), (2, "hours", "working", 0)):
+            with pytest.raises(InvalidInput, match=r"^amount and response_hours must be positive$"):
                 await deadlines.set_policy(conn, "urgent", *args)
-        with pytest.raises(NotFound):
+        for args in ((2, "weeks", "working", 1), (2, "hours", "lunar", 1)):
+            with pytest.raises(InvalidInput, match=r"^unit is hours or days; basis is working or calendar$"):
+                await deadlines.set_policy(conn, "urgent", *args)
+        with pytest.raises(NotFound, match=r"^no deadline class 'someday'$"):
             await deadlines.set_policy(conn, "someday", 1, "hours", "working", 1)
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound, match=r"^no deadline class 'someday'$"):
             await deadlines.due_at(conn, datetime(2026, 11, 2, 10, tzinfo=BEIJING), "someday")
+        # the smallest amount and a class counted in days are accepted
+        assert (await deadlines.set_policy(conn, "utilities", 1, "days", "calendar", 2))["amount"] == 1
+        utilities = await deadlines.due_at(conn, datetime(2026, 11, 2, 10, tzinfo=BEIJING), "utilities")
         changed = await deadlines.set_policy(conn, "urgent", 3, "hours", "calendar", 1)
         due = await deadlines.due_at(conn, datetime(2026, 11, 2, 10, tzinfo=BEIJING), "urgent")
-        return changed, due
+        return changed, due, utilities
 
-    changed, due = _run(empty_db, work)
+    changed, due, utilities = _run(empty_db, work)
+    assert utilities.astimezone(BEIJING) == datetime(2026, 11, 3, 10, 0, tzinfo=BEIJING)
     assert changed == {"deadline_class": "urgent", "amount": 3, "unit": "hours", "basis": "calendar",
                        "response_hours": 1}
     assert due.astimezone(BEIJING) == datetime(2026, 11, 2, 13, 0, tzinfo=BEIJING)
