@@ -56,3 +56,4 @@ soak: setup
 		'tests/test_hardening_faults.py::test_the_database_restarted_under_load' || exit 1; done
 	$(BIN)/python -m benchmarks.soak --size city --duration 300 --max-requests 300000 --json build/soak.json
 	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable
+	bash scripts/mutation.sh
