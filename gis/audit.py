@@ -1,29 +1,25 @@
-"""Security records: the log of who read personal data (个人信息访问日志) and the failed sign-ins that
-rate-limit logins.
+"""Security records: the log of who read personal data (个人信息访问日志), and the table of failed sign-ins.
 
 A personal-data read is one append-only row per request (never per record): who, in which role, when, which
 endpoint with which query, which record ids (or how many). Rows cannot be updated or deleted; the database
 refuses it. Failed sign-ins are kept per username and client address in the database, so every worker process
-sees the same counts; gis.auth.login throttles on them.
+sees the same counts; the sign-in throttle in gis.auth writes and reads them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gis.auth import Principal
 from gis.errors import InvalidInput
 from gis.models import Base
-
-if TYPE_CHECKING:  # gis.auth imports this module for the failed sign-ins
-    from gis.auth import Principal
+from gis.settings import audit_settings
 
 
 class PersonalDataRead(Base):
@@ -57,7 +53,7 @@ class PersonalDataRead(Base):
 
 
 class LoginFailure(Base):
-    """A failed sign-in (wrong password, unknown or disabled user)."""
+    """A failed sign-in (wrong password, unknown or disabled user), written and read by gis.auth's throttle."""
 
     __tablename__ = "login_failure"
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -84,25 +80,11 @@ CREATE TRIGGER audit_personal_read_append_only BEFORE UPDATE OR DELETE ON audit_
 CREATE TRIGGER audit_personal_read_no_truncate BEFORE TRUNCATE ON audit_personal_read
     FOR EACH STATEMENT EXECUTE FUNCTION audit_personal_read_append_only();
 """
-
-DROP_APPEND_ONLY_SQL = """
-DROP TRIGGER IF EXISTS audit_personal_read_no_truncate ON audit_personal_read;
-DROP TRIGGER IF EXISTS audit_personal_read_append_only ON audit_personal_read;
-DROP FUNCTION IF EXISTS audit_personal_read_append_only();
-"""
+"""The database's refusal to change or delete log rows, as the newest migration that installs it must hold it
+(migrations paste their own copy; a change here is a new migration)."""
 
 
 # --- the personal-data access log ---------------------------------------------------------------------------
-
-class AuditSettings(BaseSettings):
-    """GRIDGOV_AUDIT_..."""
-
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_AUDIT_", extra="ignore")
-
-    asynchronous_commit: bool = False
-    """Commit log rows without waiting for the disk flush (about 5 ms less per logged request on a plain disk);
-    a crash of PostgreSQL itself may then lose the last fraction of a second of log rows. Off by default."""
-
 
 @dataclass(frozen=True)
 class RequestFacts:
@@ -158,7 +140,7 @@ async def record_personal_read(
 
 
 async def _insert_read(conn: AsyncConnection, params: dict) -> None:
-    if AuditSettings().asynchronous_commit:
+    if audit_settings().asynchronous_commit:
         await conn.execute(text("SET LOCAL synchronous_commit TO off"))
     await conn.execute(_INSERT_READ, params)
 
@@ -204,15 +186,3 @@ async def personal_reads(
         f"SELECT {LOG_COLUMNS} FROM audit_personal_read WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit"),
         params)).mappings()
     return [dict(row) for row in rows]
-
-
-# --- failed sign-ins ----------------------------------------------------------------------------------------
-
-MAX_USERNAME_KEPT = 128
-"""Usernames are kept only this long in the failure log (a login body may carry any string)."""
-
-async def record_login_failure(conn: AsyncConnection, username: str, address: str | None) -> None:
-    """Count one failed sign-in, and forget failures older than a day (they no longer count for anything)."""
-    await conn.execute(text("DELETE FROM login_failure WHERE at < now() - interval '1 day'"))
-    await conn.execute(text("INSERT INTO login_failure (username, client_address) VALUES (:u, :a)"),
-                       {"u": username[:MAX_USERNAME_KEPT], "a": address})

@@ -4,12 +4,14 @@ integer).
 Every tile at zoom z <= 20 holds one contiguous run of keys, so "the complaints in this tile" is a range scan of a
 B-tree on the key; with the tile's attributes and the point included in that index the scan never reads the
 table. A tile plus its buffer is a few such ranges (`tile_key_ranges`). The key is computed by the SQL function
-`gridgov_tile_key(geometry)` (migration 0007) and mirrored here by `tile_key` for the tests.
+`gridgov_tile_key(geometry)` (`tilekey.sql`, installed by migration 0007) and mirrored here by `tile_key` for the
+tests.
 """
 
 from __future__ import annotations
 
 import math
+from importlib.resources import files
 from typing import NamedTuple
 
 KEY_ZOOM = 20
@@ -24,30 +26,10 @@ HIGH_FROM_ZOOM = 15
 """From this zoom on a tile holds a few hundred complaints at most: a coarser split (a quarter of each neighbour,
 a dozen ranges) reads a few more index entries but starts far fewer range scans."""
 
-TILE_KEY_FUNCTION_SQL = f"""
-CREATE OR REPLACE FUNCTION gridgov_tile_key(point geometry) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-    lat float8 := radians(least(greatest(ST_Y(point), -{MAX_LATITUDE}), {MAX_LATITUDE}));
-    x bigint := least(greatest(floor((ST_X(point) + 180.0) / 360.0 * {KEY_SIDE}.0), 0), {KEY_SIDE - 1});
-    y bigint := least(greatest(floor((1.0 - ln(tan(lat) + 1.0 / cos(lat)) / pi()) / 2.0 * {KEY_SIDE}.0), 0),
-                      {KEY_SIDE - 1});
-BEGIN
-    -- spread each coordinate's bits apart, then interleave: x on even bits, y on odd bits
-    x := (x | (x << 16)) & x'0000FFFF0000FFFF'::bigint;
-    x := (x | (x << 8)) & x'00FF00FF00FF00FF'::bigint;
-    x := (x | (x << 4)) & x'0F0F0F0F0F0F0F0F'::bigint;
-    x := (x | (x << 2)) & x'3333333333333333'::bigint;
-    x := (x | (x << 1)) & x'5555555555555555'::bigint;
-    y := (y | (y << 16)) & x'0000FFFF0000FFFF'::bigint;
-    y := (y | (y << 8)) & x'00FF00FF00FF00FF'::bigint;
-    y := (y | (y << 4)) & x'0F0F0F0F0F0F0F0F'::bigint;
-    y := (y | (y << 2)) & x'3333333333333333'::bigint;
-    y := (y | (y << 1)) & x'5555555555555555'::bigint;
-    RETURN x | (y << 1);
-END $$
-"""
-"""The key in SQL; plpgsql because its simple expressions run at well under a microsecond a row."""
+TILE_KEY_FUNCTION_SQL = files(__package__).joinpath("tilekey.sql").read_text(encoding="utf-8").format(
+    max_latitude=MAX_LATITUDE, side=KEY_SIDE, last=KEY_SIDE - 1)
+"""The key in SQL (`tilekey.sql` with the constants above), as the newest migration that installs it must
+hold it; plpgsql because its simple expressions run at well under a microsecond a row."""
 
 
 def _spread(value: int) -> int:

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.auth import Principal
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gis.tickets.events import actor_name
 from gis.tickets.filters import TicketFilter, where_sql
 from gis.tickets.models import ASSIGNEE_KINDS
-from gis.tickets.workflow import DISPATCHERS, actor_name
+from gis.tickets.roles import DISPATCHERS
 
 ASSIGNABLE = ("reported", "registered", "dispatched", "in_progress")
 MAX_BULK = 10_000

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -14,13 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.auth import Principal
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gis.tickets.assignment import check_assignee
+from gis.tickets.events import record_event
 from gis.tickets.models import OPEN_STATES
+from gis.tickets.roles import COMMENTERS, DISPATCHERS, HANDLERS, VERIFIERS
 from gis.tickets.scope import ticket_scope_sql
-
-DISPATCHERS = frozenset({"admin", "street", "community"})
-HANDLERS = frozenset({"admin", "street", "community", "property_company"})
-VERIFIERS = frozenset({"admin", "street", "community", "grid_worker"})
-COMMENTERS = frozenset({"admin", "street", "community", "grid_worker", "property_company"})
 
 
 @dataclass(frozen=True)
@@ -82,10 +79,6 @@ def state_machine() -> list[dict]:
     ]
 
 
-def actor_name(principal: Principal) -> str:
-    return principal.username
-
-
 async def locked_ticket(conn: AsyncConnection, principal: Principal, ticket_id: int) -> dict:
     """The ticket row, locked for update, or NotFound when it does not exist or lies outside the scope."""
     scope, params = ticket_scope_sql(principal, "t")
@@ -105,20 +98,6 @@ def check_may_handle(principal: Principal, ticket: dict) -> None:
         raise Forbidden("this ticket is not assigned to your company")
 
 
-async def record_event(
-    conn: AsyncConnection, principal: Principal, ticket_id: int, action: str,
-    from_state: str | None, to_state: str | None, note: str | None = None, data: dict | None = None,
-) -> int:
-    return (await conn.execute(
-        text("""INSERT INTO ticket_event (ticket_id, actor_user_id, actor, action, from_state, to_state, note, data)
-                VALUES (:t, :uid, :actor, :action, :from_state, :to_state, :note, CAST(:data AS jsonb))
-                RETURNING id"""),
-        {"t": ticket_id, "uid": principal.user_id, "actor": actor_name(principal), "action": action,
-         "from_state": from_state, "to_state": to_state, "note": note,
-         "data": json.dumps(data, ensure_ascii=False) if data is not None else None},
-    )).scalar_one()
-
-
 async def transition(
     conn: AsyncConnection,
     principal: Principal,
@@ -130,8 +109,6 @@ async def transition(
     assignee: dict | None = None,
 ) -> dict:
     """Apply one action to one ticket, in the caller's transaction; returns the new state and version."""
-    from gis.tickets.assignment import check_assignee
-
     spec = TRANSITIONS.get(action)
     if spec is None:
         raise InvalidInput(f"unknown action {action!r}; actions are {', '.join(TRANSITIONS)}")

@@ -7,12 +7,30 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from gis.audit import APPEND_ONLY_SQL, DROP_APPEND_ONLY_SQL
-
 revision = "0005_audit"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+# The append-only rule as this revision installed it (pasted, not imported: a later change is a new migration).
+APPEND_ONLY_SQL = """
+CREATE FUNCTION audit_personal_read_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'the personal-data access log is append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$fn$;
+CREATE TRIGGER audit_personal_read_append_only BEFORE UPDATE OR DELETE ON audit_personal_read
+    FOR EACH ROW EXECUTE FUNCTION audit_personal_read_append_only();
+CREATE TRIGGER audit_personal_read_no_truncate BEFORE TRUNCATE ON audit_personal_read
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_personal_read_append_only();
+"""
+
+DROP_APPEND_ONLY_SQL = """
+DROP TRIGGER IF EXISTS audit_personal_read_no_truncate ON audit_personal_read;
+DROP TRIGGER IF EXISTS audit_personal_read_append_only ON audit_personal_read;
+DROP FUNCTION IF EXISTS audit_personal_read_append_only();
+"""
 
 
 def upgrade() -> None:
