@@ -72,8 +72,8 @@ def test_overdue_tickets_are_flagged_and_listed(empty_db):
 
         engine = create_async_engine(with_driver(empty_db, "asyncpg"), poolclass=NullPool)
         async with engine.connect() as conn:
-            body = await queries.list_tickets(conn, Principal(role="admin", username="a", user_id=1),
-                                              TicketFilter(overdue=True))
+            body = (await queries.list_tickets(conn, Principal(role="admin", username="a", user_id=1),
+                                               TicketFilter(overdue=True))).body
         await engine.dispose()
         return [(item["id"], item["overdue"]) for item in json.loads(body)["items"]]
 

@@ -49,11 +49,8 @@ def parse_polygon(value: str | dict | None) -> dict | None:
     return valid_area_geojson(value)
 
 
-def where_sql(principal: Principal, f: TicketFilter, alias: str = "t") -> tuple[str, dict, bool]:
-    """The WHERE clause (scope first) and its parameters; the flag says whether `complaint c` must be joined."""
-    scope, params = ticket_scope_sql(principal, alias)
-    clauses = [scope]
-    needs_complaint = False
+def _state_clauses(f: TicketFilter, alias: str, clauses: list[str], params: dict) -> None:
+    """States ('open' meaning every open state), categories, codes of units, grids and ids."""
     bad = sorted(set(f.states) - set(STATES) - {"open"})
     if bad:
         raise InvalidInput(f"unknown state(s) {', '.join(bad)}; states are {', '.join(STATES)} or open")
@@ -77,6 +74,10 @@ def where_sql(principal: Principal, f: TicketFilter, alias: str = "t") -> tuple[
     if f.ids:
         clauses.append(f"{alias}.id = ANY(:ids)")
         params["ids"] = f.ids
+
+
+def _time_clauses(f: TicketFilter, alias: str, clauses: list[str], params: dict) -> None:
+    """Overdue or not, age in hours and the reported time."""
     if f.overdue is True:
         clauses.append(f"{alias}.state IN {OPEN_SQL} AND {alias}.due_at < now()")
     elif f.overdue is False:
@@ -93,23 +94,35 @@ def where_sql(principal: Principal, f: TicketFilter, alias: str = "t") -> tuple[
     if f.reported_to is not None:
         clauses.append(f"{alias}.reported_at < :reported_to")
         params["reported_to"] = f.reported_to
-    if f.mine:
-        if principal.user_id is None:
-            raise InvalidInput("'assigned to me' needs a signed-in user")
-        mine, mine_params = mine_sql(principal, alias)
-        clauses.append(mine)
-        params.update(mine_params)
+
+
+def _area_clauses(principal: Principal, f: TicketFilter, clauses: list[str], params: dict) -> bool:
+    """The bounding box and the drawn area (on the complaint's place); True when either is given."""
     if f.bbox is not None:
         # the place the caller sees decides, so a snapped place cannot be narrowed by moving the box
         clauses.append(place_in_box_sql(visibility(principal), "c.geom",
                                         "ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)"))
         params.update(zip(("minx", "miny", "maxx", "maxy"), f.bbox))
-        needs_complaint = True
     if f.polygon is not None:
         if not principal.is_staff:
             raise Forbidden("只有登录的工作人员可以按绘制的区域筛选工单")
         # checked again here, so no path can send PostGIS a geometry it would have to repair
         clauses.append("ST_Intersects(c.geom, (SELECT ST_GeomFromWKB(:polygon, 4326)))")
         params["polygon"] = area_wkb(f.polygon)
-        needs_complaint = True
+    return f.bbox is not None or f.polygon is not None
+
+
+def where_sql(principal: Principal, f: TicketFilter, alias: str = "t") -> tuple[str, dict, bool]:
+    """The WHERE clause (scope first) and its parameters; the flag says whether `complaint c` must be joined."""
+    scope, params = ticket_scope_sql(principal, alias)
+    clauses = [scope]
+    _state_clauses(f, alias, clauses, params)
+    _time_clauses(f, alias, clauses, params)
+    if f.mine:
+        if principal.user_id is None:
+            raise InvalidInput("'assigned to me' needs a signed-in user")
+        mine, mine_params = mine_sql(principal, alias)
+        clauses.append(mine)
+        params.update(mine_params)
+    needs_complaint = _area_clauses(principal, f, clauses, params)
     return " AND ".join(clauses), params, needs_complaint
