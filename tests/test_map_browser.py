@@ -278,6 +278,7 @@ def test_street_office_draws_an_area_and_assigns_in_bulk(page, browser, city, ci
     option = page.locator("#assignee option", has_text="综合行政执法中队").first
     page.select_option("#assignee", option.get_attribute("value"))
     page.click("#assign-button")
+    page.click("#assign-confirm")  # the confirmation names the count and the target first
     wait_until(page, "document.querySelector('#assign-result').dataset.assigned !== undefined")
     assert page.locator("#assign-result").get_attribute("data-assigned") == str(len(expected))
     screenshot(page, "map-street-bulk-assign")

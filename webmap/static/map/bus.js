@@ -10,6 +10,9 @@
  *   ticket:changed   tickets or complaints were changed from the map (transition, bulk assignment, placement)
  *   complaint:open   a complaint was chosen on the map; detail is its properties
  *   complaint:find   a complaint was found by number; detail {id, lon, lat}
+ *   area:assigned    the area's tickets were assigned in bulk (desk/assign.js); the area list refreshes
+ *   desk:open        the street desk's sheet shows a view; detail {view} (desk/sheet.js)
+ *   desk:drill       the tickets behind one rate are asked for; detail {rate, level, unit, from, to} (desk/drill.js)
  */
 
 const handlers = new Map();

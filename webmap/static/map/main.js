@@ -26,6 +26,7 @@ import { progress, tracked } from './progress.js';
 import { refresh, refreshNow } from './redraw.js';
 import { map, setMap } from './state.js';
 import { activeTool } from './tools.js';
+import { initDesk } from './desk/desk.js';
 import { initArea } from './work/area.js';
 import { initReview } from './work/review.js';
 import { initSignin } from './work/signin.js';
@@ -109,6 +110,7 @@ async function start() {
   initTickets();
   initReview();
   initArea();
+  initDesk();
   initSignin();
   initPanel();
   initSearch();

@@ -30,6 +30,7 @@ export const ACTION_NAMES = {
   register: '立案', reject: '不予立案', dispatch: '派遣', accept: '接单', start: '开始处置', respond: '响应',
   handle: '处置完成', resolve: '处置完成', send_back: '退回', close: '结案', verify: '核查结案', reopen: '重新打开',
   merge: '合并', rate: '评价', assign: '派单', report: '上报', note: '备注', photo: '照片',
+  supervise: '督办', escalate: '吹哨报到', escalation_answer: '部门报到', reassign: '改派',
 };
 export const KIND_NAMES = {
   compound: '小区', building: '楼栋', street: '街道', community: '社区', grid: '网格', micro_grid: '微网格',

@@ -1,20 +1,23 @@
 /* Area assignment for street offices: draw an area or pick a grid on the map, list its tickets waiting to be
- * dispatched, and assign them all at once to a street department, a community or a property company. */
+ * dispatched (every active filter applies), and assign them all at once to a street department, a community or
+ * a property company, after a confirmation that names the count and the target (desk/assign.js). */
 import { api } from '../api.js';
-import { emit } from '../bus.js';
-import { $, el, status } from '../dom.js';
-import { layers } from '../layers/registry.js';
-import { STANDING } from '../names.js';
-import { map } from '../state.js';
+import { on } from '../bus.js';
+import { askConfirmation, initAssign, loadAssignees, setSelection } from '../desk/assign.js';
+import { nextDay } from '../desk/format.js';
+import { $ } from '../dom.js';
+import { categoryName, STATE_NAMES } from '../names.js';
+import { filters, map } from '../state.js';
 import { dropTool, useTool } from '../tools.js';
 import { openTicket, ticketLine, ticketProps, ticketsOf } from './tickets.js';
 
-const DEPARTMENTS = ['综合行政执法中队', '城市管理办公室', '平安建设办公室'];
+const DEFAULT_STATES = ['reported', 'registered', 'dispatched'];
 const AREA_STYLE = { color: '#c0392b', weight: 2, fillOpacity: 0.08 };
 
 let drawn = null; // {vertices, line} while drawing; {polygon} once drawn or picked
 let areaTickets = null;
-let areaQuery = null;
+let areaQuery = null; // {query, body}: the area as list parameters and as assignment fields
+let areaLabel = null;
 
 export const drawnArea = () => drawn;
 export const areaTicketList = () => areaTickets;
@@ -44,7 +47,8 @@ function finishDrawing() {
   $('#finish-area').hidden = true;
   const ring = drawn.vertices.map((p) => [Number(p.lng.toFixed(6)), Number(p.lat.toFixed(6))]);
   ring.push(ring[0]);
-  loadAreaTickets({ polygon: JSON.stringify({ type: 'Polygon', coordinates: [ring] }) });
+  const polygon = { type: 'Polygon', coordinates: [ring] };
+  loadAreaTickets({ query: { polygon: JSON.stringify(polygon) }, body: { polygon } }, '所画范围');
 }
 
 function startPicking() {
@@ -63,7 +67,7 @@ async function pickGrid(latlng) {
     clearArea();
     drawn = { polygon: L.geoJSON(feature, { style: AREA_STYLE, interactive: false }).addTo(map) };
     $('#clear-area').hidden = false;
-    loadAreaTickets({ grid: answer.grid.code }, answer.grid.name);
+    loadAreaTickets({ query: { grid: answer.grid.code }, body: { grids: [answer.grid.code] } }, answer.grid.name);
   } catch (error) {
     $('#area-summary').textContent = error.message;
   }
@@ -79,69 +83,49 @@ function clearArea() {
   $('#area-summary').textContent = '';
   $('#assign-result').textContent = '';
   $('#assign-button').disabled = true;
+  areaQuery = null;
+  areaTickets = null;
+  setSelection(null);
+}
+
+/* The active complaint filters (category, state, reported dates, overdue) as ticket query parameters and as
+ * the assignment body's fields, so the list and the assignment select the same tickets. */
+function filterSelection() {
+  const states = filters.state ? [filters.state] : DEFAULT_STATES;
+  const query = { state: states.join(',') };
+  const body = { states };
+  if (filters.category.length) { query.category = filters.category.join(','); body.categories = [...filters.category]; }
+  if (filters.from) { query.reported_from = `${filters.from}T00:00:00+08:00`; body.reported_from = query.reported_from; }
+  if (filters.to) { query.reported_to = `${nextDay(filters.to)}T00:00:00+08:00`; body.reported_to = query.reported_to; }
+  if (filters.overdue) { query.overdue = 'true'; body.overdue = true; }
+  return { query, body };
+}
+
+function filterText() {
+  const parts = [];
+  if (filters.category.length) parts.push(`类别 ${filters.category.map(categoryName).join('、')}`);
+  if (filters.state) parts.push(`状态 ${STATE_NAMES[filters.state] || filters.state}`);
+  if (filters.from || filters.to) parts.push(`上报 ${filters.from || '…'} 至 ${filters.to || '…'}`);
+  if (filters.overdue) parts.push('仅超期');
+  return parts.length ? `（已按筛选：${parts.join('，')}）` : '';
 }
 
 async function loadAreaTickets(area, label) {
-  const params = new URLSearchParams(Object.assign({ state: 'reported,registered,dispatched', limit: '1000' }, area));
+  const { query, body } = filterSelection();
+  const params = new URLSearchParams(Object.assign({ limit: '1000' }, query, area.query));
+  areaQuery = area;
+  areaLabel = label || areaLabel;
   try {
     const tickets = ticketsOf(await api(`/tickets?${params}`)).map(ticketProps);
     areaTickets = tickets;
-    areaQuery = area;
-    $('#area-summary').textContent = `${label || '所画范围'}内待派工单 ${tickets.length} 件。`;
+    $('#area-summary').textContent = `${areaLabel || '所画范围'}内待派工单 ${tickets.length} 件${filterText()}。`;
+    $('#area-summary').dataset.count = tickets.length;
     $('#area-tickets').replaceChildren(...tickets.slice(0, 200).map((t) => ticketLine(t, () => openTicket(t.id))));
     $('#assign-button').disabled = tickets.length === 0;
     await loadAssignees(tickets);
+    setSelection(tickets, Object.assign({}, body, area.body), areaLabel || '所画范围');
   } catch (error) {
     $('#area-summary').textContent = `查询失败：${error.message}`;
-  }
-}
-
-const distinct = (tickets, key) => [...new Set(tickets.map((t) => t[key]).filter(Boolean))];
-
-/* Who may receive the tickets of the area: the street's departments, the communities and the property
- * companies the tickets lie in (the tickets service checks each choice against every ticket). */
-async function loadAssignees(tickets) {
-  const options = [];
-  for (const street of distinct(tickets, 'street_code')) {
-    for (const department of DEPARTMENTS) {
-      options.push({ kind: 'street_department', code: street, department, name: `街道 · ${department}` });
-    }
-  }
-  const communityNames = {};
-  layers.community.group.eachLayer((layer) => { communityNames[layer.feature.properties.code] = layer.feature.properties.name; });
-  for (const code of distinct(tickets, 'community_code')) {
-    options.push({ kind: 'community', code, name: `社区 · ${communityNames[code] || code}` });
-  }
-  const companyIds = [...new Set(tickets.map((t) => t.property_company_id).filter((id) => id !== null && id !== undefined))];
-  if (companyIds.length) {
-    try {
-      for (const company of await api(`/map/property-companies.json?ids=${companyIds.slice(0, 500).join(',')}`)) {
-        const standing = STANDING[company.standing] ? STANDING[company.standing][0] : company.standing;
-        options.push({ kind: 'property_company', code: String(company.id), name: `物业 · ${company.name}（${standing}）` });
-      }
-    } catch (error) { status(error.message); }
-  }
-  $('#assignee').replaceChildren(...options.map((o) => el('option',
-    { value: JSON.stringify({ kind: o.kind, code: o.code, department: o.department }) }, o.name)));
-}
-
-async function assignArea() {
-  if (!areaTickets || !areaTickets.length) return;
-  if (!$('#assignee').value) { $('#area-summary').textContent = '请选择派给谁。'; return; }
-  const assignee = JSON.parse($('#assignee').value);
-  try {
-    const answer = await api('/tickets/assign', { method: 'POST', body: {
-      ticket_ids: areaTickets.map((t) => t.id),
-      versions: Object.fromEntries(areaTickets.map((t) => [t.id, t.version])),
-      assignee, note: '地图区域批量派单',
-    } });
-    const count = answer.assigned;
-    $('#assign-result').textContent = `已派单 ${count} 件。`;
-    $('#assign-result').dataset.assigned = count;
-    emit('ticket:changed', { ids: areaTickets.map((t) => t.id) });
-    loadAreaTickets(areaQuery);
-  } catch (error) {
-    $('#assign-result').textContent = error.status === 409 ? '工单已被他人修改，请刷新后重试。' : `派单失败：${error.message}`;
   }
 }
 
@@ -150,5 +134,8 @@ export function initArea() {
   $('#pick-grid').addEventListener('click', startPicking);
   $('#finish-area').addEventListener('click', finishDrawing);
   $('#clear-area').addEventListener('click', clearArea);
-  $('#assign-button').addEventListener('click', assignArea);
+  $('#assign-button').addEventListener('click', askConfirmation);
+  initAssign();
+  on('area:assigned', () => { if (areaQuery) loadAreaTickets(areaQuery); });
+  on('filters:change', () => { if (areaQuery) loadAreaTickets(areaQuery); });
 }

@@ -2,10 +2,11 @@
  * ticket moved on with a note and a photo. */
 import { api, has, session } from '../api.js';
 import { emit, on } from '../bus.js';
-import { $, el, minuteText, status } from '../dom.js';
+import { $, el, status } from '../dom.js';
 import { ACTION_NAMES, categoryName, STATE_NAMES } from '../names.js';
 import { showPanel } from '../panel.js';
 import { map } from '../state.js';
+import { BEIJING, beijingLabelled, beijingMinute, holderText } from '../desk/format.js';
 
 let workflow = null; // the closed loop's actions: [{action, from, roles, title_zh}], fetched once
 
@@ -13,11 +14,17 @@ let workflow = null; // the closed loop's actions: [{action, from, roles, title_
 export const ticketsOf = (answer) => (Array.isArray(answer) ? answer : answer.items || answer.tickets || answer.features || []);
 export const ticketProps = (ticket) => (ticket.properties ? Object.assign({ id: ticket.id }, ticket.properties) : ticket);
 
+/* A ticket's line: number, category, state, overdue and supervision marks, then its address, due time (Beijing
+ * time) and current holder. */
 export function ticketLine(ticket, onClick) {
   const t = ticketProps(ticket);
-  return el('li', { class: t.overdue ? 'overdue' : '', 'data-ticket': t.id, onclick: onClick },
+  return el('li', { class: t.overdue ? 'overdue' : '', 'data-ticket': t.id, 'data-supervised': t.supervision_count || 0, onclick: onClick },
     `#${t.id} `, el('strong', {}, t.category_zh || t.category || t.category_code || ''),
-    ` ${STATE_NAMES[t.state] || t.state}`, t.overdue ? el('span', { class: 'badge red' }, '超期') : null);
+    ` ${STATE_NAMES[t.state] || t.state}`, t.overdue ? el('span', { class: 'badge red' }, '超期') : null,
+    t.supervision_count ? el('span', { class: 'badge supervision', title: `最近督办 ${beijingLabelled(t.supervised_at)}` },
+      `督办 ${t.supervision_count}`) : null,
+    el('div', { class: 'muted line-detail' }, [t.address, t.due_at ? `期限 ${beijingMinute(t.due_at)}（${BEIJING}）` : null,
+      t.assignee_kind !== undefined ? `承办 ${holderText(t)}` : null].filter(Boolean).join(' · ')));
 }
 
 export async function loadMyTickets() {
@@ -39,7 +46,7 @@ async function openComplaint(p) {
   showPanel(el('h3', {}, `投诉 #${p.id}`), el('dl', {},
     el('dt', {}, '类别'), el('dd', {}, categoryName(p.category)),
     el('dt', {}, '状态'), el('dd', {}, STATE_NAMES[p.state] || '—', p.overdue ? el('span', { class: 'badge red' }, '超期') : null),
-    el('dt', {}, '上报时间'), el('dd', {}, minuteText(p.reported_at))),
+    el('dt', {}, '上报时间'), el('dd', {}, beijingLabelled(p.reported_at))),
   session.token ? null : el('p', { class: 'hint' }, '登录后可查看和处理工单。'));
 }
 
@@ -95,11 +102,15 @@ function transitionForm(t, actions) {
   return form;
 }
 
+/* The latest reminder or escalation in the ticket's history, shown to its holder. */
+const lastSupervision = (t) => (t.history || []).filter((e) => e.action === 'supervise' || e.action === 'escalate').pop();
+
 function historyOf(t) {
   const titles = Object.fromEntries((workflow || []).map((a) => [a.action, a.title_zh]));
-  return (t.history || []).map((e) => el('li', {},
-    `${minuteText(e.at)} ${titles[e.action] || ACTION_NAMES[e.action] || e.action}` +
-    `${e.to_state ? ` → ${STATE_NAMES[e.to_state] || e.to_state}` : ''} ${e.note || ''}`));
+  return (t.history || []).map((e) => el('li',
+    { class: ['supervise', 'escalate', 'escalation_answer'].includes(e.action) ? 'supervision-event' : '' },
+    `${beijingMinute(e.at)} ${titles[e.action] || ACTION_NAMES[e.action] || e.action}` +
+    `${e.to_state && e.to_state !== e.from_state ? ` → ${STATE_NAMES[e.to_state] || e.to_state}` : ''} ${e.note || ''}`));
 }
 
 export async function openTicket(id) {
@@ -118,7 +129,11 @@ export async function openTicket(id) {
       el('dt', {}, '状态'), el('dd', { id: 'ticket-state' }, STATE_NAMES[t.state] || t.state, t.overdue ? el('span', { class: 'badge red' }, '超期') : null),
       el('dt', {}, '描述'), el('dd', {}, t.description || ''),
       el('dt', {}, '地址'), el('dd', {}, t.address || ''),
-      el('dt', {}, '期限'), el('dd', {}, minuteText(t.due_at)),
+      el('dt', {}, '期限'), el('dd', {}, beijingLabelled(t.due_at)),
+      t.assignee_kind !== undefined ? [el('dt', {}, '承办'), el('dd', {}, holderText(t))] : null,
+      t.supervision_count ? [el('dt', {}, '督办'), el('dd', { id: 'ticket-supervision', class: 'supervised' },
+        `已督办 ${t.supervision_count} 次，最近 ${beijingLabelled(t.supervised_at)}`,
+        lastSupervision(t) ? el('div', { class: 'supervision-note' }, `${ACTION_NAMES[lastSupervision(t).action]}：${lastSupervision(t).note || ''}`) : null)] : null,
       el('dt', {}, '照片'), el('dd', { id: 'ticket-photos' }, `${(t.photos || []).length} 张`)),
     actions.length ? transitionForm(t, actions) : el('p', { class: 'hint' }, '当前状态下没有可执行的操作。'),
     history.length ? el('div', {}, el('h4', {}, '处理记录'), el('ol', { class: 'history' }, ...history)) : null));
