@@ -6,6 +6,7 @@
 #   scripts/mutation.sh                 every module below
 #   scripts/mutation.sh tilekey         only the named modules (keys of the table below)
 #   MUTATION_MAX_CHILDREN=2             parallel mutant runs (default: 2)
+#   MUTATION_ONLY="*x_rate*"            only the mutants whose names match (mutmut's patterns), to cap a run
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -58,7 +59,8 @@ for name in "${ORDER[@]}"; do
     echo 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]'
   } >> "$work/pyproject.toml"
   echo "mutation: $source against $tests"
-  (cd "$work" && "$PYTHON" -m mutmut run --max-children "${MUTATION_MAX_CHILDREN:-2}" >"$OUT/$name.log" 2>&1 || true)
+  (cd "$work" && "$PYTHON" -m mutmut run --max-children "${MUTATION_MAX_CHILDREN:-2}" ${MUTATION_ONLY:-} \
+      >"$OUT/$name.log" 2>&1 || true)
   (cd "$work" && "$PYTHON" -m mutmut results --all true >"$OUT/$name.results" 2>&1 || true)
   # score: killed / (killed + survived); timeouts count as killed, "no tests" as survived
   "$PYTHON" - "$name" "$source" "$OUT/$name.results" <<'PY' | tee "$OUT/$name.txt"
