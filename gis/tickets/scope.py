@@ -15,8 +15,10 @@ def ticket_scope_sql(principal: Principal, alias: str = "t") -> tuple[str, dict]
 
 
 def mine_sql(principal: Principal, alias: str = "t") -> tuple[str, dict]:
-    """Tickets assigned to the caller: to itself as a user, or to its unit."""
-    parts = [f"({alias}.assignee_kind = 'user' AND {alias}.assignee_code = :me_id)"]
+    """Tickets assigned to the caller: to itself as a user, or named as the person of its organisation, or to its
+    unit."""
+    parts = [f"({alias}.assignee_kind = 'user' AND {alias}.assignee_code = :me_id)",
+             f"({alias}.assignee_user_id::text = :me_id)"]
     params: dict = {"me_id": str(principal.user_id)}
     if principal.role == "property_company":
         parts.append(f"({alias}.assignee_kind = 'property_company' AND {alias}.assignee_code = :me_company)")
