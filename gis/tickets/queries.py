@@ -17,7 +17,7 @@ from gis.errors import InvalidInput, NotFound
 from gis.tickets.filters import OPEN_SQL, TicketFilter, where_sql
 from gis.tickets.scope import ticket_scope_sql
 from gis.tickets.supervision import supervision_sql
-from gis.visibility import address_sql, place_sql, text_sql, visibility
+from gis.visibility import address_sql, place_in_box_sql, place_sql, text_sql, visibility
 
 SORTS = {"due": "t.due_at, t.id", "reported": "t.reported_at, t.id", "-reported": "t.reported_at DESC, t.id DESC",
          "id": "t.id"}
@@ -166,14 +166,17 @@ async def tickets_tile(conn: AsyncConnection, principal: Principal, z: int, x: i
     if not (0 <= z <= 22 and 0 <= x < 2**z and 0 <= y < 2**z):
         raise InvalidInput("tile z/x/y out of range")
     where, params, _ = where_sql(principal, f or TicketFilter())
-    point = place_sql(visibility(principal), "c.geom")
+    view = visibility(principal)
+    point = place_sql(view, "c.geom")
+    # the place the caller sees decides which tile a ticket is in (a snapped point may cross a tile's edge)
+    in_tile = place_in_box_sql(view, "c.geom", "ST_Transform(bounds.env3857, 4326)")
     sql = f"""
         WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env3857),
         rows AS (
             SELECT t.id, t.state, t.category_code, (t.state IN {OPEN_SQL} AND t.due_at < now()) AS overdue,
                    ST_AsMVTGeom(ST_Transform({point}, 3857), bounds.env3857, 4096, 16, true) AS geom
             FROM ticket t JOIN complaint c ON c.id = t.complaint_id, bounds
-            WHERE {where} AND c.geom && ST_Transform(bounds.env3857, 4326)
+            WHERE {where} AND {in_tile}
             LIMIT 50000)
         SELECT ST_AsMVT(rows, 'tickets', 4096, 'geom') FROM rows WHERE geom IS NOT NULL"""
     return bytes((await conn.execute(text(sql), {**params, "z": z, "x": x, "y": y})).scalar_one() or b"")
