@@ -92,6 +92,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+START_TIMEOUT_S = 180.0
+
+
 class LiveServer:
     """The real app under uvicorn in a child process, bound to loopback."""
 
@@ -107,7 +110,8 @@ class LiveServer:
              *uvicorn_proxy_args(env.get("GRIDGOV_TRUSTED_PROXIES", ""))],
             cwd=ROOT, env=env,
         )
-        deadline = time.monotonic() + 30
+        # a bound on start-up, not a speed check: a loaded machine can take most of a minute to import the app
+        deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("the app exited during start-up")
@@ -117,7 +121,7 @@ class LiveServer:
             except httpx.HTTPError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("the app did not answer within 30 s")
+        raise RuntimeError(f"the app did not answer within {START_TIMEOUT_S:.0f} s")
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)

@@ -46,23 +46,9 @@ def add_complaints(url: str, micro_grid: str, street: str, prefix: str, count: i
         (prefix, age, micro_grid, count, street))
 
 
-class PatientServer(LiveServer):
-    """The live app, given longer to start: on a machine shared with other test runs its import alone can take
-    most of LiveServer's 30 s."""
-
-    def __init__(self, database_url: str):
-        for attempt in range(3):
-            try:
-                super().__init__(database_url)
-                return
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-
-
 @pytest.fixture(scope="module")
 def live_app(city_db):
-    server = PatientServer(city_db)
+    server = LiveServer(city_db)
     yield server
     server.stop()
 
