@@ -1,4 +1,17 @@
-"""The one place where the core's typed errors become HTTP statuses."""
+"""The one place where the core's typed errors become HTTP statuses.
+
+Every domain error is a `GridgovError` subclass (gis/errors.py), and `DEFAULT_STATUS_CODES` gives each its
+status (a subclass takes the status of its nearest listed ancestor; an unlisted one is a 500). Ordinary routes
+answer `{"detail": ...}`; the Open311 routes answer the same errors, with the same statuses, in GeoReport v2's
+error list (api/open311_format.py).
+
+Two kinds of fault are answered elsewhere, on purpose, because they arise where no route's exception handler
+can catch them: database faults (the server away or restarting, a statement timeout, a value the database
+refused; SQLAlchemy, asyncpg and psycopg errors, not domain errors) are mapped to 503, 504 or 400 by
+`api.middleware.database_fault`, which the middleware also applies to errors raised while a streamed answer is
+being sent or a dependency is torn down; and a body over the size limit is refused (413) by the middleware before
+any route runs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +20,7 @@ from fastapi.responses import JSONResponse
 
 from gis import errors
 
-STATUS = {
+DEFAULT_STATUS_CODES: dict[type[errors.GridgovError], int] = {
     errors.InvalidInput: 400,
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
@@ -16,22 +29,28 @@ STATUS = {
     errors.TooManyAttempts: 429,
     errors.SetupError: 503,
 }
+"""The HTTP status of each kind of domain error."""
 
 
 def status_for(error: errors.GridgovError) -> int:
+    """The status of `error`: that of its nearest kind in DEFAULT_STATUS_CODES, else 500."""
     for kind in type(error).__mro__:
-        if kind in STATUS:
-            return STATUS[kind]
+        if kind in DEFAULT_STATUS_CODES:
+            return DEFAULT_STATUS_CODES[kind]
     return 500
+
+
+def headers_for(error: errors.GridgovError) -> dict[str, str] | None:
+    """Headers an error's answer carries: Retry-After when the caller must wait."""
+    if isinstance(error, errors.TooManyAttempts):
+        return {"Retry-After": str(error.retry_after)}
+    return None
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.GridgovError)
     async def _gridgov_error(request: Request, error: errors.GridgovError) -> JSONResponse:
-        headers = None
-        if isinstance(error, errors.TooManyAttempts):
-            headers = {"Retry-After": str(error.retry_after)}
-        return JSONResponse({"detail": str(error)}, status_code=status_for(error), headers=headers)
+        return JSONResponse({"detail": str(error)}, status_code=status_for(error), headers=headers_for(error))
 
 
 # --- the error answers in the OpenAPI document --------------------------------------------------------------

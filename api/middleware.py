@@ -11,39 +11,19 @@ import json
 import logging
 import re
 import uuid
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gis.settings import api_settings
+from gis.settings import api_settings, hardening_settings
 
 log = logging.getLogger("gridgov.api")
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-class HardeningSettings(BaseSettings):
-    """Request limits (GRIDGOV_HARDENING_...)."""
-
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_HARDENING_", extra="ignore")
-
-    max_body_bytes: int = 2 * 1024 * 1024
-    """Any body that is not a file upload (JSON, forms)."""
-    max_upload_bytes: int = 64 * 1024 * 1024
-    """multipart/form-data bodies: hotline exports and ticket photos."""
-    hsts: bool = False
-    """Send Strict-Transport-Security (only behind TLS)."""
-
-
-@lru_cache
-def hardening_settings() -> HardeningSettings:
-    return HardeningSettings()
 
 
 def content_security_policy() -> str:

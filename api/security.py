@@ -8,29 +8,17 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.auth import PUBLIC, Principal, principal_for_token
 from gis.errors import Forbidden, SetupError, Unauthorized
+from gis.settings import proxy_settings
 
 
 # --- client addresses ---------------------------------------------------------------------------------------
 
-class ProxySettings(BaseSettings):
-    """GRIDGOV_TRUSTED_PROXIES: the reverse proxies in front of the app."""
-
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_", extra="ignore")
-
-    trusted_proxies: str = ""
-    """Comma-separated addresses or networks (CIDR) of the proxies whose X-Forwarded-For and X-Forwarded-Proto
-    are believed; `*` believes every client (only when nothing but the proxy can reach the app). Empty, the
-    default: no forwarded header is believed, and the login throttle and the audit log record the address
-    that connected."""
-
-
 def trusted_proxies(value: str | None = None) -> list[str]:
     """The configured proxies, checked: each an IP address or network, or `*`."""
-    raw = ProxySettings().trusted_proxies if value is None else value
+    raw = proxy_settings().trusted_proxies if value is None else value
     entries = [part.strip() for part in raw.split(",") if part.strip()]
     for entry in entries:
         if entry == "*":

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gis.auth import Principal
 from gis.errors import InvalidInput
 from gis.models import Base
+from gis.settings import audit_settings
 
 
 class PersonalDataRead(Base):
@@ -86,16 +86,6 @@ CREATE TRIGGER audit_personal_read_no_truncate BEFORE TRUNCATE ON audit_personal
 
 # --- the personal-data access log ---------------------------------------------------------------------------
 
-class AuditSettings(BaseSettings):
-    """GRIDGOV_AUDIT_..."""
-
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_AUDIT_", extra="ignore")
-
-    asynchronous_commit: bool = False
-    """Commit log rows without waiting for the disk flush (about 5 ms less per logged request on a plain disk);
-    a crash of PostgreSQL itself may then lose the last fraction of a second of log rows. Off by default."""
-
-
 @dataclass(frozen=True)
 class RequestFacts:
     """What the HTTP layer knows of the request that is being logged."""
@@ -150,7 +140,7 @@ async def record_personal_read(
 
 
 async def _insert_read(conn: AsyncConnection, params: dict) -> None:
-    if AuditSettings().asynchronous_commit:
+    if audit_settings().asynchronous_commit:
         await conn.execute(text("SET LOCAL synchronous_commit TO off"))
     await conn.execute(_INSERT_READ, params)
 

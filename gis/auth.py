@@ -18,11 +18,11 @@ from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import Conflict, InvalidInput, NotFound, TooManyAttempts, Unauthorized
+from gis.settings import AuthSettings, auth_settings
 
 ROLES = ("admin", "street", "community", "grid_worker", "property_company", "planner", "public")
 STAFF_ROLES = ("admin", "street", "community", "grid_worker", "property_company")
@@ -30,32 +30,6 @@ USER_ROLES = ROLES[:-1]
 
 SCOPE_TABLE = {"street": "street", "community": "community", "grid_worker": "grid"}
 """Which boundary table a role's scope codes name (property companies are scoped by their company)."""
-
-
-class AuthSettings(BaseSettings):
-    """Token lifetime and password rules."""
-
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_AUTH_", extra="ignore")
-
-    token_hours: float = 12.0
-    min_password_length: int = 10
-    # Sign-in throttling (see `login`): keyed by source address and account together, so nobody can lock an
-    # account out for its owner.
-    login_free_failures: int = 5
-    """Failed sign-ins of one address on one account before it has to wait."""
-    login_backoff_seconds: float = 30.0
-    """The first wait after the free failures; each further failure doubles it."""
-    login_backoff_max_seconds: float = 900.0
-    login_memory_seconds: float = 3600.0
-    """How long the failures of an address on an account count for its back-off."""
-    login_window_seconds: float = 300.0
-    """The sliding window of the per-address ceiling."""
-    login_failures_per_address: int = 20
-    """Failures of one address on any accounts within the window before it is refused (an office behind one NAT
-    address shares it)."""
-    login_failures_per_account: int = 50
-    """Failures on one account from all addresses within the memory before only addresses that have not failed
-    on it may try (a distributed guess gets one try per address, the owner still signs in)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +77,7 @@ _UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
-    settings = AuthSettings()
+    settings = auth_settings()
     if len(password) < settings.min_password_length:
         raise InvalidInput(f"a password needs at least {settings.min_password_length} characters")
     return _hasher.hash(password)
@@ -308,7 +282,7 @@ async def login(conn: AsyncConnection, username: str, password: str, client_addr
     failure; an address failing on many accounts meets a ceiling; an address that has not been failing still
     signs in to an account another address is hammering. Commits on `conn` itself, so that a failure is
     counted although Unauthorized is raised."""
-    settings = AuthSettings()
+    settings = auth_settings()
     username = username[:MAX_USERNAME_KEPT]
     source = throttle_address(client_address)
     await _check_throttle(conn, username, source, settings)

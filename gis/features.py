@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis import STORAGE_SRID
 from gis.auth import Principal, complaint_scope_sql
+from gis.bbox import BBox, parse_bbox
 from gis.errors import InvalidInput, NotFound
 from gis.models import Base
 from gis.numbers import parse_float, parse_int
@@ -223,26 +224,6 @@ def parse_offset(value: str | None) -> int:
     return parse_int(value, "offset", low=0, high=BIGINT_MAX)
 
 
-def parse_bbox(value: str | None, crs: str | None = None) -> tuple[float, float, float, float] | None:
-    """minlon,minlat,maxlon,maxlat (or with heights: six numbers) in CRS84; minlon > maxlon crosses 180°."""
-    if crs is not None and crs != CRS84:
-        raise InvalidInput(f"bbox-crs must be {CRS84}")
-    if value is None:
-        return None
-    parts = value.split(",")
-    if len(parts) not in (4, 6):
-        raise InvalidInput("bbox 必须是四个（或六个）用逗号分隔的数字")
-    numbers = [parse_float(part, "bbox") for part in parts]
-    if len(numbers) == 6:
-        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-    if len(numbers) != 4 or any(number != number for number in numbers):
-        raise InvalidInput("bbox must be four (or six) comma-separated numbers")
-    minx, miny, maxx, maxy = numbers
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in CRS84 with minlat <= maxlat")
-    return minx, miny, maxx, maxy
-
-
 def _parse_instant(value: str, end: bool) -> datetime:
     """An RFC 3339 date or date-time as an instant in UTC; a date means its first (or, for an end, last) moment.
     Instants beyond what Python holds in UTC (9999-12-31 ends, far zones) are clamped to the first or last one."""
@@ -304,7 +285,7 @@ def _parse_value(prop: Property, value: str):
 class ItemsRequest:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
-    bbox: tuple[float, float, float, float] | None = None
+    bbox: BBox | None = None
     interval: tuple[datetime | None, datetime | None] | None = None
     equals: dict[str, str] = field(default_factory=dict)
 
@@ -318,12 +299,15 @@ def items_request(collection: Collection, principal: Principal, params: dict[str
                            f"{', '.join(RESERVED_PARAMETERS + tuple(query.properties))}")
     if params.get("crs") not in (None, CRS84):
         raise InvalidInput(f"crs must be {CRS84}: features are served in lon/lat only")
+    if params.get("bbox-crs") not in (None, CRS84):
+        raise InvalidInput(f"bbox-crs must be {CRS84}")
     if params.get("f") not in (None, "json", "geojson", "application/json", "application/geo+json"):
         raise InvalidInput("f must be json or geojson")
     return ItemsRequest(
         limit=parse_limit(params.get("limit")),
         offset=parse_offset(params.get("offset")),
-        bbox=parse_bbox(params.get("bbox"), params.get("bbox-crs")),
+        # in CRS84, with heights or across the antimeridian as the standard allows (gis.bbox)
+        bbox=parse_bbox(params.get("bbox"), heights=True, antimeridian=True),
         interval=parse_datetime(params.get("datetime")),
         equals={name: value for name, value in params.items() if name in query.properties},
     )

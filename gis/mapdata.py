@@ -11,21 +11,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.auth import Principal, complaint_scope_sql
+from gis.bbox import BBox
 from gis.errors import InvalidInput
+from gis.tickets.models import overdue_sql
 from gis.visibility import place_in_box_sql, place_sql, visibility
-
-BBox = tuple[float, float, float, float]
 
 _BUILDING_QUERY = re.compile(r"^(?P<compound>.*?)\s*(?P<number>\d{1,3})\s*(号楼|号|栋|幢|#)\s*$")
 _TICKET_QUERY = re.compile(r"^#?\s*(?P<number>[0-9A-Za-z-]{1,40})$")
-
-
-def check_bbox(bbox: BBox | None) -> None:
-    if bbox is None:
-        return
-    minx, miny, maxx, maxy = bbox
-    if not all(value == value for value in bbox) or not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in WGS-84 with min < max")
 
 
 async def categories(conn: AsyncConnection) -> list[dict]:
@@ -35,8 +27,7 @@ async def categories(conn: AsyncConnection) -> list[dict]:
     return [dict(row._mapping) for row in rows]
 
 
-_SEARCH_SQL = text(
-    """
+_SEARCH_SQL = """
 WITH hits AS (
     SELECT 'compound' AS kind, c.code, c.name, coalesce(c.address, '') AS detail, c.geom,
            CASE WHEN c.name = :q OR :q = ANY(c.aliases) THEN 0 ELSE 1 END AS rank
@@ -59,7 +50,7 @@ WITH hits AS (
     ) units
     UNION ALL
     SELECT 'complaint', k.id::text, coalesce(k.external_id, '#' || k.id), '',
-           CASE WHEN CAST(:exact AS boolean) THEN k.geom ELSE ST_SnapToGrid(k.geom, CAST(:grid AS float8)) END, 0
+           {complaint_place}, 0
     FROM complaint k
     WHERE CAST(:ticket AS text) IS NOT NULL AND k.geom IS NOT NULL
       AND (k.external_id = CAST(:ticket AS text) OR (CAST(:ticket AS text) ~ '^[0-9]{1,18}$' AND k.id = CAST(:ticket_id AS bigint)))
@@ -71,7 +62,7 @@ SELECT coalesce(json_agg(json_build_object(
 ) ORDER BY rank, length(name), code), '[]'::json)::text
 FROM (SELECT * FROM hits ORDER BY rank, length(name), code LIMIT :limit) best
 """
-)
+"""`{complaint_place}` is the complaint's place as the caller may see it (gis.visibility.place_sql)."""
 
 
 def _escape_like(value: str) -> str:
@@ -99,10 +90,9 @@ async def search(conn: AsyncConnection, query: str, principal: Principal, limit:
         "ticket_id": int(ticket_number) if ticket_number and ticket_number.isdigit() and len(ticket_number) < 19
         else 0,
         "limit": limit,
-        "exact": visibility(principal).exact_place,
-        "grid": visibility(principal).place_grid_deg or 0.0,
     }
-    return json.loads((await conn.execute(_SEARCH_SQL, params)).scalar_one())
+    sql = _SEARCH_SQL.replace("{complaint_place}", place_sql(visibility(principal), "k.geom"))
+    return json.loads((await conn.execute(text(sql), params)).scalar_one())
 
 
 _PARTY_SQL = text(
@@ -137,7 +127,6 @@ PARTY_KINDS_BY_ZOOM = {
 async def party_organisations_geojson(conn: AsyncConnection, bbox: BBox, kinds: list[str]) -> bytes:
     """Community party committees, grid branches and compound branches as points inside the unit each
     serves (党组织所在), for the units touching `bbox`."""
-    check_bbox(bbox)
     unknown = set(kinds) - set(PARTY_KINDS_BY_ZOOM)
     if unknown:
         raise InvalidInput(f"unknown party organisation kinds {sorted(unknown)}; kinds are "
@@ -162,9 +151,7 @@ async def complaints_geojson(
     limit: int = 20_000,
 ) -> bytes:
     """Complaint points in view, anonymised (no reporter, no description text), within the caller's scope,
-    with the state of their ticket and whether it is overdue when the tickets tables exist."""
-    check_bbox(bbox)
-    has_tickets = (await conn.execute(text("SELECT to_regclass('ticket') IS NOT NULL"))).scalar_one()
+    with the state of their ticket and whether it is overdue."""
     if date_from and date_to and date_from > date_to:
         raise InvalidInput("date_from must not be after date_to")
     scope, params = complaint_scope_sql(principal, "k")
@@ -181,26 +168,17 @@ async def complaints_geojson(
     if date_to:
         where.append("k.reported_at < CAST(:date_to AS date) + 1")
         params["date_to"] = date_to
-    if has_tickets:
-        ticket_join = "LEFT JOIN ticket t ON t.complaint_id = k.id"
-        ticket_columns = ("t.id AS ticket_id, t.state, (t.state IN ('reported', 'registered', 'dispatched', "
-                          "'in_progress', 'handled') AND t.due_at < now()) AS overdue")
-        if states:
-            where.append("t.state = ANY(:states)")
-            params["states"] = states
-        if overdue_only:
-            where.append("t.state IN ('reported', 'registered', 'dispatched', 'in_progress', 'handled') "
-                         "AND t.due_at < now()")
-    else:
-        ticket_join, ticket_columns = "", "NULL::bigint AS ticket_id, NULL::text AS state, false AS overdue"
-        if states or overdue_only:
-            raise InvalidInput("this deployment keeps no tickets, so it cannot filter by state or overdue")
+    if states:
+        where.append("t.state = ANY(:states)")
+        params["states"] = states
+    if overdue_only:
+        where.append(overdue_sql("t"))
     point = place_sql(view, "geom")
     sql = f"""
         WITH rows AS (
             SELECT k.id, k.geom, k.category_code, k.reported_at, k.placement, k.grid_code,
-                   {ticket_columns}
-            FROM complaint k {ticket_join} WHERE {' AND '.join(where)}
+                   t.id AS ticket_id, t.state, {overdue_sql("t")} AS overdue
+            FROM complaint k LEFT JOIN ticket t ON t.complaint_id = k.id WHERE {' AND '.join(where)}
             ORDER BY k.reported_at DESC LIMIT :limit
         )
         SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
@@ -225,7 +203,6 @@ async def property_companies(conn: AsyncConnection, ids: list[int]) -> list[dict
     return [dict(row._mapping) for row in rows]
 
 
-OPEN_TICKET_STATES = ("reported", "registered", "dispatched", "in_progress", "handled")
 # Roles whose scope is a code prefix of the micro-grid code (street + 3 = community, + 3 = grid, + 3 = micro-grid),
 # so the micro-grids themselves can be limited and the complaint counts read from the index alone.
 _PREFIX_SCOPES = {"street", "community", "grid_worker"}
@@ -273,14 +250,14 @@ _OVERDUE_SQL = {
     "micro_grid": """
     SELECT k.micro_grid_id AS id, count(*) AS overdue
     FROM (SELECT complaint_id FROM ticket t
-          WHERE t.state IN ({open_states}) AND t.due_at < now()
+          WHERE {overdue}
             AND t.grid_code = ANY(ARRAY(SELECT DISTINCT left(code, 15) FROM units)) AND {ticket_scope} OFFSET 0) t
     JOIN complaint k ON k.id = t.complaint_id
     WHERE k.micro_grid_id = ANY(ARRAY(SELECT id FROM units))
     GROUP BY 1""",
     "grid": """
     SELECT t.grid_code AS id, count(*) AS overdue FROM ticket t
-    WHERE t.state IN ({open_states}) AND t.due_at < now() AND t.grid_code = ANY(ARRAY(SELECT code FROM units))
+    WHERE {overdue} AND t.grid_code = ANY(ARRAY(SELECT code FROM units))
       AND {ticket_scope}
     GROUP BY 1""",
 }
@@ -293,7 +270,6 @@ async def complaint_unit_counts(conn: AsyncConnection, principal: Principal, bbo
     a point inside its unit, with how many have an overdue open ticket: `[[lon, lat, complaints, overdue], ...]`.
     The map clusters these when zoomed out, so a city of complaints costs an index-only count, not a million
     points."""
-    check_bbox(bbox)
     if level not in _UNIT_COUNT_SQL:
         raise InvalidInput(f"level must be one of {', '.join(UNIT_LEVELS)}")
     minx, miny, maxx, maxy = bbox
@@ -305,11 +281,7 @@ async def complaint_unit_counts(conn: AsyncConnection, principal: Principal, bbo
         unit_scope = "EXISTS (SELECT 1 FROM unnest(CAST(:scope_codes AS text[])) s WHERE m.code LIKE s || '%')"
     else:
         complaint_scope, _ = complaint_scope_sql(principal, "k")
-    has_tickets = (await conn.execute(text("SELECT to_regclass('ticket') IS NOT NULL"))).scalar_one()
-    overdue = "SELECT NULL AS id, 0::bigint AS overdue WHERE FALSE"
-    if has_tickets:
-        overdue = _OVERDUE_SQL[level].format(ticket_scope=ticket_scope,
-                                             open_states=", ".join(f"'{state}'" for state in OPEN_TICKET_STATES))
+    overdue = _OVERDUE_SQL[level].format(ticket_scope=ticket_scope, overdue=overdue_sql("t"))
     sql = _UNIT_COUNT_SQL[level].format(unit_scope=unit_scope, complaint_scope=complaint_scope, overdue=overdue)
     body = (await conn.execute(text(sql), params)).scalar_one()
     return body.encode()
@@ -329,7 +301,6 @@ FROM (SELECT ST_PointOnSurface(geom) AS spot, number FROM building
 async def building_labels(conn: AsyncConnection, bbox: BBox, limit: int = 3000) -> bytes:
     """Where to write each building's number (楼号) in `bbox`: `[[lon, lat, number], ...]`, a point inside each
     building. The buildings themselves come as vector tiles; the map only needs these for its labels."""
-    check_bbox(bbox)
     minx, miny, maxx, maxy = bbox
     body = (await conn.execute(_BUILDING_LABELS_SQL, {"minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy,
                                                       "limit": limit})).scalar_one()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gis.bbox import BBox
 from gis.errors import InvalidInput, NotFound
 
 
@@ -63,7 +64,7 @@ async def layer_geojson(
     conn: AsyncConnection,
     layer_name: str,
     parent_code: str | None = None,
-    bbox: tuple[float, float, float, float] | None = None,
+    bbox: BBox | None = None,
     limit: int = 10_000,
 ) -> bytes:
     """A FeatureCollection of a layer's current features, made by PostGIS in one statement."""
@@ -76,9 +77,7 @@ async def layer_geojson(
         where.append(f"{layer.parent_column} = :parent")
         params["parent"] = parent_code
     if bbox is not None:
-        minx, miny, maxx, maxy = bbox
-        if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-            raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in WGS-84 with min < max")
+        minx, miny, maxx, maxy = bbox  # checked where it was read (gis.bbox)
         where.append("geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
         params.update(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
     props = ", ".join(f"'{column}', {column}" for column in layer.properties)

@@ -17,9 +17,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,6 +25,7 @@ from gis import STORAGE_SRID
 from gis.auth import Principal, complaint_scope_sql
 from gis.errors import InvalidInput
 from gis.pyramid import LAYERS, get_layer
+from gis.settings import TileSettings, tile_settings
 from gis.tilekey import MAX_LATITUDE, tile_key_ranges
 from gis.visibility import (
     COMPLAINT_PUBLIC_COLUMNS,
@@ -47,22 +46,6 @@ MAX_ZOOM = 24
 
 COMPLAINT_FULL_CAP_ZOOM = 14
 """From this zoom on, complaint tiles carry the full feature cap; each zoom below halves it."""
-
-class TileSettings(BaseSettings):
-    """Caching of tiles and collection metadata (env prefix GRIDGOV_TILES_)."""
-
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_TILES_", extra="ignore")
-
-    boundary_max_age: int = 3600
-    complaint_max_age: int = 15
-    cache_megabytes: int = 256
-    version_check_seconds: float = 2.0
-
-
-@lru_cache
-def tile_settings() -> TileSettings:
-    return TileSettings()
-
 
 @dataclass(frozen=True)
 class TileLayer:

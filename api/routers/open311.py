@@ -9,9 +9,9 @@ from urllib.parse import unquote_to_bytes
 from fastapi import APIRouter, Path, Request, Response
 
 from api.deps import Connection
-from gis.errors import GridgovError
+from api.open311_format import FORMATS, answer, error_answer
+from gis.errors import GridgovError, InvalidInput, NotFound
 from gis.intake import open311
-from gis.intake.open311 import FORMATS, Open311Error
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 _ATTRIBUTE = re.compile(r"^attribute\[(.+)\]$")
@@ -68,36 +68,26 @@ def _split(name: str) -> tuple[str, str]:
     """'E0601.json' → ('E0601', 'json'); an unknown format is an error in JSON."""
     stem, dot, fmt = name.rpartition(".")
     if not dot or fmt not in FORMATS:
-        raise Open311Error(404, f"unknown format in {name!r}: use .json or .xml")
+        raise NotFound(f"unknown format in {name!r}: use .json or .xml")
     return stem, fmt
 
 
-def _answer(payload, fmt: str, root: str, item: str | None, status: int = 200) -> Response:
-    return Response(open311.render(payload, fmt, root, item), status_code=status, media_type=FORMATS[fmt])
-
-
-def _error(error: Exception, fmt: str) -> Response:
-    if not isinstance(error, Open311Error):
-        from api.errors import status_for
-
-        error = Open311Error(status_for(error), str(error))
-    fmt = fmt if fmt in FORMATS else "json"
-    return Response(open311.render_error(error, fmt), status_code=error.status, media_type=FORMATS[fmt])
+UNKNOWN_FORMAT = "unknown format: use .json or .xml"
 
 
 @router.get("/discovery.{fmt}", responses=ANSWERS)
 async def discovery(fmt: Format, request: Request) -> Response:
     if fmt not in FORMATS:
-        return _error(Open311Error(404, "unknown format: use .json or .xml"), "json")
+        return error_answer(NotFound(UNKNOWN_FORMAT), "json")
     base = str(request.url_for("discovery", fmt=fmt)).rsplit("/", 1)[0]
-    return _answer(open311.discovery(base), fmt, "discovery", None)
+    return answer(open311.discovery(base), fmt, "discovery", None)
 
 
 @router.get("/services.{fmt}", responses=LIST_ANSWERS)
 async def services(fmt: Format, conn: Connection) -> Response:
     if fmt not in FORMATS:
-        return _error(Open311Error(404, "unknown format: use .json or .xml"), "json")
-    return _answer(await open311.services(conn), fmt, "services", "service")
+        return error_answer(NotFound(UNKNOWN_FORMAT), "json")
+    return answer(await open311.services(conn), fmt, "services", "service")
 
 
 @router.get("/services/{name}", responses=ANSWERS)
@@ -105,20 +95,20 @@ async def service_definition(name: Name, conn: Connection) -> Response:
     fmt = "json"
     try:
         code, fmt = _split(name)
-        return _answer(await open311.service_definition(conn, code), fmt, "service_definition", None)
-    except (Open311Error, GridgovError) as error:
-        return _error(error, fmt)
+        return answer(await open311.service_definition(conn, code), fmt, "service_definition", None)
+    except GridgovError as error:
+        return error_answer(error, fmt)
 
 
 @router.get("/requests.{fmt}", responses=LIST_ANSWERS, openapi_extra={"parameters": QUERY_PARAMETERS})
 async def list_requests(fmt: Format, request: Request, conn: Connection) -> Response:
     if fmt not in FORMATS:
-        return _error(Open311Error(404, "unknown format: use .json or .xml"), "json")
+        return error_answer(NotFound(UNKNOWN_FORMAT), "json")
     try:
         found = await open311.query_requests(conn, dict(request.query_params))
-        return _answer(found, fmt, "service_requests", "request")
-    except (Open311Error, GridgovError) as error:
-        return _error(error, fmt)
+        return answer(found, fmt, "service_requests", "request")
+    except GridgovError as error:
+        return error_answer(error, fmt)
 
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)", re.IGNORECASE)
@@ -135,29 +125,29 @@ async def _form_items(request: Request, content_type: str) -> list[tuple[str, ob
     name = declared.group(1).strip().lower() if declared else "utf-8"
     codec = _CHARSETS.get(name)
     if codec is None:
-        raise Open311Error(400, f"不支持表单字符集 {name[:40]!r}；请使用 UTF-8 或 GBK")
+        raise InvalidInput(f"不支持表单字符集 {name[:40]!r}；请使用 UTF-8 或 GBK")
     if not content_type.startswith("application/x-www-form-urlencoded"):
         form = await request.form()  # multipart: Starlette reads each part in the declared charset
         return list(form.multi_items())
     pieces = [piece for piece in (await request.body()).split(b"&") if piece]
     if len(pieces) > MAX_FORM_FIELDS:
-        raise Open311Error(400, f"表单字段超过 {MAX_FORM_FIELDS} 个")
+        raise InvalidInput(f"表单字段超过 {MAX_FORM_FIELDS} 个")
     try:
         return [tuple(unquote_to_bytes(part.replace(b"+", b" ")).decode(codec)
                       for part in (piece.split(b"=", 1) + [b""])[:2]) for piece in pieces]
     except UnicodeDecodeError:
-        raise Open311Error(400, f"表单内容不是有效的 {name.upper()} 编码文本，请检查 Content-Type 中的 charset") from None
+        raise InvalidInput(f"表单内容不是有效的 {name.upper()} 编码文本，请检查 Content-Type 中的 charset") from None
 
 
 @router.post("/requests.{fmt}", responses={**LIST_ANSWERS, 403: {"description": "api_key missing or unknown"}},
              openapi_extra={"requestBody": REQUEST_BODY})
 async def create_request(fmt: Format, request: Request, conn: Connection) -> Response:
     if fmt not in FORMATS:
-        return _error(Open311Error(404, "unknown format: use .json or .xml"), "json")
+        return error_answer(NotFound(UNKNOWN_FORMAT), "json")
     try:
         content_type = request.headers.get("content-type", "")
         if content_type and not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            raise Open311Error(400, "send the request form-encoded (application/x-www-form-urlencoded)")
+            raise InvalidInput("send the request form-encoded (application/x-www-form-urlencoded)")
         fields, attributes = {}, {}
         for key, value in await _form_items(request, content_type):
             if not isinstance(value, str):
@@ -167,10 +157,10 @@ async def create_request(fmt: Format, request: Request, conn: Connection) -> Res
                 attributes[match.group(1)] = value
             else:
                 fields[key] = value
-        answer = await open311.create_request(conn, fields, attributes)
-        return _answer([answer], fmt, "service_requests", "request")
-    except (Open311Error, GridgovError) as error:
-        return _error(error, fmt)
+        created = await open311.create_request(conn, fields, attributes)
+        return answer([created], fmt, "service_requests", "request")
+    except GridgovError as error:
+        return error_answer(error, fmt)
 
 
 @router.get("/requests/{name}", responses=LIST_ANSWERS)
@@ -178,9 +168,9 @@ async def get_request(name: Name, conn: Connection) -> Response:
     fmt = "json"
     try:
         request_id, fmt = _split(name)
-        return _answer(await open311.get_request(conn, request_id), fmt, "service_requests", "request")
-    except (Open311Error, GridgovError) as error:
-        return _error(error, fmt)
+        return answer(await open311.get_request(conn, request_id), fmt, "service_requests", "request")
+    except GridgovError as error:
+        return error_answer(error, fmt)
 
 
 @router.get("/tokens/{name}", responses=LIST_ANSWERS)
@@ -188,6 +178,6 @@ async def token(name: Name, conn: Connection) -> Response:
     fmt = "json"
     try:
         token_value, fmt = _split(name)
-        return _answer(await open311.token_lookup(conn, token_value), fmt, "service_requests", "request")
-    except (Open311Error, GridgovError) as error:
-        return _error(error, fmt)
+        return answer(await open311.token_lookup(conn, token_value), fmt, "service_requests", "request")
+    except GridgovError as error:
+        return error_answer(error, fmt)

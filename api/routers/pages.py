@@ -13,6 +13,7 @@ from api.deps import Connection
 from api.params import QueryBool, QueryDate
 from api.security import CurrentPrincipal
 from gis import mapdata
+from gis.bbox import parse_bbox
 from gis.errors import InvalidInput
 from gis.settings import api_settings
 from webmap import TEMPLATES_DIR
@@ -20,16 +21,6 @@ from webmap import TEMPLATES_DIR
 router = APIRouter(prefix="/map", tags=["map"])
 site = APIRouter(include_in_schema=False)
 """The pages themselves: / and the map page."""
-
-
-def _bbox(value: str) -> tuple[float, float, float, float]:
-    try:
-        numbers = tuple(float(part) for part in value.split(","))
-    except ValueError:
-        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat") from None
-    if len(numbers) != 4:
-        raise InvalidInput("bbox must be four numbers: minlon,minlat,maxlon,maxlat")
-    return numbers  # type: ignore[return-value]
 
 
 def _codes(value: str | None) -> list[str]:
@@ -104,7 +95,7 @@ async def party_organisations(
     bbox: str,
     kinds: Annotated[str, Query()] = "community_committee,grid_branch,compound_branch",
 ) -> Response:
-    body = await mapdata.party_organisations_geojson(conn, _bbox(bbox), _codes(kinds))
+    body = await mapdata.party_organisations_geojson(conn, parse_bbox(bbox), _codes(kinds))
     return Response(body, media_type="application/geo+json")
 
 
@@ -122,7 +113,7 @@ async def complaints(
     limit: Annotated[int, Query(ge=1, le=50_000)] = 20_000,
 ) -> Response:
     """Anonymised complaint points in view (for clusters and the heat layer)."""
-    body = await mapdata.complaints_geojson(conn, principal, _bbox(bbox), _codes(category), date_from, date_to,
+    body = await mapdata.complaints_geojson(conn, principal, parse_bbox(bbox), _codes(category), date_from, date_to,
                                             _codes(state), overdue, limit)
     return Response(body, media_type="application/geo+json", headers={"Cache-Control": "no-store"})
 
@@ -137,7 +128,7 @@ async def complaint_counts(
 ) -> Response:
     """Complaints counted per micro-grid or grid in view, `[[lon, lat, complaints, overdue], ...]`, for the
     clusters of a zoomed-out map."""
-    body = await mapdata.complaint_unit_counts(conn, principal, _bbox(bbox), level)
+    body = await mapdata.complaint_unit_counts(conn, principal, parse_bbox(bbox), level)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -147,7 +138,7 @@ async def building_labels(
     conn: Connection, bbox: str, limit: Annotated[int, Query(ge=1, le=5000)] = 3000,
 ) -> Response:
     """A point inside each building in view with its number, `[[lon, lat, number], ...]`, for the labels."""
-    return Response(await mapdata.building_labels(conn, _bbox(bbox), limit), media_type="application/json")
+    return Response(await mapdata.building_labels(conn, parse_bbox(bbox), limit), media_type="application/json")
 
 
 @site.get("/")

@@ -208,7 +208,7 @@ async def ticket_rates(
     """响应率, 解决率, 按时办结率, 满意率 per unit of a level over a period (local dates, end exclusive), ranked
     among the units with at least `min_sample` tickets behind each rate (gis/tickets/rates.py)."""
     start, end = _period(period_from, period_to)
-    sample = rates.RatesSettings().min_sample if min_sample is None else min_sample
+    sample = rates.rates_settings().min_sample if min_sample is None else min_sample
     rows = await rates.rates(conn, principal, level, start, end, unit, by, sample, sort)
     return {"level": level, "by": by, "from": start, "to": end, "min_sample": sample, "rows": rows}
 

@@ -16,36 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, text
 
 from gis.analytics.figures import Figure
 from gis.analytics.periods import Period, half_year, parse_period
 from gis.errors import InvalidInput, NotFound
-
-
-class EvaluationSettings(BaseSettings):
-    """Weights and thresholds of the red/black list and the old-estate subsidy."""
-
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_EVAL_", extra="ignore")
-
-    residents_weight: float = 5.0
-    regulator_weight: float = 3.0
-    street_weight: float = 2.0
-    red_share: float = 0.10
-    black_share: float = 0.10
-    excellent_score: float = 90.0
-    """A company is rated excellent when red-listed or when its total reaches this score."""
-    satisfied_rating: int = 4
-    """Ticket ratings (1–5) at or above this count as satisfied."""
-    subsidy_yuan_per_m2_month: float = 0.2
-
-
-@lru_cache
-def evaluation_settings() -> EvaluationSettings:
-    return EvaluationSettings()
+from gis.settings import EvaluationSettings, evaluation_settings
 
 
 def _check_settings(settings: EvaluationSettings) -> tuple[float, float, float]:
@@ -60,8 +37,6 @@ def _check_settings(settings: EvaluationSettings) -> tuple[float, float, float]:
 def ticket_inputs(conn: Connection, period: Period) -> dict[str, bool]:
     """Which residents' inputs the ticket workflow can give for the period: satisfaction once residents have rated
     some tickets, resolution once some tickets have been closed (tickets that were only created say nothing)."""
-    if conn.execute(text("SELECT to_regclass('public.ticket')")).scalar() is None:
-        return {"satisfaction": False, "resolution_rate": False}
     row = conn.execute(text("""
         SELECT count(*) FILTER (WHERE rating IS NOT NULL) > 0, count(*) FILTER (WHERE state = 'closed') > 0
         FROM ticket WHERE reported_at >= :start_at AND reported_at < :end_at

@@ -271,10 +271,6 @@ def _resolve_address_points(conn: psycopg.Connection, staged: dict[str, list], p
             staged["match_level"][i] = "compound"
 
 
-def ticket_table_exists(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT to_regclass('ticket') IS NOT NULL").fetchone()[0]
-
-
 def _unique_rows(staged: dict[str, list]) -> None:
     """Keep the first row of each (source, external_id) in the chunk; later copies count as duplicates."""
     if len(set(zip(staged["source"], staged["external_id"]))) == len(staged["row_no"]):
@@ -339,8 +335,7 @@ what their committed chunks stored stays, and importing the file again adds only
 
 def _vacuum_after_import(url: str) -> None:
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        tickets = ", ticket" if ticket_table_exists(conn) else ""
-        conn.execute(f"VACUUM (ANALYZE) complaint, complaint_intake, complaint_party{tickets}")
+        conn.execute("VACUUM (ANALYZE) complaint, complaint_intake, complaint_party, ticket")
 
 
 def _snap(conn: psycopg.Connection, unplaced: int, params: dict) -> None:
@@ -393,8 +388,7 @@ def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_posi
     placements = dict(conn.execute(psycopg_params(store_sql("intake_stage", count >= BUILDINGS_OUTER_FROM,
                                                             buildings_resolved=vectorised)), params).fetchall())
     stored = perf_counter()
-    open_filter = CLOSED_TICKET_FILTER if ticket_table_exists(conn) else ""
-    linked = _link_duplicates(conn, sum(placements.values()), open_filter, {
+    linked = _link_duplicates(conn, sum(placements.values()), CLOSED_TICKET_FILTER, {
         "radius_m": settings.duplicate_radius_m, "radius_deg": degrees_for(settings.duplicate_radius_m),
         "window_days": settings.duplicate_window_days})
     for stage, seconds in (("placing", placed - started), ("storing", stored - placed),

@@ -1,8 +1,13 @@
 """Open311 GeoReport v2 (市民诉求开放接口): services from the category catalogue, requests stored as complaints.
 
 service_code = category.code; service_request_id = complaint.id; status comes from the complaint's ticket
-(closed when the ticket is rejected, closed or merged, open otherwise). Reads need no key, so they answer as the
-public sees (gis.visibility): the place snapped, the address to the compound, no description, no reporter.
+(closed when the ticket is in a final state — rejected, closed or merged — open otherwise). Reads need no key, so
+they answer as the public sees (gis.visibility): the place snapped, the address to the compound, no description,
+no reporter.
+
+This module knows no HTTP: it returns the spec's payloads as Python values and refuses with the core's typed
+errors (InvalidInput, Forbidden, NotFound; gis.errors). The HTTP layer renders both, in JSON or XML, with the
+spec's MIME types and error list (api/open311_format.py).
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from xml.etree import ElementTree
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,15 +36,14 @@ from gis.intake.placement import (
 from gis.numbers import optional_float
 from gis.settings import city_settings
 from gis.times import iso_text, time_problem
+from gis.tickets.models import FINAL_SQL
 from gis.visibility import POLICY, address_sql, mask_numbers, place_sql, text_sql
 
 PUBLIC_VIEW = POLICY["public"]
 """GeoReport v2 reads need no key: every answer is the public's (staff read tickets through /tickets)."""
 
-FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 MAX_RESULTS = 1000
 DEFAULT_WINDOW_DAYS = 90
-CLOSED_STATES = ("rejected", "closed", "merged")
 
 ATTRIBUTES = [
     {"variable": True, "code": "building_unit", "datatype": "string", "required": False,
@@ -53,57 +56,8 @@ ATTRIBUTES = [
 """Attributes every service accepts (service definitions)."""
 
 
-class Open311Error(Exception):
-    """An error in the spec's form: HTTP status plus description."""
-
-    def __init__(self, status: int, description: str):
-        super().__init__(description)
-        self.status = status
-        self.description = description
-
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-# -- rendering ----------------------------------------------------------------------------------------------------
-
-
-def _xml_value(parent: ElementTree.Element, name: str, value) -> None:
-    node = ElementTree.SubElement(parent, name)
-    if isinstance(value, list):
-        item_name = {"values": "value", "attributes": "attribute", "endpoints": "endpoint", "formats": "format",
-                     "keywords": "keyword"}.get(name, "item")
-        for item in value:
-            _xml_value(node, item_name, item)
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            _xml_value(node, key, inner)
-    elif isinstance(value, bool):
-        node.text = "true" if value else "false"
-    elif value is not None:
-        node.text = str(value)
-
-
-def render(payload, fmt: str, root: str, item: str | None) -> bytes:
-    """The payload as JSON, or as XML under `root` (each list item as `item`)."""
-    if fmt == "json":
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    top = ElementTree.Element(root)
-    if isinstance(payload, list):
-        for entry in payload:
-            element = ElementTree.SubElement(top, item)
-            for key, value in entry.items():
-                _xml_value(element, key, value)
-    else:
-        for key, value in payload.items():
-            _xml_value(top, key, value)
-    return b'<?xml version="1.0" encoding="utf-8"?>' + ElementTree.tostring(top, encoding="utf-8")
-
-
-def render_error(error: Open311Error, fmt: str) -> bytes:
-    return render([{"code": error.status, "description": error.description}], fmt if fmt in FORMATS else "json",
-                  "errors", "error")
 
 
 # -- discovery and services ---------------------------------------------------------------------------------------
@@ -139,7 +93,7 @@ async def service_definition(conn: AsyncConnection, code: str) -> dict:
     found = (await conn.execute(text("SELECT 1 FROM category WHERE code = :code AND active"),
                                 {"code": code})).first()
     if not found:
-        raise Open311Error(404, f"service_code {code} not found")
+        raise NotFound(f"service_code {code} not found")
     return {"service_code": code, "attributes": ATTRIBUTES}
 
 
@@ -196,10 +150,7 @@ async def gazetteer_for(conn: AsyncConnection) -> Gazetteer:
 
 
 def _float(form: dict, name: str) -> float | None:
-    try:
-        return optional_float(form.get(name), name)  # strict: no '1_0', no Arabic-Indic digits, finite
-    except InvalidInput as error:
-        raise Open311Error(400, str(error)) from None
+    return optional_float(form.get(name), name)  # strict: no '1_0', no Arabic-Indic digits, finite
 
 
 async def _key_and_category(conn: AsyncConnection, key: str, code: str) -> tuple[bool, bool]:
@@ -214,13 +165,13 @@ def _check_attributes(code: str, attributes: dict[str, str]) -> None:
     for attribute in ATTRIBUTES:
         value = attributes.get(attribute["code"])
         if attribute["required"] and not value:
-            raise Open311Error(400, f"attribute[{attribute['code']}] is required")
+            raise InvalidInput(f"attribute[{attribute['code']}] is required")
         if value and attribute["values"] and value not in {v["key"] for v in attribute["values"]}:
-            raise Open311Error(400, f"attribute[{attribute['code']}] must be one of "
+            raise InvalidInput(f"attribute[{attribute['code']}] must be one of "
                                     f"{', '.join(v['key'] for v in attribute['values'])}")
     unknown = set(attributes) - {a["code"] for a in ATTRIBUTES}
     if unknown:
-        raise Open311Error(400, f"unknown attribute {', '.join(sorted(unknown))} for service {code}")
+        raise InvalidInput(f"unknown attribute {', '.join(sorted(unknown))} for service {code}")
 
 
 async def _staged_row(conn: AsyncConnection, form: dict[str, str], attributes: dict[str, str], code: str) -> dict:
@@ -229,34 +180,31 @@ async def _staged_row(conn: AsyncConnection, form: dict[str, str], attributes: d
     lat, lon = _float(form, "lat"), _float(form, "long")
     address = (form.get("address_string") or "").strip() or None
     if form.get("address_id") and not address and lat is None:
-        raise Open311Error(400, "address_id is not supported here; give lat and long or address_string")
+        raise InvalidInput("address_id is not supported here; give lat and long or address_string")
     if (lat is None) != (lon is None):
-        raise Open311Error(400, "lat and long must be given together")
+        raise InvalidInput("lat and long must be given together")
     if lat is None and address is None:
-        raise Open311Error(400, "a location is required: lat and long, or address_string")
+        raise InvalidInput("a location is required: lat and long, or address_string")
     description = (form.get("description") or "").strip() or None  # the category's name when empty
     if description and len(description) > 4000:
-        raise Open311Error(400, "description is longer than 4000 characters")
+        raise InvalidInput("description is longer than 4000 characters")
 
     row = {name: None for name in STAGE_COLUMN_NAMES}
     now = datetime.now(timezone.utc)
     requested = (form.get("requested_datetime") or "").strip()
     reported_at = parse_time(requested) if requested else now
     if reported_at is None:
-        raise Open311Error(400, f"requested_datetime {requested!r} is not a usable time")
+        raise InvalidInput(f"requested_datetime {requested!r} is not a usable time")
     if problem := time_problem(reported_at, "requested_datetime", now):
-        raise Open311Error(400, problem)
+        raise InvalidInput(problem)
     row.update(row_no=1, source="open311", category_code=code, description=description, address=address,
                reported_at=reported_at, local_day=reported_at.astimezone(LOCAL_ZONE).date(),
                token=secrets.token_urlsafe(12))
     if lat is not None:
-        try:
-            system = crs_module.normalise_crs(form.get("crs") or "EPSG:4326")
-            x_lon, y_lat = crs_module.to_storage(lon, lat, system)
-        except InvalidInput as error:
-            raise Open311Error(400, str(error)) from None
+        system = crs_module.normalise_crs(form.get("crs") or "EPSG:4326")
+        x_lon, y_lat = crs_module.to_storage(lon, lat, system)
         if not (-90 <= lat <= 90 and -180 <= lon <= 180) and system in ("EPSG:4326", "EPSG:4490"):
-            raise Open311Error(400, "lat must lie within [-90, 90] and long within [-180, 180]")
+            raise InvalidInput("lat must lie within [-90, 90] and long within [-180, 180]")
         row.update(lon=x_lon, lat=y_lat, original_x=lon, original_y=lat, original_crs=system,
                    match_level="coordinates", match_score=1.0)
     geocode_text = " ".join(filter(None, [address, attributes.get("building_unit")])) or None
@@ -292,19 +240,19 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
     statement and the commit: the key and category checks ride along in the statement that stores it."""
     key = (form.get("api_key") or "").strip()
     if not key:
-        raise Open311Error(403, "api_key is required to submit a request")
+        raise Forbidden("api_key is required to submit a request")
     code = (form.get("service_code") or "").strip()
     try:
         if not code:
-            raise Open311Error(400, "service_code is required")
+            raise InvalidInput("service_code is required")
         row = await _staged_row(conn, form, attributes, code)
-    except Open311Error as error:
+    except InvalidInput as error:
         # Only a failing request pays for a separate look-up, to report the key or the category first.
         key_ok, category_ok = await _key_and_category(conn, key, code)
         if not key_ok:
-            raise Open311Error(403, "api_key is not valid") from None
+            raise Forbidden("api_key is not valid") from None
         if code and not category_ok:
-            raise Open311Error(400, f"service_code {code} not found") from None
+            raise InvalidInput(f"service_code {code} not found") from None
         raise error
 
     settings = city_settings()
@@ -312,29 +260,19 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
               "snap_deg": degrees_for(settings.snap_tolerance_m), "radius_m": settings.duplicate_radius_m,
               "radius_deg": degrees_for(settings.duplicate_radius_m),
               "window_days": settings.duplicate_window_days}
-    sql = one_request_sql(CLOSED_TICKET_FILTER if await _has_tickets(conn) else "")
+    sql = one_request_sql(CLOSED_TICKET_FILTER)
     stored = (await conn.execute(text(sql), params)).one()
     if stored.key_id is None:
         await conn.rollback()
-        raise Open311Error(403, "api_key is not valid")
+        raise Forbidden("api_key is not valid")
     if stored.category_name is None:
         await conn.rollback()
-        raise Open311Error(400, f"service_code {code} not found")
+        raise InvalidInput(f"service_code {code} not found")
     await conn.commit()
     notice = {"inside": "受理成功 (received)", "snapped": "受理成功，位置已就近归入网格 (received, placed on the nearest grid)",
               "review": "受理成功，待人工定位 (received, awaiting placement by hand)"}[stored.placement]
     return {"service_request_id": str(stored.id), "service_notice": notice, "account_id": form.get("account_id"),
             "token": row["token"]}
-
-
-_TICKETS_PRESENT: dict[str, bool] = {}
-
-
-async def _has_tickets(conn: AsyncConnection) -> bool:
-    key = str(conn.engine.url)
-    if key not in _TICKETS_PRESENT:
-        _TICKETS_PRESENT[key] = bool((await conn.execute(text("SELECT to_regclass('ticket') IS NOT NULL"))).scalar())
-    return _TICKETS_PRESENT[key]
 
 
 # -- reading requests -----------------------------------------------------------------------------------------------
@@ -343,7 +281,7 @@ async def _has_tickets(conn: AsyncConnection) -> bool:
 def _w3c(value: str, name: str) -> datetime:
     parsed = parse_time(value)
     if parsed is None:
-        raise Open311Error(400, f"{name} must be a W3C date-time such as 2026-01-31T09:00:00+08:00")
+        raise InvalidInput(f"{name} must be a W3C date-time such as 2026-01-31T09:00:00+08:00")
     return parsed
 
 
@@ -357,7 +295,7 @@ async def query_requests(conn: AsyncConnection, params: dict[str, str]) -> list[
     ids = [part.strip() for part in (params.get("service_request_id") or "").split(",") if part.strip()]
     if ids:
         if not all(part.isdigit() for part in ids):
-            raise Open311Error(400, "service_request_id must be a comma-separated list of request ids")
+            raise InvalidInput("service_request_id must be a comma-separated list of request ids")
         where.append("c.id = ANY(:ids)")
         args["ids"] = [int(part) for part in ids]
     else:
@@ -370,7 +308,7 @@ async def query_requests(conn: AsyncConnection, params: dict[str, str]) -> list[
         if start is None and end is None:
             start = datetime.now(timezone.utc) - timedelta(days=DEFAULT_WINDOW_DAYS)
         if start and end and start > end:
-            raise Open311Error(400, "start_date must not be after end_date")
+            raise InvalidInput("start_date must not be after end_date")
         if start:
             where.append("c.reported_at >= :start")
             args["start"] = start
@@ -379,7 +317,7 @@ async def query_requests(conn: AsyncConnection, params: dict[str, str]) -> list[
             args["end"] = end
         statuses = {part.strip() for part in (params.get("status") or "").split(",") if part.strip()}
         if statuses - {"open", "closed"}:
-            raise Open311Error(400, "status must be open, closed or both (comma-separated)")
+            raise InvalidInput("status must be open, closed or both (comma-separated)")
         if statuses == {"open"}:
             where.append("status = 'open'")
         elif statuses == {"closed"}:
@@ -389,10 +327,10 @@ async def query_requests(conn: AsyncConnection, params: dict[str, str]) -> list[
 
 async def get_request(conn: AsyncConnection, request_id: str) -> list[dict]:
     if not request_id.isdigit():
-        raise Open311Error(404, f"service_request_id {request_id} not found")
+        raise NotFound(f"service_request_id {request_id} not found")
     found = await _select(conn, "c.id = :id", {"id": int(request_id)})
     if not found:
-        raise Open311Error(404, f"service_request_id {request_id} not found")
+        raise NotFound(f"service_request_id {request_id} not found")
     return found
 
 
@@ -400,29 +338,24 @@ async def token_lookup(conn: AsyncConnection, token: str) -> list[dict]:
     row = (await conn.execute(text("SELECT complaint_id FROM complaint_intake WHERE token = :token"),
                               {"token": token})).first()
     if row is None:
-        raise Open311Error(404, f"token {token} not found")
+        raise NotFound(f"token {token} not found")
     return [{"service_request_id": str(row[0]), "token": token}]
 
 
 async def _select(conn: AsyncConnection, where: str, args: dict) -> list[dict]:
-    if await _has_tickets(conn):
-        status_sql = (f"CASE WHEN t.state IN {CLOSED_STATES!r} THEN 'closed' ELSE 'open' END")
-        ticket_columns = ("CASE WHEN t.state = 'rejected' THEN t.reject_reason "
-                          "WHEN t.state = 'merged' THEN 'merged into another request' END, "
-                          "coalesce(t.updated_at, c.created_at), t.due_at, "
-                          "coalesce(t.department, t.assignee_kind, cat.responsible_kind)")
-        ticket_join = "LEFT JOIN ticket t ON t.complaint_id = c.id"
-    else:
-        status_sql, ticket_join = "'open'", ""
-        ticket_columns = "NULL, c.created_at, NULL::timestamptz, cat.responsible_kind"
     place = place_sql(PUBLIC_VIEW, "c.geom")
     sql = f"""
         SELECT * FROM (
-            SELECT c.id, {status_sql} AS status, c.category_code, cat.name_zh, cat.name,
+            SELECT c.id, CASE WHEN t.state IN {FINAL_SQL} THEN 'closed' ELSE 'open' END AS status,
+                   c.category_code, cat.name_zh, cat.name,
                    {text_sql(PUBLIC_VIEW, "c.description")} AS description, {address_sql(PUBLIC_VIEW, "c")} AS address,
                    c.reported_at, ST_Y({place}) AS lat, ST_X({place}) AS lon, c.placement,
-                   {ticket_columns}
-            FROM complaint c JOIN category cat ON cat.code = c.category_code {ticket_join}) c
+                   CASE WHEN t.state = 'rejected' THEN t.reject_reason
+                        WHEN t.state = 'merged' THEN 'merged into another request' END,
+                   coalesce(t.updated_at, c.created_at), t.due_at,
+                   coalesce(t.department, t.assignee_kind, cat.responsible_kind)
+            FROM complaint c JOIN category cat ON cat.code = c.category_code
+            LEFT JOIN ticket t ON t.complaint_id = c.id) c
         WHERE {where} ORDER BY c.reported_at DESC, c.id DESC LIMIT {MAX_RESULTS}"""
     rows = (await conn.execute(text(sql), args)).all()
     out = []

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 import re
 
+from gis.tickets.models import FINAL_SQL
+
 # Every staged row carries these columns (the batch stage table and the one-row source alike).
 STAGE_COLUMNS = (
     ("row_no", "integer"), ("source", "text"), ("external_id", "text"), ("category_code", "text"),
@@ -414,7 +416,7 @@ FROM (SELECT 1) one LEFT JOIN ins i ON true
 
 CLOSED_TICKET_FILTER = (
     "AND NOT EXISTS (SELECT 1 FROM ticket t WHERE t.complaint_id = c.id "
-    "AND t.state IN ('rejected', 'closed', 'merged'))"
+    f"AND t.state IN {FINAL_SQL})"
 )
 
 ADDRESS_POINTS_SQL = """

@@ -108,9 +108,8 @@ async def place_by_hand(conn: AsyncConnection, principal: Principal, complaint_i
         {"id": complaint_id, "who": principal.username})
     await conn.execute(text("DELETE FROM complaint_party WHERE complaint_id = :id"), {"id": complaint_id})
     await conn.execute(text(party_insert("(SELECT * FROM complaint WHERE id = :id)")), {"id": complaint_id})
-    if (await conn.execute(text("SELECT to_regclass('ticket') IS NOT NULL"))).scalar():
-        # its ticket followed the new place (a trigger); one still unregistered is now routed by it
-        await conn.execute(text(REROUTE_SQL), {"ids": [complaint_id]})
+    # its ticket followed the new place (a trigger); one still unregistered is now routed by it
+    await conn.execute(text(REROUTE_SQL), {"ids": [complaint_id]})
     await conn.commit()
     return await complaint_placement(conn, principal, complaint_id)
 

@@ -24,7 +24,7 @@ from gis.auth import Principal
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.tickets.events import actor_name
 from gis.tickets.filters import TicketFilter, where_sql
-from gis.tickets.models import ASSIGNEE_KINDS
+from gis.tickets.models import ASSIGNEE_KINDS, sql_list
 from gis.tickets.roles import DISPATCHERS
 
 ASSIGNABLE = ("reported", "registered", "dispatched", "in_progress")
@@ -207,7 +207,7 @@ async def _assign(conn: AsyncConnection, principal: Principal, assignee: dict, s
             raise NotFound(f"no open ticket(s) {', '.join(map(str, unknown[:20]))} in the selection")
         expected.update({int(k): int(v) for k, v in versions.items()})
     ids = list(expected)
-    updated = (await conn.execute(text("""
+    updated = (await conn.execute(text(f"""
         WITH wanted AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:versions AS int[])) AS w(id, version)),
         changed AS (
             UPDATE ticket t SET state = 'dispatched', version = t.version + 1, updated_at = now(),
@@ -217,7 +217,7 @@ async def _assign(conn: AsyncConnection, principal: Principal, assignee: dict, s
                    response_due_at = now() + make_interval(hours => p.response_hours)
             FROM wanted w, deadline_policy p
             WHERE t.id = w.id AND t.version = w.version AND p.deadline_class = t.deadline_class
-              AND t.state IN ('reported', 'registered', 'dispatched', 'in_progress')
+              AND t.state IN {sql_list(ASSIGNABLE)}
             RETURNING t.id, t.version, w.version AS seen)
         SELECT id, version FROM changed"""),
         {"ids": ids, "versions": [expected[i] for i in ids], "kind": checked["kind"], "code": checked["code"],

@@ -10,11 +10,9 @@ from datetime import datetime
 from gis.auth import Principal
 from gis.errors import Forbidden, InvalidInput
 from gis.geometry_input import area_wkb, valid_area_geojson
-from gis.tickets.models import OPEN_STATES, STATES
+from gis.tickets.models import OPEN_STATES, STATES, overdue_sql
 from gis.tickets.scope import mine_sql, ticket_scope_sql
 from gis.visibility import place_in_box_sql, visibility
-
-OPEN_SQL = "(" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
 
 
 @dataclass
@@ -79,9 +77,9 @@ def _state_clauses(f: TicketFilter, alias: str, clauses: list[str], params: dict
 def _time_clauses(f: TicketFilter, alias: str, clauses: list[str], params: dict) -> None:
     """Overdue or not, age in hours and the reported time."""
     if f.overdue is True:
-        clauses.append(f"{alias}.state IN {OPEN_SQL} AND {alias}.due_at < now()")
+        clauses.append(overdue_sql(alias))
     elif f.overdue is False:
-        clauses.append(f"NOT ({alias}.state IN {OPEN_SQL} AND {alias}.due_at < now())")
+        clauses.append(f"NOT {overdue_sql(alias)}")
     if f.min_age_hours is not None:
         clauses.append(f"{alias}.reported_at <= now() - make_interval(secs => :min_age * 3600)")
         params["min_age"] = f.min_age_hours

@@ -36,7 +36,25 @@ STATES = ("reported", "registered", "rejected", "dispatched", "in_progress", "ha
 handled 已处置 (awaiting verification) · closed 核查结案 · merged 已并单."""
 
 OPEN_STATES = ("reported", "registered", "dispatched", "in_progress", "handled")
-FINAL_STATES = ("rejected", "closed", "merged")
+"""A ticket is open (未办结) in these states, final in the others: the one definition every path uses."""
+FINAL_STATES = tuple(state for state in STATES if state not in OPEN_STATES)
+"""rejected, closed, merged: nothing more happens to the ticket unless it is reopened."""
+
+
+def sql_list(states: tuple[str, ...]) -> str:
+    """States as an SQL list, `('reported', 'registered')`, for `state IN ...`."""
+    return "(" + ", ".join(f"'{state}'" for state in states) + ")"
+
+
+OPEN_SQL = sql_list(OPEN_STATES)
+"""The open states as an SQL list: `t.state IN {OPEN_SQL}`."""
+FINAL_SQL = sql_list(FINAL_STATES)
+"""The final states as an SQL list: `t.state IN {FINAL_SQL}`."""
+
+
+def overdue_sql(alias: str = "t") -> str:
+    """SQL for "open and past its due time" (超期) of the ticket `alias`."""
+    return f"({alias}.state IN {OPEN_SQL} AND {alias}.due_at < now())"
 
 ASSIGNEE_KINDS = ("property_company", "community", "street_department", "utility", "user")
 PLACES = ("any", "compound", "managed_compound", "unmanaged_compound", "open_space")

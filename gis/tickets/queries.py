@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.auth import Principal
 from gis.errors import InvalidInput, NotFound
-from gis.tickets.filters import OPEN_SQL, TicketFilter, where_sql
+from gis.tickets.filters import TicketFilter, where_sql
+from gis.tickets.models import overdue_sql
 from gis.tickets.scope import ticket_scope_sql
 from gis.tickets.supervision import supervision_sql
 from gis.visibility import address_sql, place_in_box_sql, place_sql, text_sql, visibility
@@ -32,7 +33,7 @@ def _fields(principal: Principal) -> list[tuple[str, str]]:
         ("id", "t.id"), ("state", "t.state"), ("category_code", "t.category_code"), ("category", "cat.name"),
         ("category_zh", "cat.name_zh"), ("reported_at", "t.reported_at"), ("due_at", "t.due_at"),
         ("deadline_class", "t.deadline_class"),
-        ("overdue", f"(t.state IN {OPEN_SQL} AND t.due_at < now())"),
+        ("overdue", overdue_sql("t")),
         ("closed_at", "t.closed_at"), ("street_code", "t.street_code"), ("community_code", "t.community_code"),
         ("grid_code", "t.grid_code"), ("compound_code", "t.compound_code"),
         ("address", address_sql(view, "c")),
@@ -173,7 +174,7 @@ async def tickets_tile(conn: AsyncConnection, principal: Principal, z: int, x: i
     sql = f"""
         WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env3857),
         rows AS (
-            SELECT t.id, t.state, t.category_code, (t.state IN {OPEN_SQL} AND t.due_at < now()) AS overdue,
+            SELECT t.id, t.state, t.category_code, {overdue_sql("t")} AS overdue,
                    ST_AsMVTGeom(ST_Transform({point}, 3857), bounds.env3857, 4096, 16, true) AS geom
             FROM ticket t JOIN complaint c ON c.id = t.complaint_id, bounds
             WHERE {where} AND {in_tile}

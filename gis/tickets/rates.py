@@ -28,24 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.auth import Principal
 from gis.errors import InvalidInput
-from gis.tickets.filters import OPEN_SQL
+from gis.settings import rates_settings
+from gis.tickets.models import overdue_sql
 from gis.tickets.scope import ticket_scope_sql
 from gis.visibility import address_sql, visibility
-
-
-class RatesSettings(BaseSettings):
-    """How the rates are ranked."""
-
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_RATES_", extra="ignore")
-
-    min_sample: int = 10
-    """Least denominator of a rate for a unit to be ranked on it (smaller units are listed, not ranked)."""
 
 
 LEVELS = {
@@ -129,7 +120,7 @@ def rates_query(principal: Principal, level: str, period_from: datetime, period_
         named.setdefault(rate.denominator_count, f"count(*) FILTER (WHERE {rate.denominator})")
         named.setdefault(rate.numerator_count,
                          f"count(*) FILTER (WHERE ({rate.denominator}) AND ({rate.numerator}))")
-    named["overdue_open"] = f"count(*) FILTER (WHERE t.state IN {OPEN_SQL} AND t.due_at < now())"
+    named["overdue_open"] = f"count(*) FILTER (WHERE {overdue_sql('t')})"
     counts = [f"{expression} AS {name}" for name, expression in named.items()]
     month = f"date_trunc('month', t.reported_at AT TIME ZONE '{LOCAL_ZONE}')"
     month_select = f", to_char({month}, 'YYYY-MM') AS month" if by == "month" else ""
@@ -152,7 +143,7 @@ def settle(rows: Sequence, min_sample: int | None = None, sort: str | None = Non
     """Rows of the statement as plain values, ranked on each rate among the units with enough sample (per
     month when `by` is month), ordered by `sort` (a rate's name) when given."""
     if min_sample is None:
-        min_sample = RatesSettings().min_sample
+        min_sample = rates_settings().min_sample
     if min_sample < 0:
         raise InvalidInput("最小样本量（min_sample）不能为负数")
     if sort is not None and sort not in RATES:

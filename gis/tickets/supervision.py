@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gis.auth import Principal
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.tickets.events import record_event
-from gis.tickets.filters import OPEN_SQL, TicketFilter, where_sql
-from gis.tickets.models import OPEN_STATES
+from gis.tickets.filters import TicketFilter, where_sql
+from gis.tickets.models import OPEN_STATES, overdue_sql
 from gis.tickets.rates import LEVELS
 from gis.tickets.scope import ticket_scope_sql
 from gis.visibility import address_sql, visibility
@@ -248,7 +248,7 @@ async def stats(conn: AsyncConnection, principal: Principal, level: str, period_
                    round((percentile_cont(0.5) WITHIN GROUP (
                        ORDER BY extract(epoch FROM m.moved_at - m.first_at) / 3600.0))::numeric, 2)::float8
                        AS median_hours_to_move,
-                   count(*) FILTER (WHERE t.state IN {OPEN_SQL} AND t.due_at < now()) AS still_overdue
+                   count(*) FILTER (WHERE {overdue_sql("t")}) AS still_overdue
             FROM moved m JOIN ticket t ON t.id = m.ticket_id
             WHERE {scope} AND {column} IS NOT NULL
             GROUP BY 1) r
