@@ -1,7 +1,49 @@
-"""The street report as an HTTP job (gis/reports)."""
+"""The street report as an HTTP job (gis/reports/jobs.py): ask for it, watch its progress, download the PDF."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Connection
+from api.security import SignedIn
+from gis.reports.jobs import JobStore, resolve_street
 
 router = APIRouter(prefix="/reports", tags=["reports"])
+
+
+def _store(request: Request) -> JobStore:
+    store = getattr(request.app.state, "report_jobs", None)
+    if store is None:
+        url = request.app.state.engine.url.render_as_string(hide_password=False)
+        store = request.app.state.report_jobs = JobStore(url)
+    return store
+
+
+class StreetReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    street: str = Field(description="the street office's name or its 9-digit code")
+    period: str | None = Field(None, description="2026H1, 2026, 2026Q1, 2026-03 or a date range; "
+                                                 "the current half-year by default")
+
+
+@router.post("/street", status_code=202)
+async def street_report(body: StreetReportIn, request: Request, principal: SignedIn, conn: Connection) -> dict:
+    """Start the street report; answers the job at once, the report is built off the event loop."""
+    street = await resolve_street(conn, principal, body.street)
+    return _store(request).submit(principal, street, body.period).public()
+
+
+@router.get("/jobs/{job_id}")
+async def report_job(job_id: str, request: Request, principal: SignedIn) -> dict:
+    """The job's state and progress (a fraction and a line in Chinese)."""
+    return _store(request).get(principal, job_id).public()
+
+
+@router.get("/jobs/{job_id}/report.pdf", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}}})
+async def report_pdf(job_id: str, request: Request, principal: SignedIn) -> Response:
+    job, pdf = _store(request).pdf(principal, job_id)
+    name = f"report-{job.street_code}-{job.period}.pdf"
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -143,7 +143,7 @@ def settle(rows: Sequence, min_sample: int | None = None, sort: str | None = Non
     """Rows of the statement as plain values, ranked on each rate among the units with enough sample (per
     month when `by` is month), ordered by `sort` (a rate's name) when given."""
     if min_sample is None:
-        min_sample = rates_settings().min_sample
+        min_sample = default_min_sample()
     if min_sample < 0:
         raise InvalidInput("最小样本量（min_sample）不能为负数")
     if sort is not None and sort not in RATES:
@@ -180,6 +180,11 @@ def settle(rows: Sequence, min_sample: int | None = None, sort: str | None = Non
         items.sort(key=lambda i: (i.get("month") or "", i[f"{sort}_rank"] is None, i[f"{sort}_rank"] or 0,
                                   i["unit"]))
     return items
+
+
+def default_min_sample() -> int:
+    """The least sample to be ranked when a request names none (the setting)."""
+    return rates_settings().min_sample
 
 
 def month_bounds(month: str, period_from: datetime, period_to: datetime) -> tuple[datetime, datetime]:

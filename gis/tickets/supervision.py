@@ -210,11 +210,10 @@ async def overdue(conn: AsyncConnection, principal: Principal, street: str | Non
             "next_offset": offset + limit if offset + len(items) < total else None}
 
 
-async def stats(conn: AsyncConnection, principal: Principal, level: str, period_from: datetime,
-                period_to: datetime) -> list[dict]:
+def stats_query(principal: Principal, level: str, period_from: datetime, period_to: datetime) -> tuple[str, dict]:
     """Per unit of `level`: tickets first supervised in [from, to), reminders and escalations in it, how many
     moved (changed state) after the first supervision, within 24 hours, and the median hours until they did;
-    escalations answered."""
+    escalations answered. The one statement of the figures (the API and the street report)."""
     if principal.role == "public":
         raise Forbidden("督办统计仅供登录用户查看")
     if level not in LEVELS:
@@ -253,7 +252,10 @@ async def stats(conn: AsyncConnection, principal: Principal, level: str, period_
             WHERE {scope} AND {column} IS NOT NULL
             GROUP BY 1) r
         ORDER BY r.supervised_tickets DESC, r.unit"""
-    rows = (await conn.execute(text(sql), {**params, "from_": period_from, "to_": period_to})).mappings()
+    return sql, {**params, "from_": period_from, "to_": period_to}
+
+
+def _stats_rows(rows) -> list[dict]:
     out = []
     for row in rows:
         item = dict(row)
@@ -261,6 +263,18 @@ async def stats(conn: AsyncConnection, principal: Principal, level: str, period_
             else None
         out.append(item)
     return out
+
+
+async def stats(conn: AsyncConnection, principal: Principal, level: str, period_from: datetime,
+                period_to: datetime) -> list[dict]:
+    sql, params = stats_query(principal, level, period_from, period_to)
+    return _stats_rows((await conn.execute(text(sql), params)).mappings())
+
+
+def stats_sync(conn, principal: Principal, level: str, period_from: datetime, period_to: datetime) -> list[dict]:
+    """`stats` on a synchronous connection (the street report)."""
+    sql, params = stats_query(principal, level, period_from, period_to)
+    return _stats_rows(conn.execute(text(sql), params).mappings())
 
 
 def supervision_sql(alias: str = "t") -> list[tuple[str, str]]:
