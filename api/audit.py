@@ -3,6 +3,7 @@ committed before the response is sent."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from fastapi import Request
@@ -12,11 +13,16 @@ from gis import audit
 from gis.auth import Principal
 
 
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
 def request_facts(request: Request) -> audit.RequestFacts:
     route = request.scope.get("route")
+    template = getattr(route, "path", None)
     return audit.RequestFacts(
         method=request.method,
-        endpoint=getattr(route, "path", None) or request.url.path,
+        # the route as the OpenAPI document names it ("{ticket_id}", not "{ticket_id:int}")
+        endpoint=_CONVERTER.sub(r"{\1}", template) if template else request.url.path,
         path=request.url.path,
         query=request.url.query or None,
         client_address=request.client.host if request.client else None,
