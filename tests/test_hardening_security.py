@@ -397,6 +397,22 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "GET /tickets": [Case("GET", "/tickets", params={"limit": 1000})],
         "GET /tickets.geojson": [Case("GET", "/tickets.geojson", params={"limit": 1000})],
         "GET /tickets/tiles/{z}/{x}/{y}.mvt": [Case("GET", f"/tickets/tiles/{z}/{x}/{y}.mvt") for z, x, y in tiles],
+        "GET /tickets/rates/tickets": [Case("GET", "/tickets/rates/tickets", params={
+            "rate": "resolution", "level": "community", "unit": unit, "limit": 1000})
+            for unit in (world.grid_a[:12], v["community_x"])],
+        "GET /tickets/assignees": [Case("GET", "/tickets/assignees", params={"kind": "community", "code": unit})
+                                   for unit in (world.grid_a[:12], v["community_x"])],
+        "GET /supervision/overdue": [Case("GET", "/supervision/overdue", params={"limit": 1000})],
+        "POST /supervision/tickets/{ticket_id}/remind": [
+            Case("POST", f"/supervision/tickets/{t}/remind", json={"note": "matrix"}) for t in both_tickets],
+        "POST /supervision/tickets/{ticket_id}/escalate": [
+            Case("POST", f"/supervision/tickets/{t}/escalate", json={"department": "矩阵", "reason": "matrix"})
+            for t in both_tickets],
+        "POST /supervision/escalations/{escalation_id}/answer": [
+            Case("POST", "/supervision/escalations/999999/answer", json={"answer": "matrix"})],
+        "POST /reports/street": [Case("POST", "/reports/street", json={"street": "没有这个街道"})],
+        "GET /reports/jobs/{job_id}": [Case("GET", "/reports/jobs/no-such-job")],
+        "GET /reports/jobs/{job_id}/report.pdf": [Case("GET", "/reports/jobs/no-such-job/report.pdf")],
     }
     other_cases = {
         "MOUNT /static": [Case("GET", "/static/map/main.js")],
@@ -475,13 +491,14 @@ PLAIN_ROUTES = {
     "GET /auth/me", "POST /auth/logout", "GET /users",
     "GET /complaints/review",
     "GET /tickets.csv", "GET /tickets/deadlines", "GET /tickets/rates", "GET /tickets/rules", "GET /tickets/workflow",
+    "GET /supervision/escalations", "GET /supervision/stats",
 }
 """Routes the matrix calls as they are (no path parameter, no body of their own): a row each, written out, so a
 new route of the app with no row here or in `cases_for` fails `test_every_route_is_covered`."""
 
 
 TICKET_RECORDS = {"/tickets", "/tickets.geojson", "/tickets.csv", "/tickets/{ticket_id}",
-                  "/tickets/tiles/{z}/{x}/{y}.mvt"}
+                  "/tickets/tiles/{z}/{x}/{y}.mvt", "/tickets/rates/tickets", "/supervision/overdue"}
 """Routes whose records are tickets (so their `id` is a ticket id)."""
 COMPLAINT_RECORDS = {"/complaints/review", "/complaints/{complaint_id}/placement", "/map/complaints.geojson"}
 """Routes whose records are complaints; OGC items and vector tiles also, for the complaint collection/layer."""

@@ -175,6 +175,12 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/complaints/{complaint_id}/placement": [(f"/complaints/{c[n]}/placement", {}) for n in both],
         "/complaints/{complaint_id}/duplicates": [(f"/complaints/{c[n]}/duplicates", {}) for n in both],
         "/audit/personal-reads": [{}],
+        "/tickets/rates/tickets": [{"rate": "resolution", "level": "grid", "unit": GRID_OF[n], "limit": 1000}
+                                   for n in both],
+        "/tickets/assignees": [{"kind": "community", "code": GRID_OF[n][:12]} for n in both],
+        "/supervision/overdue": [{"limit": 1000}], "/supervision/escalations": [{}], "/supervision/stats": [{}],
+        "/reports/jobs/{job_id}": [("/reports/jobs/none", {})],
+        "/reports/jobs/{job_id}/report.pdf": [("/reports/jobs/none/report.pdf", {})],
     }
     if path not in table:
         raise AssertionError(f"GET {path} has no row in the privacy matrix: add the requests that exercise it")
