@@ -149,82 +149,100 @@ def _degrees_as_tile_share(degrees: float, z: int, y: int) -> tuple[float, float
     return least, least / math.cos(math.radians(min(max(edges), MAX_LATITUDE)))
 
 
-def tile_sql(layer: TileLayer, z: int, x: int, y: int, principal: Principal) -> tuple[str, dict]:
-    """The one statement that renders tile z/x/y of `layer`, and its parameters."""
-    cap = layer.feature_cap
-    if not layer.is_boundary:
-        # Points thin out with the zoom: a zoom-12 tile holds sixteen zoom-14 tiles' complaints, and a few
-        # hundred newest points already show where they gather (the map draws counts there anyway).
-        cap = max(cap >> max(0, COMPLAINT_FULL_CAP_ZOOM - z), 1)
-    params: dict = {"margin": BUFFER / EXTENT, "cap": cap, "layer": layer.name, "z": z, "x": x, "y": y}
-    envelope_4326 = f"ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {STORAGE_SRID})"
+ENVELOPE_SQL = f"ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), {STORAGE_SRID})"
+"""The tile with its buffer, in the stored SRID (so the GiST index on the column serves the search)."""
+
+
+def _feature_cap(layer: TileLayer, z: int) -> int:
     if layer.is_boundary:
-        columns = layer.columns(z)
-        geom = "geom"
-        if z < layer.simplify_below:
-            # Simplify in the stored SRID before projecting: projecting fewer vertices is where time goes.
-            geom = "ST_Simplify(geom, :tolerance, true)"
-            params["tolerance"] = _tile_unit_degrees(z)
-        where = f"valid_to IS NULL AND geom && {envelope_4326}"
-        # Largest first, so a capped tile keeps what is visible at that zoom; id breaks ties stably.
-        order = "ST_Area(geom) DESC, id"
-        select_cols = ", ".join(columns)
-        candidates = f"SELECT id, {select_cols}, {geom} AS geom FROM {layer.table} WHERE {where} ORDER BY {order} LIMIT :cap"
-    else:
-        view = visibility(principal)
-        columns = _complaint_columns(view, z, layer)
-        scope, scope_params = complaint_scope_sql(principal, alias="c")
-        params.update(scope_params)
-        envelope = envelope_4326
-        geom = "c.geom"
-        if not view.exact_place:
-            params["grid"] = view.place_grid_deg
-            geom = place_sql(view, "c.geom")
-            # Search a little wider so points snapped into the tile are not missed; ST_AsMVTGeom clips the rest.
-            envelope = f"ST_Expand({envelope_4326}, :grid)"
-        # Attributes are formatted after the cap, not for every row in view.
-        select_cols = ", ".join(COMPLAINT_EXPRESSIONS.get(column, complaint_column_sql(view, column, "c"))
-                                + f" AS {column}" for column in columns)
-        if scope == "TRUE":
-            least, largest = (_degrees_as_tile_share(view.place_grid_deg, z, y) if not view.exact_place
-                              else (0.0, 0.0))
-            ranges = tile_key_ranges(z, x, y, BUFFER / EXTENT + largest, sure_margin=BUFFER / EXTENT + least)
-            params.update(key_lows=[r.low for r in ranges], key_highs=[r.high for r in ranges],
-                          key_edges=[r.edge for r in ranges])
-            # The whole city's complaints in view: key ranges of the tile (and its buffer) read from one covering
-            # B-tree, newest kept. Rows of cells wholly inside need no geometry test. OFFSET 0 keeps PostgreSQL
-            # from flattening the per-range scans into one plan over the whole index.
-            newest = ("SELECT k.id, k.reported_at, k.category_code, k.geom "
-                      "FROM unnest(CAST(:key_lows AS bigint[]), CAST(:key_highs AS bigint[]), "
-                      "CAST(:key_edges AS boolean[])) AS r(low, high, edge) CROSS JOIN LATERAL ("
-                      "SELECT c.id, c.reported_at, c.category_code, c.geom FROM complaint c "
-                      "WHERE gridgov_tile_key(c.geom) >= r.low AND gridgov_tile_key(c.geom) < r.high OFFSET 0) AS k "
-                      f"WHERE (NOT r.edge OR k.geom && {envelope}) "
-                      "ORDER BY k.reported_at DESC, k.id DESC LIMIT :cap")
-            if set(columns) <= INDEXED_COMPLAINT_COLUMNS:
-                candidates = f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({newest}) AS c"
-            else:
-                # Only the kept rows are read from the table, for the attributes the index does not hold.
-                candidates = (f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({newest}) AS k "
-                              "JOIN complaint c ON c.id = k.id")
-        else:
-            # A role's own area: the scope's index and the GiST index together find its few rows.
-            needed = ", ".join(f"c.{column}" for column in dict.fromkeys(("reported_at", *columns)))
-            candidates = (f"SELECT c.id, {needed}, c.geom FROM complaint c WHERE c.geom && {envelope} AND {scope} "
-                          "ORDER BY c.reported_at DESC, c.id DESC LIMIT :cap")
-            candidates = f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({candidates}) AS c"
-    out_cols = ", ".join(columns)
-    sql = f"""
+        return layer.feature_cap
+    # Points thin out with the zoom: a zoom-12 tile holds sixteen zoom-14 tiles' complaints, and a few
+    # hundred newest points already show where they gather (the map draws counts there anyway).
+    return max(layer.feature_cap >> max(0, COMPLAINT_FULL_CAP_ZOOM - z), 1)
+
+
+def _boundary_from(layer: TileLayer, z: int, params: dict) -> tuple[str, tuple[str, ...]]:
+    """The candidate rows of a boundary tile (current versions in view, largest first, capped) and its columns."""
+    columns = layer.columns(z)
+    geom = "geom"
+    if z < layer.simplify_below:
+        # Simplify in the stored SRID before projecting: projecting fewer vertices is where time goes.
+        geom = "ST_Simplify(geom, :tolerance, true)"
+        params["tolerance"] = _tile_unit_degrees(z)
+    # Largest first, so a capped tile keeps what is visible at that zoom; id breaks ties stably.
+    return (f"SELECT id, {', '.join(columns)}, {geom} AS geom FROM {layer.table} "
+            f"WHERE valid_to IS NULL AND geom && {ENVELOPE_SQL} ORDER BY ST_Area(geom) DESC, id LIMIT :cap"), columns
+
+
+def _newest_by_tile_key(view: Visibility, z: int, x: int, y: int, envelope: str, params: dict) -> str:
+    """The newest complaints of the whole city in view, capped: key ranges of the tile (and its buffer) read from
+    one covering B-tree. Rows of cells wholly inside need no geometry test. OFFSET 0 keeps PostgreSQL from
+    flattening the per-range scans into one plan over the whole index."""
+    least, largest = _degrees_as_tile_share(view.place_grid_deg, z, y) if not view.exact_place else (0.0, 0.0)
+    ranges = tile_key_ranges(z, x, y, BUFFER / EXTENT + largest, sure_margin=BUFFER / EXTENT + least)
+    params.update(key_lows=[r.low for r in ranges], key_highs=[r.high for r in ranges],
+                  key_edges=[r.edge for r in ranges])
+    return ("SELECT k.id, k.reported_at, k.category_code, k.geom "
+            "FROM unnest(CAST(:key_lows AS bigint[]), CAST(:key_highs AS bigint[]), "
+            "CAST(:key_edges AS boolean[])) AS r(low, high, edge) CROSS JOIN LATERAL ("
+            "SELECT c.id, c.reported_at, c.category_code, c.geom FROM complaint c "
+            "WHERE gridgov_tile_key(c.geom) >= r.low AND gridgov_tile_key(c.geom) < r.high OFFSET 0) AS k "
+            f"WHERE (NOT r.edge OR k.geom && {envelope}) "
+            "ORDER BY k.reported_at DESC, k.id DESC LIMIT :cap")
+
+
+def _complaint_from(layer: TileLayer, z: int, x: int, y: int, principal: Principal, params: dict
+                    ) -> tuple[str, tuple[str, ...]]:
+    """The candidate rows of a complaint tile (newest in view within the caller's scope, capped, each place and
+    attribute as the caller may see it) and its columns."""
+    view = visibility(principal)
+    columns = _complaint_columns(view, z, layer)
+    scope, scope_params = complaint_scope_sql(principal, alias="c")
+    params.update(scope_params)
+    envelope, geom = ENVELOPE_SQL, "c.geom"
+    if not view.exact_place:
+        params["grid"] = view.place_grid_deg
+        geom = place_sql(view, "c.geom")
+        # Search a little wider so points snapped into the tile are not missed; ST_AsMVTGeom clips the rest.
+        envelope = f"ST_Expand({ENVELOPE_SQL}, :grid)"
+    # Attributes are formatted after the cap, not for every row in view.
+    select_cols = ", ".join(COMPLAINT_EXPRESSIONS.get(column, complaint_column_sql(view, column, "c"))
+                            + f" AS {column}" for column in columns)
+    if scope != "TRUE":
+        # A role's own area: the scope's index and the GiST index together find its few rows.
+        needed = ", ".join(f"c.{column}" for column in dict.fromkeys(("reported_at", *columns)))
+        scoped = (f"SELECT c.id, {needed}, c.geom FROM complaint c WHERE c.geom && {envelope} AND {scope} "
+                  "ORDER BY c.reported_at DESC, c.id DESC LIMIT :cap")
+        return f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({scoped}) AS c", columns
+    newest = _newest_by_tile_key(view, z, x, y, envelope, params)
+    if set(columns) <= INDEXED_COMPLAINT_COLUMNS:
+        return f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({newest}) AS c", columns
+    # Only the kept rows are read from the table, for the attributes the index does not hold.
+    return (f"SELECT c.id, {select_cols}, {geom} AS geom FROM ({newest}) AS k "
+            "JOIN complaint c ON c.id = k.id"), columns
+
+
+def _select_mvt(candidates: str, columns: tuple[str, ...]) -> str:
+    """The candidates projected, clipped and encoded by ST_AsMVTGeom, then packed into one tile by ST_AsMVT."""
+    return f"""
         WITH candidates AS ({candidates}),
         features AS (
-            SELECT id, {out_cols},
+            SELECT id, {", ".join(columns)},
                    ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUFFER}, true)
                        AS geom
             FROM candidates
         )
         SELECT ST_AsMVT(features.*, :layer, {EXTENT}, 'geom', 'id') FROM features WHERE geom IS NOT NULL
     """
-    return sql, params
+
+
+def tile_sql(layer: TileLayer, z: int, x: int, y: int, principal: Principal) -> tuple[str, dict]:
+    """The one statement that renders tile z/x/y of `layer`, and its parameters."""
+    params: dict = {"margin": BUFFER / EXTENT, "cap": _feature_cap(layer, z), "layer": layer.name, "z": z, "x": x,
+                    "y": y}
+    candidates, columns = (_boundary_from(layer, z, params) if layer.is_boundary
+                           else _complaint_from(layer, z, x, y, principal, params))
+    return _select_mvt(candidates, columns), params
 
 
 @dataclass

@@ -10,7 +10,7 @@ from contextlib import aclosing
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -30,85 +30,75 @@ def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
-def _filter(state, category, street, community, grid, compound, bbox, polygon, overdue, min_age_hours,
-            max_age_hours, reported_from, reported_to, mine) -> TicketFilter:
-    return TicketFilter(
-        states=_split(state), categories=_split(category), street=street, community=community, grids=_split(grid),
-        compound=compound, bbox=parse_bbox(bbox), polygon=parse_polygon(polygon), overdue=overdue,
-        min_age_hours=min_age_hours, max_age_hours=max_age_hours, reported_from=reported_from,
-        reported_to=reported_to, mine=mine,
-    )
-
-
-class FilterParams:
+class TicketQuery(BaseModel):
     """The query parameters that select tickets, shared by list, GeoJSON, CSV and tiles."""
 
-    def __init__(
-        self,
-        state: Annotated[list[str] | None, Query(description="State(s), or 'open'")] = None,
-        category: Annotated[list[str] | None, Query(description="Category code(s)")] = None,
-        street: str | None = None,
-        community: str | None = None,
-        grid: Annotated[list[str] | None, Query(description="Grid code(s)")] = None,
-        compound: str | None = None,
-        bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
-        polygon: Annotated[str | None, Query(description="GeoJSON Polygon/MultiPolygon (WGS-84)")] = None,
-        overdue: QueryBool | None = None,
-        min_age_hours: Annotated[float | None, Query(ge=0)] = None,
-        max_age_hours: Annotated[float | None, Query(ge=0)] = None,
-        reported_from: QueryDateTime | None = None,
-        reported_to: QueryDateTime | None = None,
-        mine: Annotated[QueryBool, Query(description="Only tickets assigned to me or my unit")] = False,
-    ):
-        self.value = _filter(state, category, street, community, grid, compound, bbox, polygon, overdue,
-                             min_age_hours, max_age_hours, reported_from, reported_to, mine)
+    state: list[str] | None = Field(None, description="State(s), or 'open'")
+    category: list[str] | None = Field(None, description="Category code(s)")
+    street: str | None = None
+    community: str | None = None
+    grid: list[str] | None = Field(None, description="Grid code(s)")
+    compound: str | None = None
+    bbox: str | None = Field(None, description="minlon,minlat,maxlon,maxlat")
+    polygon: str | None = Field(None, description="GeoJSON Polygon/MultiPolygon (WGS-84)")
+    overdue: QueryBool | None = None
+    min_age_hours: float | None = Field(None, ge=0)
+    max_age_hours: float | None = Field(None, ge=0)
+    reported_from: QueryDateTime | None = None
+    reported_to: QueryDateTime | None = None
+    mine: QueryBool = Field(False, description="Only tickets assigned to me or my unit")
+
+    def selection(self) -> TicketFilter:
+        """The ticket filter these parameters describe (lists split, the box and the drawn area checked)."""
+        return TicketFilter(
+            states=_split(self.state), categories=_split(self.category), street=self.street,
+            community=self.community, grids=_split(self.grid), compound=self.compound, bbox=parse_bbox(self.bbox),
+            polygon=parse_polygon(self.polygon), overdue=self.overdue, min_age_hours=self.min_age_hours,
+            max_age_hours=self.max_age_hours, reported_from=self.reported_from, reported_to=self.reported_to,
+            mine=self.mine,
+        )
 
 
-
+Filters = Annotated[TicketQuery, Query()]
 
 
 @router.get("", response_class=Response, responses={200: {"content": {"application/json": {}}}})
 async def list_tickets(
-    request: Request, principal: CurrentPrincipal, conn: Connection, filters: Annotated[FilterParams, Depends()],
+    request: Request, principal: CurrentPrincipal, conn: Connection, filters: Filters,
     sort: str = "due", limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    seen: list[int] = []
-    body = await queries.list_tickets(conn, principal, filters.value, sort, limit, offset, seen)
-    await log_personal_read(request, conn, principal, "ticket", seen)
-    return Response(body, media_type="application/json")
+    page = await queries.list_tickets(conn, principal, filters.selection(), sort, limit, offset)
+    await log_personal_read(request, conn, principal, "ticket", page.ids)
+    return Response(page.body, media_type="application/json")
 
 
 @router.get(".geojson", response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
 async def tickets_geojson(
-    request: Request, principal: CurrentPrincipal, conn: Connection, filters: Annotated[FilterParams, Depends()],
+    request: Request, principal: CurrentPrincipal, conn: Connection, filters: Filters,
     sort: str = "due", limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    seen: list[int] = []
-    body = await queries.tickets_geojson(conn, principal, filters.value, sort, limit, offset, seen)
-    await log_personal_read(request, conn, principal, "ticket", seen)
-    return Response(body, media_type="application/geo+json")
+    page = await queries.tickets_geojson(conn, principal, filters.selection(), sort, limit, offset)
+    await log_personal_read(request, conn, principal, "ticket", page.ids)
+    return Response(page.body, media_type="application/geo+json")
 
 
 @router.get(".csv", response_class=StreamingResponse, responses={200: {"content": {"text/csv": {}}}})
 async def tickets_csv(request: Request, principal: SignedIn, conn: Connection, engine: Engine,
-                      filters: Annotated[FilterParams, Depends()]) -> StreamingResponse:
+                      filters: Filters) -> StreamingResponse:
     """Streamed from the database in chunks; the read is logged before the first row is sent."""
-    seen: list[int] = []
-    chunks = queries.tickets_csv(conn, principal, filters.value, seen)
+    export = await queries.tickets_csv(conn, principal, filters.selection())  # the selection is fixed
     try:
-        head = await anext(chunks)  # the selection is fixed and its ids are in `seen`
         # Through the engine: `conn` holds the export's snapshot until the last chunk.
-        await log_personal_read(request, engine, principal, "ticket", seen)
+        await log_personal_read(request, engine, principal, "ticket", export.ids)
     except BaseException:
-        await chunks.aclose()
+        await export.aclose()
         raise
 
     async def body():
-        async with aclosing(chunks):
-            yield head
-            async for chunk in chunks:
+        async with aclosing(export):
+            async for chunk in export.chunks:
                 yield chunk
 
     return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
@@ -118,8 +108,8 @@ async def tickets_csv(request: Request, principal: SignedIn, conn: Connection, e
 @router.get("/tiles/{z}/{x}/{y}.mvt", response_class=Response,
             responses={200: {"content": {"application/vnd.mapbox-vector-tile": {}}}})
 async def tickets_tile(z: int, x: int, y: int, principal: CurrentPrincipal, conn: Connection,
-                       filters: Annotated[FilterParams, Depends()]) -> Response:
-    body = await queries.tickets_tile(conn, principal, z, x, y, filters.value)
+                       filters: Filters) -> Response:
+    body = await queries.tickets_tile(conn, principal, z, x, y, filters.selection())
     return Response(body, media_type="application/vnd.mapbox-vector-tile")
 
 

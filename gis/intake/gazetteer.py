@@ -101,6 +101,35 @@ class _Hit:
     weight: float
 
 
+@dataclass
+class _Reading:
+    """One address being read, stage by stage: what its text names at each level, what agrees, and the problems
+    that send it to review."""
+
+    text: str
+    number: int | None
+    hits: list[_Hit]
+    result: AddressMatch = field(default_factory=AddressMatch)
+    problems: list[str] = field(default_factory=list)
+    districts: set[str] = field(default_factory=set)
+    streets: set[str] = field(default_factory=set)
+    street: str | None = None
+    street_factor: float = 1.0
+    street_ok: bool = True
+    community_hits: list[_Hit] = field(default_factory=list)
+    communities: dict[str, _Hit] = field(default_factory=dict)
+    community: str | None = None
+    community_factor: float = 1.0
+    community_ok: bool = False
+    allowed: set[str] | None = None
+    options: list[tuple[str, float, str]] = field(default_factory=list)
+    by_building: bool = False
+
+    @property
+    def factor(self) -> float:
+        return self.community_factor * self.street_factor
+
+
 def _base_name(name: str, suffixes: tuple[str, ...]) -> str:
     for suffix in suffixes:
         if name.endswith(suffix) and len(name) > len(suffix) + 1:
@@ -195,6 +224,13 @@ class Gazetteer:
         self.names: dict[str, dict[str, list[tuple[str, str, float]]]] = {
             "district": defaultdict(list), "street": defaultdict(list), "community": defaultdict(list),
             "compound": defaultdict(list)}
+        self._index_divisions(districts, streets, communities)
+        self._index_compounds(compounds)
+        self._index_search(streets)
+
+    def _index_divisions(self, districts: list[Place], streets: list[Place], communities: list[Place]) -> None:
+        """The name forms of districts, streets and communities: official, with the usual suffixes, and a
+        community's short forms (its alias endings dropped) unless another community has them as its own."""
         for place in districts:
             self.names["district"][canonical(place.name)].append((place.code, "exact", 1.0))
         for place in streets:
@@ -217,6 +253,9 @@ class Gazetteer:
                     for suffix in COMMUNITY_SUFFIXES[:5]:
                         if short + suffix not in exact_community_forms:
                             self.names["community"][short + suffix].append((place.code, "alias", 0.95))
+
+    def _index_compounds(self, compounds: list[Place]) -> None:
+        """Compounds by community and by street, and their names and aliases."""
         self.compounds_by_community: dict[str, list[Place]] = defaultdict(list)
         self.compounds_by_street: dict[str, set[str]] = defaultdict(set)
         for place in compounds:
@@ -226,6 +265,10 @@ class Gazetteer:
             for alias in place.aliases:
                 if canonical(alias) != canonical(place.name):
                     self.names["compound"][canonical(alias)].append((place.code, "alias", 0.95))
+
+    def _index_search(self, streets: list[Place]) -> None:
+        """What matching searches with: every level's names in one scanner, the typo indexes, street bases, and a
+        bigram index with inverse document frequency for misspelt compound names."""
         self.all_names: dict[str, list[tuple[str, str, str, float]]] = defaultdict(list)
         for level, index in self.names.items():
             for name, entries in index.items():
@@ -368,48 +411,62 @@ class Gazetteer:
         """(code, score, how) of the compounds the text may name within `allowed` (None: anywhere), best first,
         and notes; misspelt names only when `approximate` (a street or community is named and agrees)."""
         notes: list[str] = []
-        named = [h for h in hits if h.level == "compound"]
-        inside = [h for h in named if allowed is None or h.code in allowed]
+        inside = [h for h in hits if h.level == "compound" and (allowed is None or h.code in allowed)]
         if inside:
-            best = max(inside, key=lambda h: (h.end - h.start, h.weight))
-            # Rivals: the same text, or the best name less a generic ending (东岳花园 in 东岳花园小区).
-            rivals = [h for h in inside if (h.start, h.end) == (best.start, best.end)
-                      or (h.start == best.start and h.end < best.end
-                          and text[h.end:best.end] in COMPOUND_GENERIC_SUFFIXES)]
-            codes = sorted({h.code for h in rivals})
-            weight = {code: max(h.weight for h in rivals if h.code == code) for code in codes}
-            # A longer name with one character wrong over the same place (老王府新村2银 for 老王府新村2期, not
-            # 老王府新村) is a rival too.
-            house = BUILDING_PATTERN.search(text, best.end)
-            longer: set[str] = set()
-            for length in self.typos["compound"].lengths:
-                if length > best.end - best.start and best.start + length <= (house.start() if house else len(text)):
-                    for name in self.typos["compound"].near(text[best.start:best.start + length]):
-                        for code, _, name_weight in self.names["compound"][name]:
-                            if (allowed is None or code in allowed) and code not in weight:
-                                codes.append(code)
-                                weight[code] = 0.85 * name_weight
-                                longer.add(code)
-            if len(codes) > 1 and number is not None:
-                having = [code for code in codes if number in self.compounds[code].building_numbers]
-                if len(having) == 1:
-                    notes.append("compound told apart by its building number")
-                    return [(having[0], weight[having[0]] * 0.9, "number")] + [
-                        (code, weight[code] * 0.5, "rival") for code in codes if code != having[0]], notes
-            official = [h.code for h in rivals if h.kind == "exact" and (h.start, h.end) == (best.start, best.end)]
-            if len(codes) > 1 and len(set(official)) == 1 and not longer:
-                # A compound's own name outranks the same words as another's alias (an alias that is someone
-                # else's name is the gazetteer's ambiguity, not the writer's).
-                notes.append("compound named by its own name; others have it as an alias")
-                return [(official[0], 1.0, "name")] + sorted(
-                    ((code, weight[code] * 0.5, "alias") for code in codes if code != official[0]),
-                    key=lambda c: (-c[1], c[0])), notes
-            if len(codes) > 1:  # one name, several compounds: a person chooses
-                return sorted(((code, weight[code], "rival") for code in codes), key=lambda c: (-c[1], c[0])), notes
-            return [(codes[0], weight[codes[0]], "name")], notes
+            return self._named_compounds(text, inside, allowed, number, notes), notes
         if allowed is None or not approximate:
             return [], notes
-        # One character wrong, then bigram containment: only among the named division's compounds.
+        return self._misspelt_compounds(text, hits, allowed, notes), notes
+
+    def _longer_rivals(self, text: str, best: _Hit, allowed: set[str] | None, codes: list[str],
+                       weight: dict[str, float]) -> set[str]:
+        """A longer name with one character wrong over the same place (老王府新村2银 for 老王府新村2期, not
+        老王府新村) is a rival too: added to `codes` and `weight`, and returned."""
+        house = BUILDING_PATTERN.search(text, best.end)
+        longer: set[str] = set()
+        for length in self.typos["compound"].lengths:
+            if length > best.end - best.start and best.start + length <= (house.start() if house else len(text)):
+                for name in self.typos["compound"].near(text[best.start:best.start + length]):
+                    for code, _, name_weight in self.names["compound"][name]:
+                        if (allowed is None or code in allowed) and code not in weight:
+                            codes.append(code)
+                            weight[code] = 0.85 * name_weight
+                            longer.add(code)
+        return longer
+
+    def _named_compounds(self, text: str, inside: list[_Hit], allowed: set[str] | None, number: int | None,
+                         notes: list[str]) -> list[tuple[str, float, str]]:
+        """The compounds named by the longest name found within `allowed`, told apart by building number or by
+        an official name over an alias where they can be."""
+        best = max(inside, key=lambda h: (h.end - h.start, h.weight))
+        # Rivals: the same text, or the best name less a generic ending (东岳花园 in 东岳花园小区).
+        rivals = [h for h in inside if (h.start, h.end) == (best.start, best.end)
+                  or (h.start == best.start and h.end < best.end
+                      and text[h.end:best.end] in COMPOUND_GENERIC_SUFFIXES)]
+        codes = sorted({h.code for h in rivals})
+        weight = {code: max(h.weight for h in rivals if h.code == code) for code in codes}
+        longer = self._longer_rivals(text, best, allowed, codes, weight)
+        if len(codes) > 1 and number is not None:
+            having = [code for code in codes if number in self.compounds[code].building_numbers]
+            if len(having) == 1:
+                notes.append("compound told apart by its building number")
+                return [(having[0], weight[having[0]] * 0.9, "number")] + [
+                    (code, weight[code] * 0.5, "rival") for code in codes if code != having[0]]
+        official = [h.code for h in rivals if h.kind == "exact" and (h.start, h.end) == (best.start, best.end)]
+        if len(codes) > 1 and len(set(official)) == 1 and not longer:
+            # A compound's own name outranks the same words as another's alias (an alias that is someone
+            # else's name is the gazetteer's ambiguity, not the writer's).
+            notes.append("compound named by its own name; others have it as an alias")
+            return [(official[0], 1.0, "name")] + sorted(
+                ((code, weight[code] * 0.5, "alias") for code in codes if code != official[0]),
+                key=lambda c: (-c[1], c[0]))
+        if len(codes) > 1:  # one name, several compounds: a person chooses
+            return sorted(((code, weight[code], "rival") for code in codes), key=lambda c: (-c[1], c[0]))
+        return [(codes[0], weight[codes[0]], "name")]
+
+    def _misspelt_compounds(self, text: str, hits: list[_Hit], allowed: set[str], notes: list[str]
+                            ) -> list[tuple[str, float, str]]:
+        """One character wrong, then bigram containment: only among the named division's compounds."""
         rest = text
         for hit in sorted(hits, key=lambda h: -h.start):
             rest = rest[:hit.start] + "|" * (hit.end - hit.start) + rest[hit.end:]
@@ -420,11 +477,11 @@ class Gazetteer:
                     typo[code] = max(typo.get(code, 0.0), 0.85 * weight)
         if typo:
             notes.append("compound matched with one character wrong")
-            return sorted(((code, score, "typo") for code, score in typo.items()), key=lambda c: (-c[1], c[0])), notes
+            return sorted(((code, score, "typo") for code, score in typo.items()), key=lambda c: (-c[1], c[0]))
         fuzzy = self._fuzzy_compounds(rest, allowed)
         if fuzzy:
             notes.append("compound matched approximately")
-        return [(code, score, "fuzzy") for code, score in fuzzy], notes
+        return [(code, score, "fuzzy") for code, score in fuzzy]
 
     def _fuzzy_compounds(self, text: str, allowed: set[str]) -> list[tuple[str, float]]:
         grams = _bigrams(text)
@@ -448,157 +505,182 @@ class Gazetteer:
 
     def _match(self, parsed: ParsedAddress) -> AddressMatch:
         text = canonical(parsed.text)
-        result = AddressMatch()
         if not text:
-            return result
-        number = parsed.building_number
-        hits = self._hits(text)
-        problems: list[str] = []
-
-        districts = {h.code for h in hits if h.level == "district"}
-        streets = {h.code for h in hits if h.level == "street"}
-        typo_hits, unknown = self._named_divisions(text, hits, streets, districts)
-        hits = hits + typo_hits
-        street_hits = [h for h in hits if h.level == "street"]
-        streets = {h.code for h in street_hits}
-        for level, token in unknown:
-            problems.append(f"地址中的{LEVEL_ZH[level]}“{token}”在地名库中找不到")
-
-        # Streets must lie in the named district; communities in the named street (or district).
-        street_ok = True
-        if districts and streets:
-            outside = {c for c in streets if self.streets[c].parent_code not in districts}
-            if outside:
-                problems.append("地址中的街道与区县不符")
-                streets -= outside
-                street_ok = False
-        if len(streets) > 1:
-            problems.append("地址中写了不止一个街道")
-            street_ok = False
-        street = min(streets) if len(streets) == 1 else None
-        street_factor = min((h.weight for h in street_hits if h.code == street), default=1.0)
-
-        community_hits = [h for h in hits if h.level == "community"]
-        communities: dict[str, _Hit] = {}
-        for hit in community_hits:
-            if hit.code not in communities or hit.weight > communities[hit.code].weight:
-                communities[hit.code] = hit
-        if community_hits and streets:
-            within = {c: h for c, h in communities.items() if self.communities[c].parent_code in streets}
-            if not within:
-                problems.append("地址中的社区不属于所写的街道")
-            communities = within
-        elif community_hits and districts:
-            within = {c: h for c, h in communities.items()
-                      if self._district_of(self.communities[c].parent_code) in districts}
-            if not within:
-                problems.append("地址中的社区不属于所写的区县")
-            communities = within
-        community = None
-        community_factor = 1.0
-        community_ok = False
-        if len(communities) > 1:
-            problems.append("社区名有歧义：" + "、".join(self.communities[c].name for c in sorted(communities)))
-            result.notes.append("community name is ambiguous")
-        elif len(communities) == 1:
-            community, hit = next(iter(communities.items()))
-            community_factor = hit.weight
-            community_ok = True
-            if hit.kind != "exact" and street is None:
-                # 东岳社区 for 东岳小区社区 is taken only within the street named with it.
-                problems.append(f"“{text[hit.start:hit.end]}”像是{self.communities[community].name}的简写，"
-                                "但地址没有写明街道")
-                community_ok = False
-            elif street is None:
-                street = self.communities[community].parent_code
-        street_ok = street_ok and street is not None
-
-        # The compounds the text may name, within what it names above.
-        if community is not None:
-            allowed = {p.code for p in self.compounds_by_community.get(community, ())}
-        elif street is not None:
-            allowed = set(self.compounds_by_street.get(street, ()))
-        elif districts:
-            allowed = {code for code, p in self.compounds.items() if self._district_of(p.street_code) in districts}
-        else:
-            allowed = None
-        options, notes = self._compound_candidates(text, hits, allowed, number,
-                                                   approximate=community_ok or (street_ok and not community_hits))
-        result.notes.extend(notes)
-        named_elsewhere = [h for h in hits if h.level == "compound" and allowed is not None
-                           and h.code not in allowed]
-        if named_elsewhere and not any(h.level == "compound" and h.code in allowed for h in hits):
-            problems.append("地址中的小区不在所写的社区或街道内："
-                            + "、".join(sorted({self.compounds[h.code].name for h in named_elsewhere})))
-            options += [(h.code, 0.5 * h.weight, "elsewhere") for h in named_elsewhere]
-        by_building = False
-        if not options and community is not None and number is not None \
-                and not any(h.level == "compound" for h in hits):
-            inferred = self._compound_by_building(community, number)
-            if inferred is not None:
-                options, by_building = [(inferred, 0.85, "building")], True
-            else:
-                base = _base_name(canonical(self.communities[community].name), COMMUNITY_SUFFIXES)
-                having = sorted((not canonical(p.name).startswith(base), p.code)
-                                for p in self.compounds_by_community.get(community, ())
-                                if number in p.building_numbers)
-                options = [(code, 0.5 if later else 0.6, "building") for later, code in having]
-                if having:
-                    problems.append(f"{self.communities[community].name}有 {len(having)} 个小区有 {number} 号楼，"
-                                    "地址没有写小区名")
-
-        best = options[0] if options else None
-        if best is not None and (best[2] == "elsewhere" or (best[2] == "building" and not by_building)):
-            best = None
-        if best is not None and len(options) > 1 and (best[2] == "rival" or options[1][1] == best[1]):
-            tied = [c for c, score, how in options if score == best[1] or how == "rival"]
-            problems.append("小区名有歧义：" + "、".join(self.compounds[c].name for c in tied))
-            result.notes.append("compound name is ambiguous: " + ", ".join(tied))
-
-        result.candidates = self._ranked(options, communities, number, community_factor * street_factor)
-        if not result.candidates:
-            # Nothing the text names fits: compounds that look like its words, for the reviewer only.
-            rest = text
-            for hit in sorted(hits, key=lambda h: -h.start):
-                if hit.level != "compound":
-                    rest = rest[:hit.start] + "|" * (hit.end - hit.start) + rest[hit.end:]
-            result.candidates = self._ranked([(code, score, "fuzzy") for code, score in self._fuzzy_compounds(
-                rest, allowed if allowed is not None else set(self.compounds))], {}, number, 1.0)
+            return AddressMatch()
+        r = _Reading(text, parsed.building_number, self._hits(text))
+        self._read_street(r)
+        self._read_community(r)
+        self._read_compound(r)
+        best = self._best_option(r)
+        r.result.candidates = self._ranked(r.options, r.communities, r.number, r.factor) or self._look_alikes(r)
         if best is not None:
-            code, score, _ = best
-            place = self.compounds[code]
-            score *= community_factor * street_factor
-            if number is not None and number in place.building_numbers:
-                level = "building"
-            else:
-                level = "compound"
-                if number is not None:
-                    # The text names a building the compound does not have: it does not agree.
-                    result.notes.append(f"no building {number} in the compound")
-                    problems.append(f"{place.name}没有 {number} 号楼")
-                    score *= 0.9
-            result.score = round(score, 3)
-            if not problems and result.score < self.auto_min_score:
-                problems.append(f"匹配分数 {result.score:.2f} 低于自动定位的阈值 {self.auto_min_score:.2f}")
-            if not problems:
-                result.auto = True
-                result.level, result.compound_code = level, code
-                result.community_code, result.street_code = place.community_code, place.street_code
-                result.building_number = number if level == "building" else None
-                return result
-        elif result.candidates:
-            result.score = result.candidates[0]["score"]
-        # To review: only the divisions that agree with the text are kept, for the queue of the right office.
-        if community_ok:
-            result.level, result.community_code = "community", community
-            result.street_code = self.communities[community].parent_code
-        elif street_ok:
-            result.level, result.street_code = "street", street
-        if not options and not problems:
+            if self._place_on(r, best):
+                return r.result
+        elif r.result.candidates:
+            r.result.score = r.result.candidates[0]["score"]
+        return self._to_review(r)
+
+    def _read_street(self, r: _Reading) -> None:
+        """The district and street the text names (with misspelt or unknown ones); streets must lie in the
+        named district, and one street at most may be named."""
+        r.districts = {h.code for h in r.hits if h.level == "district"}
+        streets = {h.code for h in r.hits if h.level == "street"}
+        typo_hits, unknown = self._named_divisions(r.text, r.hits, streets, r.districts)
+        r.hits = r.hits + typo_hits
+        street_hits = [h for h in r.hits if h.level == "street"]
+        r.streets = {h.code for h in street_hits}
+        for level, token in unknown:
+            r.problems.append(f"地址中的{LEVEL_ZH[level]}“{token}”在地名库中找不到")
+        if r.districts and r.streets:
+            outside = {c for c in r.streets if self.streets[c].parent_code not in r.districts}
+            if outside:
+                r.problems.append("地址中的街道与区县不符")
+                r.streets -= outside
+                r.street_ok = False
+        if len(r.streets) > 1:
+            r.problems.append("地址中写了不止一个街道")
+            r.street_ok = False
+        r.street = min(r.streets) if len(r.streets) == 1 else None
+        r.street_factor = min((h.weight for h in street_hits if h.code == r.street), default=1.0)
+
+    def _read_community(self, r: _Reading) -> None:
+        """The community the text names, within the named street (or district); a short form only counts
+        within the street named with it. A community named alone gives its street."""
+        r.community_hits = [h for h in r.hits if h.level == "community"]
+        for hit in r.community_hits:
+            if hit.code not in r.communities or hit.weight > r.communities[hit.code].weight:
+                r.communities[hit.code] = hit
+        if r.community_hits and r.streets:
+            within = {c: h for c, h in r.communities.items() if self.communities[c].parent_code in r.streets}
+            if not within:
+                r.problems.append("地址中的社区不属于所写的街道")
+            r.communities = within
+        elif r.community_hits and r.districts:
+            within = {c: h for c, h in r.communities.items()
+                      if self._district_of(self.communities[c].parent_code) in r.districts}
+            if not within:
+                r.problems.append("地址中的社区不属于所写的区县")
+            r.communities = within
+        if len(r.communities) > 1:
+            r.problems.append("社区名有歧义：" + "、".join(self.communities[c].name for c in sorted(r.communities)))
+            r.result.notes.append("community name is ambiguous")
+        elif len(r.communities) == 1:
+            r.community, hit = next(iter(r.communities.items()))
+            r.community_factor = hit.weight
+            r.community_ok = True
+            if hit.kind != "exact" and r.street is None:
+                # 东岳社区 for 东岳小区社区 is taken only within the street named with it.
+                r.problems.append(f"“{r.text[hit.start:hit.end]}”像是{self.communities[r.community].name}的简写，"
+                                  "但地址没有写明街道")
+                r.community_ok = False
+            elif r.street is None:
+                r.street = self.communities[r.community].parent_code
+        r.street_ok = r.street_ok and r.street is not None
+
+    def _allowed_compounds(self, r: _Reading) -> set[str] | None:
+        """The compounds the text may name, within what it names above (None: any)."""
+        if r.community is not None:
+            return {p.code for p in self.compounds_by_community.get(r.community, ())}
+        if r.street is not None:
+            return set(self.compounds_by_street.get(r.street, ()))
+        if r.districts:
+            return {code for code, p in self.compounds.items() if self._district_of(p.street_code) in r.districts}
+        return None
+
+    def _read_compound(self, r: _Reading) -> None:
+        """The compounds the text may mean, scored: those it names within the divisions named, those it names
+        elsewhere (never placed on), and without a name the compounds of the community with its building."""
+        r.allowed = self._allowed_compounds(r)
+        r.options, notes = self._compound_candidates(
+            r.text, r.hits, r.allowed, r.number,
+            approximate=r.community_ok or (r.street_ok and not r.community_hits))
+        r.result.notes.extend(notes)
+        named_elsewhere = [h for h in r.hits if h.level == "compound" and r.allowed is not None
+                           and h.code not in r.allowed]
+        if named_elsewhere and not any(h.level == "compound" and h.code in r.allowed for h in r.hits):
+            r.problems.append("地址中的小区不在所写的社区或街道内："
+                              + "、".join(sorted({self.compounds[h.code].name for h in named_elsewhere})))
+            r.options += [(h.code, 0.5 * h.weight, "elsewhere") for h in named_elsewhere]
+        if not r.options and r.community is not None and r.number is not None \
+                and not any(h.level == "compound" for h in r.hits):
+            self._read_compound_by_building(r)
+
+    def _read_compound_by_building(self, r: _Reading) -> None:
+        """No compound named: the community's only compound with building N, or those with one (to review)."""
+        inferred = self._compound_by_building(r.community, r.number)
+        if inferred is not None:
+            r.options, r.by_building = [(inferred, 0.85, "building")], True
+            return
+        base = _base_name(canonical(self.communities[r.community].name), COMMUNITY_SUFFIXES)
+        having = sorted((not canonical(p.name).startswith(base), p.code)
+                        for p in self.compounds_by_community.get(r.community, ())
+                        if r.number in p.building_numbers)
+        r.options = [(code, 0.5 if later else 0.6, "building") for later, code in having]
+        if having:
+            r.problems.append(f"{self.communities[r.community].name}有 {len(having)} 个小区有 {r.number} 号楼，"
+                              "地址没有写小区名")
+
+    def _best_option(self, r: _Reading) -> tuple[str, float, str] | None:
+        """The compound to place on, if any: never one named elsewhere nor a guess by building; a tie or a rival
+        is a problem."""
+        best = r.options[0] if r.options else None
+        if best is not None and (best[2] == "elsewhere" or (best[2] == "building" and not r.by_building)):
+            best = None
+        if best is not None and len(r.options) > 1 and (best[2] == "rival" or r.options[1][1] == best[1]):
+            tied = [c for c, score, how in r.options if score == best[1] or how == "rival"]
+            r.problems.append("小区名有歧义：" + "、".join(self.compounds[c].name for c in tied))
+            r.result.notes.append("compound name is ambiguous: " + ", ".join(tied))
+        return best
+
+    def _look_alikes(self, r: _Reading) -> list[dict]:
+        """Nothing the text names fits: compounds that look like its words, for the reviewer only."""
+        rest = r.text
+        for hit in sorted(r.hits, key=lambda h: -h.start):
+            if hit.level != "compound":
+                rest = rest[:hit.start] + "|" * (hit.end - hit.start) + rest[hit.end:]
+        return self._ranked([(code, score, "fuzzy") for code, score in self._fuzzy_compounds(
+            rest, r.allowed if r.allowed is not None else set(self.compounds))], {}, r.number, 1.0)
+
+    def _place_on(self, r: _Reading, best: tuple[str, float, str]) -> bool:
+        """Score the best compound (and its building N); placed automatically, and True, when nothing disagrees
+        and the score clears the threshold."""
+        code, score, _ = best
+        place = self.compounds[code]
+        score *= r.factor
+        if r.number is not None and r.number in place.building_numbers:
+            level = "building"
+        else:
+            level = "compound"
+            if r.number is not None:
+                # The text names a building the compound does not have: it does not agree.
+                r.result.notes.append(f"no building {r.number} in the compound")
+                r.problems.append(f"{place.name}没有 {r.number} 号楼")
+                score *= 0.9
+        result = r.result
+        result.score = round(score, 3)
+        if not r.problems and result.score < self.auto_min_score:
+            r.problems.append(f"匹配分数 {result.score:.2f} 低于自动定位的阈值 {self.auto_min_score:.2f}")
+        if r.problems:
+            return False
+        result.auto = True
+        result.level, result.compound_code = level, code
+        result.community_code, result.street_code = place.community_code, place.street_code
+        result.building_number = r.number if level == "building" else None
+        return True
+
+    def _to_review(self, r: _Reading) -> AddressMatch:
+        """To review: only the divisions that agree with the text are kept, for the queue of the right office."""
+        result = r.result
+        if r.community_ok:
+            result.level, result.community_code = "community", r.community
+            result.street_code = self.communities[r.community].parent_code
+        elif r.street_ok:
+            result.level, result.street_code = "street", r.street
+        if not r.options and not r.problems:
             # Only a community or a street, or nothing: the intake's own reasons say so.
-            result.score = round(community_factor * street_factor, 3) if result.level != "none" else 0.0
+            result.score = round(r.factor, 3) if result.level != "none" else 0.0
             return result
-        result.review_reason = "；".join(dict.fromkeys(problems)) or "地址中的小区无法确定"
+        result.review_reason = "；".join(dict.fromkeys(r.problems)) or "地址中的小区无法确定"
         return result
 
     def _ranked(self, options: list[tuple[str, float, str]], communities: dict[str, _Hit], number: int | None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from gis.intake.gazetteer import Gazetteer
 from gis.intake.locate import Locator
 from gis.intake.normalise import FIELDS, Catalogue, normalise_rows
 from gis.intake.placement import (
-    ADDRESS_POINTS_SQL,
+    ADDRESS_POINTS_BATCH_SQL,
     CLOSED_TICKET_FILTER,
     DUPLICATE_KEYS_SQL,
     POLYGONS_OUTER_FROM,
@@ -40,7 +39,6 @@ from gis.intake.placement import (
     duplicates_batch_sql,
     duplicates_sql,
     hit_insert_sql,
-    psycopg_params,
     snap_insert_sql,
     store_sql,
 )
@@ -179,61 +177,69 @@ def _unreadable(path: Path, kind: str, error: Exception, row: int | None = None)
                         f"（{type(error).__name__}）")
 
 
+def _read_xlsx(path: Path) -> tuple[list[str], Iterator[list[str | None]]]:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header = [(_cell_text(v) or "").strip() for v in next(rows)]
+    except StopIteration:
+        raise InvalidInput("the spreadsheet is empty") from None
+    except Exception as error:  # a damaged or foreign file fails anywhere inside the zip and XML readers
+        raise _unreadable(path, "XLSX", error) from None
+
+    def stream() -> Iterator[list[str | None]]:
+        row_no = 1
+        try:
+            for row in rows:
+                row_no += 1
+                yield [_cell_text(v) for v in row]
+        except Exception as error:
+            raise _unreadable(path, "XLSX", error, row_no) from None
+        finally:
+            workbook.close()
+
+    return header, stream()
+
+
+def _read_csv(path: Path) -> tuple[list[str], Iterator[list[str | None]]]:
+    encoding = _detect_encoding(path)
+    handle = path.open(encoding=encoding, newline="")
+    try:
+        sample = handle.read(64 * 1024)
+        handle.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.reader(handle, dialect)
+        header = [name.strip().lstrip("\ufeff") for name in next(reader)]
+    except StopIteration:
+        handle.close()
+        raise InvalidInput("the file is empty") from None
+    except (UnicodeDecodeError, csv.Error) as error:
+        handle.close()
+        raise _unreadable(path, "CSV", error) from None
+
+    def stream() -> Iterator[list[str | None]]:
+        with handle:
+            try:
+                yield from reader
+            except (UnicodeDecodeError, csv.Error) as error:
+                raise _unreadable(path, "CSV", error, reader.line_num) from None
+
+    return header, stream()
+
+
 def read_rows(path: Path) -> tuple[list[str], Iterator[list[str | None]]]:
     """Header and a stream of rows (lists of text) of a CSV or XLSX file."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
-
-        try:
-            workbook = load_workbook(path, read_only=True, data_only=True)
-            sheet = workbook.worksheets[0]
-            rows = sheet.iter_rows(values_only=True)
-            header = [(_cell_text(v) or "").strip() for v in next(rows)]
-        except StopIteration:
-            raise InvalidInput("the spreadsheet is empty") from None
-        except Exception as error:  # a damaged or foreign file fails anywhere inside the zip and XML readers
-            raise _unreadable(path, "XLSX", error) from None
-
-        def stream() -> Iterator[list[str | None]]:
-            row_no = 1
-            try:
-                for row in rows:
-                    row_no += 1
-                    yield [_cell_text(v) for v in row]
-            except Exception as error:
-                raise _unreadable(path, "XLSX", error, row_no) from None
-            finally:
-                workbook.close()
-
-        return header, stream()
+        return _read_xlsx(path)
     if suffix in (".csv", ".txt", ".tsv"):
-        encoding = _detect_encoding(path)
-        handle = path.open(encoding=encoding, newline="")
-        try:
-            sample = handle.read(64 * 1024)
-            handle.seek(0)
-            try:
-                dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|")
-            except csv.Error:
-                dialect = csv.excel
-            reader = csv.reader(handle, dialect)
-            header = [name.strip().lstrip("\ufeff") for name in next(reader)]
-        except StopIteration:
-            handle.close()
-            raise InvalidInput("the file is empty") from None
-        except (UnicodeDecodeError, csv.Error) as error:
-            handle.close()
-            raise _unreadable(path, "CSV", error) from None
-
-        def stream() -> Iterator[list[str | None]]:
-            with handle:
-                try:
-                    yield from reader
-                except (UnicodeDecodeError, csv.Error) as error:
-                    raise _unreadable(path, "CSV", error, reader.line_num) from None
-
-        return header, stream()
+        return _read_csv(path)
     raise InvalidInput(f"cannot import {path.name}: give a .csv or .xlsx file")
 
 
@@ -263,7 +269,7 @@ def _resolve_address_points(conn: psycopg.Connection, staged: dict[str, list], p
     compounds = [staged["addr_compound"][i] for i in positions]
     numbers = [staged["_building_number"][i] if staged["match_level"][i] == "building" else None
                for i in positions]
-    rows = conn.execute(psycopg_params(ADDRESS_POINTS_SQL), {"compounds": compounds, "numbers": numbers})
+    rows = conn.execute(ADDRESS_POINTS_BATCH_SQL, {"compounds": compounds, "numbers": numbers})
     for key, building_code, lon, lat in rows:
         i = positions[key - 1]
         staged["lon"][i], staged["lat"][i], staged["building_code"][i] = lon, lat, building_code
@@ -304,12 +310,12 @@ def _link_duplicates(conn: psycopg.Connection, new_count: int, open_filter: str,
         "(SELECT min(s.reported_at) - make_interval(days => %(window_days)s) AS low, max(s.reported_at) AS high "
         " FROM intake_stage s) b", params).fetchone()[0] or 0
     if new_count * DUPLICATE_PROBE_COST_ROWS > span_rows:
-        conn.execute(psycopg_params(DUPLICATE_KEYS_SQL), params)
+        conn.execute(DUPLICATE_KEYS_SQL, params)
         conn.execute("ANALYZE intake_dup_key")
         sql = duplicates_batch_sql(open_filter)
     else:
         sql = duplicates_sql("SELECT id FROM intake_new", open_filter)
-    return conn.execute(psycopg_params(sql), params).rowcount
+    return conn.execute(sql, params).rowcount
 
 
 BUILDINGS_OUTER_FROM = 100_000
@@ -345,7 +351,7 @@ def _snap(conn: psycopg.Connection, unplaced: int, params: dict) -> None:
     snap_outer = unplaced >= POLYGONS_OUTER_FROM
     if snap_outer:
         conn.execute("CREATE INDEX intake_unplaced_geom ON intake_unplaced USING gist (geom); ANALYZE intake_unplaced")
-    conn.execute(psycopg_params(snap_insert_sql(snap_outer)), params)
+    conn.execute(snap_insert_sql(snap_outer), params)
 
 
 def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_positions: list[int],
@@ -385,8 +391,8 @@ def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_posi
         placed = perf_counter()
     if polygons_outer:
         conn.execute("ANALYZE intake_placed")
-    placements = dict(conn.execute(psycopg_params(store_sql("intake_stage", count >= BUILDINGS_OUTER_FROM,
-                                                            buildings_resolved=vectorised)), params).fetchall())
+    placements = dict(conn.execute(store_sql("intake_stage", count >= BUILDINGS_OUTER_FROM,
+                                             buildings_resolved=vectorised), params).fetchall())
     stored = perf_counter()
     linked = _link_duplicates(conn, sum(placements.values()), CLOSED_TICKET_FILTER, {
         "radius_m": settings.duplicate_radius_m, "radius_deg": degrees_for(settings.duplicate_radius_m),
@@ -437,6 +443,67 @@ class RejectedWriter:
                 csv.writer(handle).writerow([*self.header, "rejected_row", "rejected_reason"])
 
 
+@dataclass
+class _ImportContext:
+    """What every chunk of one import shares: the file's columns, the source and its default CRS, the lookups
+    loaded once, the report the chunks add to, the writer of rejected rows and the city's polygons (loaded on the
+    first large chunk only)."""
+
+    conn: psycopg.Connection
+    header: list[str]
+    columns: dict[str, int]
+    unmapped: list[tuple[int, str]]
+    source: str
+    default_crs: str
+    catalogue: Catalogue
+    gazetteer: Gazetteer
+    report: ImportReport
+    rejected_out: RejectedWriter
+    located: list[Locator] = field(default_factory=list)
+
+    def locator(self) -> Locator:
+        """The city's polygons, loaded on first use: small imports never pay for them."""
+        if not self.located:
+            started = perf_counter()
+            self.located.append(Locator(self.conn))
+            self.report.seconds["loading polygons"] = perf_counter() - started
+        return self.located[0]
+
+
+def _open_batch(conn: psycopg.Connection, path: Path, source: str, file_name: str | None, header: list[str],
+                columns: dict[str, int], default_crs: str, owner_user_id: int | None,
+                owner_scope: list[str] | None) -> int:
+    """Record the batch (settling abandoned ones first) and hold its advisory lock; committed. Returns its id."""
+    conn.execute(SETTLE_ABANDONED_SQL)
+    batch_id = conn.execute(
+        "INSERT INTO intake_batch (source, file_name, file_sha256, mapping, crs, owner_user_id, owner_scope) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (source, file_name or path.name, file_sha256(path),
+         json.dumps({f: header[i] for f, i in columns.items()}, ensure_ascii=False), default_crs,
+         owner_user_id, owner_scope),
+    ).fetchone()[0]
+    # held by this session until it ends, however it ends: taken before the row is visible to anyone
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", (BATCH_LOCK_CLASS, batch_id))
+    conn.commit()
+    return batch_id
+
+
+def _chunks(rows: Iterator[list[str | None]], chunk_rows: int) -> Iterator[list[tuple[int, list[str | None]]]]:
+    """The file's rows numbered from 1 (blank lines are not rows), `chunk_rows` at a time."""
+    chunk: list[tuple[int, list[str | None]]] = []
+    row_no = 0
+    for values in rows:
+        if not values or all(v in (None, "") for v in values):
+            continue
+        row_no += 1
+        chunk.append((row_no, values))
+        if len(chunk) >= chunk_rows:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def import_file(
     url: str,
     path: str | Path,
@@ -466,47 +533,15 @@ def import_file(
     rejected_out = RejectedWriter(Path(rejected_path) if rejected_path else None, header)
 
     with psycopg.connect(libpq_url(url)) as conn:
-        catalogue = Catalogue.load(conn)
-        gazetteer = Gazetteer.load(conn)
-        conn.execute(SETTLE_ABANDONED_SQL)
-        batch_id = conn.execute(
-            "INSERT INTO intake_batch (source, file_name, file_sha256, mapping, crs, owner_user_id, owner_scope) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (source, file_name or path.name, file_sha256(path),
-             json.dumps({f: header[i] for f, i in columns.items()}, ensure_ascii=False), default_crs,
-             owner_user_id, owner_scope),
-        ).fetchone()[0]
-        # held by this session until it ends, however it ends: taken before the row is visible to anyone
-        conn.execute("SELECT pg_advisory_lock(%s, %s)", (BATCH_LOCK_CLASS, batch_id))
-        conn.commit()
+        catalogue, gazetteer = Catalogue.load(conn), Gazetteer.load(conn)
+        batch_id = _open_batch(conn, path, source, file_name, header, columns, default_crs, owner_user_id,
+                               owner_scope)
         report = ImportReport(batch_id=batch_id, rejected_file=str(rejected_path) if rejected_path else None)
-        located: list[Locator] = []
-
-        def locator() -> Locator:
-            # loaded on the first large chunk only: small imports never pay for the city's polygons
-            if not located:
-                started = perf_counter()
-                located.append(Locator(conn))
-                report.seconds["loading polygons"] = perf_counter() - started
-            return located[0]
-
+        context = _ImportContext(conn, header, columns, unmapped, source, default_crs, catalogue, gazetteer, report,
+                                 rejected_out)
         try:
-            chunk: list[tuple[int, list[str | None]]] = []
-            row_no = 0
-            for values in rows:
-                if not values or all(v in (None, "") for v in values):
-                    continue  # blank lines are not rows
-                row_no += 1
-                chunk.append((row_no, values))
-                if len(chunk) >= chunk_rows:
-                    _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue,
-                                  gazetteer, report, rejected_out, locator)
-                    if progress:
-                        progress(len(chunk))
-                    chunk = []
-            if chunk:
-                _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue, gazetteer,
-                              report, rejected_out, locator)
+            for chunk in _chunks(rows, chunk_rows):
+                _import_chunk(context, chunk)
                 if progress:
                     progress(len(chunk))
             conn.execute("UPDATE intake_batch SET state = 'done', finished_at = now() WHERE id = %s", (batch_id,))
@@ -526,10 +561,11 @@ def import_file(
     return report
 
 
-def _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, catalogue, gazetteer, report,
-                  rejected_out, locator=None) -> None:
-    started = perf_counter()
-    width = len(header)
+def _prepare(context: _ImportContext, chunk: list[tuple[int, list[str | None]]]
+             ) -> tuple[list[tuple[int, dict, dict]], list[tuple[int, str, dict]]]:
+    """The chunk's rows as (row_no, canonical fields, unmapped columns), and those with more fields than the
+    header (rejected)."""
+    width = len(context.header)
     prepared = []
     malformed: list[tuple[int, str, dict]] = []
     for row_no, values in chunk:
@@ -537,32 +573,42 @@ def _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, c
             malformed.append((row_no, f"row has {len(values)} fields, the header has {width}",
                               {f"column_{i + 1}": v for i, v in enumerate(values)}))
             continue
-        fields = {name: (values[index] if index < len(values) else None) for name, index in columns.items()}
-        extra = {name: values[index] for index, name in unmapped if index < len(values) and values[index] not in (
-            None, "")}
+        fields = {name: (values[index] if index < len(values) else None) for name, index in context.columns.items()}
+        extra = {name: values[index] for index, name in context.unmapped
+                 if index < len(values) and values[index] not in (None, "")}
         prepared.append((row_no, fields, extra))
-    result = normalise_rows(prepared, source=source, default_crs=default_crs, catalogue=catalogue,
-                            gazetteer=gazetteer, batch_id=report.batch_id)
+    return prepared, malformed
+
+
+BATCH_COUNTERS_SQL = """
+UPDATE intake_batch SET rows_read = rows_read + %s, imported = imported + %s, duplicates = duplicates + %s,
+    rejected = rejected + %s,
+    placements = (SELECT coalesce(jsonb_object_agg(key, total), '{}') FROM (
+        SELECT key, sum(value::int) AS total FROM (
+            SELECT * FROM jsonb_each_text(placements) UNION ALL SELECT * FROM jsonb_each_text(%s::jsonb)) a
+        GROUP BY key) b)
+WHERE id = %s"""
+"""A chunk's counts added to its batch (rows read, imported, duplicates, rejected, placements)."""
+
+
+def _import_chunk(context: _ImportContext, chunk: list[tuple[int, list[str | None]]]) -> None:
+    """Normalise, place and store one chunk in one transaction, and add its counts to the batch and the report."""
+    report, conn = context.report, context.conn
+    started = perf_counter()
+    prepared, malformed = _prepare(context, chunk)
+    result = normalise_rows(prepared, source=context.source, default_crs=context.default_crs,
+                            catalogue=context.catalogue, gazetteer=context.gazetteer, batch_id=report.batch_id)
     rejected = malformed + result.rejected
-    staged = result.staged
-    staged_count = len(staged["row_no"])
-    report.seconds["normalising"] = (report.seconds.get("normalising", 0.0)
-                                     + perf_counter() - started)
+    staged_count = len(result.staged["row_no"])
+    report.seconds["normalising"] = report.seconds.get("normalising", 0.0) + perf_counter() - started
     with conn.transaction():
-        placements, linked = (store_staged(conn, staged, result.address_rows, locator, report.seconds)
+        placements, linked = (store_staged(conn, result.staged, result.address_rows, context.locator, report.seconds)
                               if staged_count else ({}, 0))
         _write_rejected(conn, report.batch_id, rejected)
         imported = sum(placements.values())
         duplicates = staged_count - imported
-        conn.execute(
-            "UPDATE intake_batch SET rows_read = rows_read + %s, imported = imported + %s, "
-            "duplicates = duplicates + %s, rejected = rejected + %s, "
-            "placements = (SELECT coalesce(jsonb_object_agg(key, total), '{}') FROM ("
-            "  SELECT key, sum(value::int) AS total FROM ("
-            "    SELECT * FROM jsonb_each_text(placements) UNION ALL SELECT * FROM jsonb_each_text(%s::jsonb)) a"
-            "  GROUP BY key) b) WHERE id = %s",
-            (len(chunk), imported, duplicates, len(rejected), json.dumps(placements), report.batch_id),
-        )
+        conn.execute(BATCH_COUNTERS_SQL, (len(chunk), imported, duplicates, len(rejected), json.dumps(placements),
+                                          report.batch_id))
     conn.commit()
     report.rows_read += len(chunk)
     report.imported += imported
@@ -572,4 +618,4 @@ def _import_chunk(conn, chunk, header, columns, unmapped, source, default_crs, c
     for key, value in placements.items():
         report.placements[key] = report.placements.get(key, 0) + value
     by_row = dict(chunk)
-    rejected_out.write([(row_no, reason, by_row[row_no]) for row_no, reason, _ in sorted(rejected)])
+    context.rejected_out.write([(row_no, reason, by_row[row_no]) for row_no, reason, _ in sorted(rejected)])

@@ -150,6 +150,152 @@ def derived_key(parts: list) -> str:
     return "h:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
+STAGED_FIELDS = ("row_no", "source", "external_id", "category_code", "description", "address", "reported_at",
+                 "local_day", "lon", "lat", "original_x", "original_y", "original_crs", "match_level",
+                 "match_score", "addr_level", "addr_street", "addr_community", "addr_compound", "building_code",
+                 "reporter_name", "reporter_phone", "review_reason", "batch_id", "extra", "_building_number")
+"""The columns of `Normalised.staged` (`_building_number` is the importer's, not staged)."""
+
+
+@dataclass
+class _Points:
+    """The coordinates of a chunk: as given (x, y, system), converted to storage (lon, lat), and per row the
+    problem that rejects it. A row without a point has no system."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    systems: list[str | None]
+    problems: list[str | None]
+    lons: np.ndarray
+    lats: np.ndarray
+    ok: np.ndarray
+
+
+def _given_point(fields: dict[str, str | None], default_crs: str) -> tuple[float, float, str] | str | None:
+    """One row's point as (x, y, system), the reason it cannot be read, or None when it has none."""
+    x, y = _number(fields.get("x")), _number(fields.get("y"))
+    combined = (fields.get("coordinates") or "").strip()
+    if x is None and y is None and combined:
+        parts = re.split(r"[,，;\s]+", combined)
+        if len(parts) != 2:
+            return f"coordinates {combined!r} are not two numbers"
+        x, y = _number(parts[0]), _number(parts[1])
+    if x is None and y is None:
+        return None
+    if x is None or y is None:
+        return "only one of the two coordinates is given"
+    if math.isnan(x) or math.isnan(y) or math.isinf(x) or math.isinf(y):
+        return f"coordinates ({fields.get('x') or combined}, {fields.get('y') or ''}) are not numbers"
+    if x == 0 and y == 0:
+        return None  # (0, 0) is how many systems write "no coordinates"
+    try:
+        return x, y, crs_module.normalise_crs(fields.get("crs") or default_crs)
+    except InvalidInput as error:
+        return str(error)
+
+
+def _points(rows: list, default_crs: str) -> _Points:
+    """The chunk's points, grouped by system so each group converts in one vectorised call."""
+    xs, ys = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    systems: list[str | None] = [None] * len(rows)
+    problems: list[str | None] = [None] * len(rows)
+    for i, (_, fields, _) in enumerate(rows):
+        given = _given_point(fields, default_crs)
+        if isinstance(given, str):
+            problems[i] = given
+        elif given is not None:
+            xs[i], ys[i], systems[i] = given
+    lons, lats = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    for system in {s for s in systems if s}:
+        index = np.array([i for i, s in enumerate(systems) if s == system])
+        lons[index], lats[index] = crs_module.to_storage(xs[index], ys[index], system, check=False)
+    return _Points(xs, ys, systems, problems, lons, lats, crs_module.storage_coordinates_ok(lons, lats))
+
+
+def _category(fields: dict, description: str, catalogue: Catalogue) -> tuple[str, dict] | str:
+    """The row's category code and notes on how it was found, or the reason it has none."""
+    label = (fields.get("category") or "").strip()
+    category = catalogue.lookup(label)
+    if category is not None:
+        return category, {}
+    category = catalogue.infer(description)
+    if category is None:
+        return (f"unknown category {label!r} and none recognisable in the text" if label
+                else "no category and none recognisable in the text")
+    notes = {"category_inferred_from_text": True}
+    if label:
+        notes["category_given"] = label
+    return category, notes
+
+
+def _checked(fields: dict, reported_at: datetime | None, points: _Points, i: int, catalogue: Catalogue,
+             now: datetime) -> tuple[str, str, dict] | str:
+    """(description, category, notes) of a row that can be staged, or the reason it is rejected."""
+    description = (fields.get("description") or "").strip()
+    if not description:
+        return "no complaint text (description)"
+    if reported_at is None:
+        given = (fields.get("reported_at") or "").strip()
+        return f"reported time {given!r} cannot be read" if given else "no reported time"
+    problem = time_problem(reported_at, "受理时间（reported_at）", now)
+    if problem:
+        return problem
+    category = _category(fields, description, catalogue)
+    if isinstance(category, str):
+        return category
+    if points.problems[i]:
+        return points.problems[i]
+    if points.systems[i] is not None and not points.ok[i]:
+        return (f"coordinates ({points.xs[i]}, {points.ys[i]}) in {points.systems[i]} "
+                "do not give a point on the earth")
+    return description, *category
+
+
+def _external_id(fields: dict, reported_at: datetime, category: str, description: str, address: str | None) -> str:
+    """The row's ticket number, or a key derived from its content."""
+    external_id = (fields.get("external_id") or "").strip() or None
+    if external_id is not None:
+        return external_id
+    return derived_key([reported_at.isoformat(), category, normalise_text(description), normalise_text(address),
+                        fields.get("x"), fields.get("y"), fields.get("coordinates"),
+                        (fields.get("reporter_phone") or "").strip()])
+
+
+def _staged_row(fields: dict, reported_at: datetime, description: str, category: str, points: _Points, i: int,
+                match, address: str | None) -> dict:
+    """The stage values of one accepted row (without row_no, source, batch_id and extra)."""
+    has_point = points.systems[i] is not None
+    return {
+        "external_id": _external_id(fields, reported_at, category, description, address),
+        "category_code": category, "description": description, "address": address,
+        "reported_at": reported_at.isoformat(),
+        "local_day": reported_at.astimezone(LOCAL_ZONE).date().isoformat(),
+        "lon": float(points.lons[i]) if has_point else None, "lat": float(points.lats[i]) if has_point else None,
+        "original_x": float(points.xs[i]) if has_point else None,
+        "original_y": float(points.ys[i]) if has_point else None,
+        "original_crs": points.systems[i],
+        "match_level": "coordinates" if has_point else match.level,
+        "match_score": 1.0 if has_point else match.score,
+        "addr_level": match.level if (address or not has_point) else None,
+        "addr_street": match.street_code, "addr_community": match.community_code,
+        "addr_compound": match.compound_code, "building_code": None,
+        "reporter_name": (fields.get("reporter_name") or "").strip() or None,
+        "reporter_phone": (fields.get("reporter_phone") or "").strip() or None,
+        "review_reason": None if has_point else match.review_reason,
+        "_building_number": match.building_number,
+    }
+
+
+def _extra(extra: dict, notes: dict, match, has_point: bool) -> str | None:
+    """The row's unmapped columns and notes on how it was read, as JSON."""
+    extras = {**extra, **notes}
+    if match.notes and not has_point:
+        extras["geocoding_notes"] = match.notes
+    if match.candidates and not has_point and not match.auto:
+        extras["geocoding_candidates"] = match.candidates  # ranked, for the person who places it
+    return json.dumps(extras, ensure_ascii=False) if extras else None
+
+
 def normalise_rows(
     rows: list[tuple[int, dict[str, str | None], dict[str, str]]],
     *,
@@ -162,132 +308,24 @@ def normalise_rows(
 ) -> Normalised:
     """Normalise a chunk of (row_no, canonical fields, unmapped columns) into staged rows and rejections."""
     now = now or datetime.now(timezone.utc)
-    out = Normalised()
-    staged = out.staged
-    for name in ("row_no", "source", "external_id", "category_code", "description", "address", "reported_at",
-                 "local_day", "lon", "lat", "original_x", "original_y", "original_crs", "match_level",
-                 "match_score", "addr_level", "addr_street", "addr_community", "addr_compound", "building_code",
-                 "reporter_name", "reporter_phone", "review_reason", "batch_id", "extra", "_building_number"):
-        staged[name] = []
+    out = Normalised(staged={name: [] for name in STAGED_FIELDS})
     times = parse_times([fields.get("reported_at") for _, fields, _ in rows])
-
-    # Coordinates, grouped by system so each group converts in one vectorised call.
-    xs = np.full(len(rows), np.nan)
-    ys = np.full(len(rows), np.nan)
-    systems: list[str | None] = [None] * len(rows)
-    problems: list[str | None] = [None] * len(rows)
-    for i, (_, fields, _) in enumerate(rows):
-        x, y = _number(fields.get("x")), _number(fields.get("y"))
-        combined = (fields.get("coordinates") or "").strip()
-        if x is None and y is None and combined:
-            parts = re.split(r"[,，;\s]+", combined)
-            if len(parts) == 2:
-                x, y = _number(parts[0]), _number(parts[1])
-            else:
-                problems[i] = f"coordinates {combined!r} are not two numbers"
-                continue
-        if x is None and y is None:
-            continue
-        if x is None or y is None:
-            problems[i] = "only one of the two coordinates is given"
-            continue
-        if math.isnan(x) or math.isnan(y) or math.isinf(x) or math.isinf(y):
-            problems[i] = f"coordinates ({fields.get('x') or combined}, {fields.get('y') or ''}) are not numbers"
-            continue
-        if x == 0 and y == 0:
-            continue  # (0, 0) is how many systems write "no coordinates"
-        try:
-            systems[i] = crs_module.normalise_crs(fields.get("crs") or default_crs)
-        except InvalidInput as error:
-            problems[i] = str(error)
-            continue
-        xs[i], ys[i] = x, y
-    lons = np.full(len(rows), np.nan)
-    lats = np.full(len(rows), np.nan)
-    for system in {s for s in systems if s}:
-        index = np.array([i for i, s in enumerate(systems) if s == system])
-        lon, lat = crs_module.to_storage(xs[index], ys[index], system, check=False)
-        lons[index], lats[index] = lon, lat
-    ok = crs_module.storage_coordinates_ok(lons, lats)
-
+    points = _points(rows, default_crs)
     for i, (row_no, fields, extra) in enumerate(rows):
-        raw = {**{k: v for k, v in fields.items() if v not in (None, "")}, **extra}
-
-        def reject(reason: str) -> None:
-            out.rejected.append((row_no, reason, raw))
-
-        description = (fields.get("description") or "").strip()
-        if not description:
-            reject("no complaint text (description)")
+        checked = _checked(fields, times[i], points, i, catalogue, now)
+        if isinstance(checked, str):
+            out.rejected.append((row_no, checked, {**{k: v for k, v in fields.items() if v not in (None, "")},
+                                                   **extra}))
             continue
-        reported_at = times[i]
-        if reported_at is None:
-            given = (fields.get("reported_at") or "").strip()
-            reject(f"reported time {given!r} cannot be read" if given else "no reported time")
-            continue
-        problem = time_problem(reported_at, "受理时间（reported_at）", now)
-        if problem:
-            reject(problem)
-            continue
-        label = (fields.get("category") or "").strip()
-        category = catalogue.lookup(label)
-        notes = {}
-        if category is None:
-            category = catalogue.infer(description)
-            if category is None:
-                reject(f"unknown category {label!r} and none recognisable in the text" if label
-                       else "no category and none recognisable in the text")
-                continue
-            notes["category_inferred_from_text"] = True
-            if label:
-                notes["category_given"] = label
-        if problems[i]:
-            reject(problems[i])
-            continue
-        has_point = systems[i] is not None
-        if has_point and not ok[i]:
-            reject(f"coordinates ({xs[i]}, {ys[i]}) in {systems[i]} do not give a point on the earth")
-            continue
-
+        description, category, notes = checked
+        has_point = points.systems[i] is not None
         address = (fields.get("address") or "").strip() or None
         # Hotline content often carries the address ("…三里社区3号楼2单元厨房漏水"): use it when the address is empty.
         match = gazetteer.match(address or (description if not has_point else None))
-        external_id = (fields.get("external_id") or "").strip() or None
-        if external_id is None:
-            external_id = derived_key([reported_at.isoformat(), category, normalise_text(description),
-                                       normalise_text(address), fields.get("x"), fields.get("y"),
-                                       fields.get("coordinates"), (fields.get("reporter_phone") or "").strip()])
-        staged["row_no"].append(row_no)
-        staged["source"].append(source)
-        staged["external_id"].append(external_id)
-        staged["category_code"].append(category)
-        staged["description"].append(description)
-        staged["address"].append(address)
-        staged["reported_at"].append(reported_at.isoformat())
-        staged["local_day"].append(reported_at.astimezone(LOCAL_ZONE).date().isoformat())
-        staged["lon"].append(float(lons[i]) if has_point else None)
-        staged["lat"].append(float(lats[i]) if has_point else None)
-        staged["original_x"].append(float(xs[i]) if has_point else None)
-        staged["original_y"].append(float(ys[i]) if has_point else None)
-        staged["original_crs"].append(systems[i])
-        staged["match_level"].append("coordinates" if has_point else match.level)
-        staged["match_score"].append(1.0 if has_point else match.score)
-        staged["addr_level"].append(match.level if (address or not has_point) else None)
-        staged["addr_street"].append(match.street_code)
-        staged["addr_community"].append(match.community_code)
-        staged["addr_compound"].append(match.compound_code)
-        staged["building_code"].append(None)
-        staged["reporter_name"].append((fields.get("reporter_name") or "").strip() or None)
-        staged["reporter_phone"].append((fields.get("reporter_phone") or "").strip() or None)
-        staged["review_reason"].append(None if has_point else match.review_reason)
-        staged["batch_id"].append(batch_id)
-        extras = {**extra, **notes}
-        if match.notes and not has_point:
-            extras["geocoding_notes"] = match.notes
-        if match.candidates and not has_point and not match.auto:
-            extras["geocoding_candidates"] = match.candidates  # ranked, for the person who places it
-        staged["extra"].append(json.dumps(extras, ensure_ascii=False) if extras else None)
-        staged["_building_number"].append(match.building_number)
+        row = _staged_row(fields, times[i], description, category, points, i, match, address)
+        row.update(row_no=row_no, source=source, batch_id=batch_id, extra=_extra(extra, notes, match, has_point))
+        for name in STAGED_FIELDS:
+            out.staged[name].append(row[name])
         if not has_point and match.compound_code is not None:
-            out.address_rows.append(len(staged["row_no"]) - 1)
+            out.address_rows.append(len(out.staged["row_no"]) - 1)
     return out

@@ -15,12 +15,16 @@ A batch runs in steps within its transaction: inside hits, then snapping of the 
 stores. Large batches are joined polygons-outer (`CROSS JOIN LATERAL (... OFFSET 0)` over a GiST index built on
 the staged points after the COPY), small ones points-outer through the polygons' GiST index: each is the fast
 plan for its size. A single request (Open311) is one statement with index look-ups only (`one_request_sql`).
+
+Each statement is written in the parameter style of the one path that runs it: the batch statements run on
+psycopg (bulk work, beside its COPY) and use `%(name)s`; the request statement runs on async SQLAlchemy and
+uses `:name`. The two fragments both paths share (`review_reason_sql`, `address_points_sql`) hold no placeholder
+of their own: the caller hands in its placeholder, so nothing is ever converted from one style to the other.
 """
 
 from __future__ import annotations
 
 import math
-import re
 
 from gis.tickets.models import FINAL_SQL
 
@@ -125,9 +129,9 @@ FROM (SELECT u.row_no, m.id, m.code, m.grid_code, m.compound_code,
              ST_Distance(m.geom::geography, u.geom::geography, false) AS snap_m
       FROM micro_grid m CROSS JOIN LATERAL (
           SELECT u.row_no, u.geom, u.local_day FROM intake_unplaced u
-          WHERE u.geom && ST_Expand(m.geom, CAST(:snap_deg AS float8)) OFFSET 0) u
+          WHERE u.geom && ST_Expand(m.geom, CAST(%(snap_deg)s AS float8)) OFFSET 0) u
       WHERE m.valid_from <= u.local_day AND (m.valid_to IS NULL OR m.valid_to > u.local_day)) c
-WHERE c.snap_m <= CAST(:snap_m AS float8)
+WHERE c.snap_m <= CAST(%(snap_m)s AS float8)
 ORDER BY c.row_no, c.snap_m, c.code"""
     return f"""
 INSERT INTO intake_placed ({PLACED_COLUMNS})
@@ -136,10 +140,10 @@ FROM intake_unplaced u CROSS JOIN LATERAL (
     SELECT m.id AS micro_grid_id, m.code AS micro_grid_code, m.grid_code, m.compound_code,
            ST_Distance(m.geom::geography, u.geom::geography, false) AS snap_m
     FROM micro_grid m
-    WHERE m.geom && ST_Expand(u.geom, CAST(:snap_deg AS float8))
+    WHERE m.geom && ST_Expand(u.geom, CAST(%(snap_deg)s AS float8))
       AND m.valid_from <= u.local_day AND (m.valid_to IS NULL OR m.valid_to > u.local_day)
     ORDER BY 5, m.code LIMIT 1) n
-WHERE n.snap_m <= CAST(:snap_m AS float8)"""
+WHERE n.snap_m <= CAST(%(snap_m)s AS float8)"""
 
 
 def store_sql(src: str, polygons_outer: bool, buildings_resolved: bool = False) -> str:
@@ -178,7 +182,7 @@ intake AS (
     INSERT INTO complaint_intake (complaint_id, batch_id, row_number, token, api_key_id, match_score,
         snap_distance_m, review_reason, address_check, attributes, extra)
     SELECT i.id, s.batch_id, s.row_no, s.token, s.api_key_id, s.match_score, p.snap_m,
-        {REVIEW_REASON_SQL},
+        {review_reason_sql("%(snap_m)s")},
         {ADDRESS_CHECK_SQL},
         s.attributes, s.extra
     FROM ins i JOIN {src} s ON s.source = i.source AND s.external_id = i.external_id
@@ -189,14 +193,16 @@ SELECT placement, count(*) FROM ins GROUP BY placement
 """
 
 
-REVIEW_REASON_SQL = """CASE WHEN i.placement = 'review' THEN coalesce(s.review_reason, CASE
+def review_reason_sql(snap_m: str) -> str:
+    """Why a stored row (`i`, from staged row `s`) awaits placement by hand. `snap_m` is the placeholder of the
+    snap tolerance in the style of the statement the fragment goes into (`%(snap_m)s` or `:snap_m`)."""
+    return f"""CASE WHEN i.placement = 'review' THEN coalesce(s.review_reason, CASE
             WHEN s.geom IS NOT NULL THEN 'outside every micro-grid, beyond the snap tolerance of '
-                 || round(CAST(:snap_m AS float8))::text || ' m'
+                 || round(CAST({snap_m} AS float8))::text || ' m'
             WHEN s.addr_level IN ('community', 'street') THEN 'the address resolves only to a '
                  || s.addr_level || '; place it by hand'
             WHEN s.address IS NOT NULL THEN 'the address does not resolve to a place'
             ELSE 'no coordinates and no address' END) END"""
-"""Why a stored row (`i`, from staged row `s`) awaits placement by hand."""
 
 ADDRESS_CHECK_SQL = """CASE WHEN s.match_level = 'coordinates' AND s.address IS NOT NULL THEN CASE
             WHEN s.addr_level IS NULL OR s.addr_level = 'none' THEN 'unresolved'
@@ -271,10 +277,11 @@ FROM complaint n CROSS JOIN LATERAL (
     -- The box alone picks the candidates through the GiST index (OFFSET 0 keeps the other conditions out of
     -- that scan, where a bitmap AND with the time index would read thousands of entries per complaint).
     FROM (SELECT c.id, c.category_code, c.reported_at, c.geom FROM complaint c
-          WHERE c.geom && ST_Expand(n.geom, CAST(:radius_deg AS float8)) OFFSET 0) c
+          WHERE c.geom && ST_Expand(n.geom, CAST(%(radius_deg)s AS float8)) OFFSET 0) c
     WHERE c.category_code = n.category_code AND c.id <> n.id
-      AND c.reported_at BETWEEN n.reported_at - make_interval(days => CAST(:window_days AS int)) AND n.reported_at
-      AND ST_DWithin(c.geom::geography, n.geom::geography, CAST(:radius_m AS float8), false)
+      AND c.reported_at BETWEEN n.reported_at - make_interval(days => CAST(%(window_days)s AS int))
+                        AND n.reported_at
+      AND ST_DWithin(c.geom::geography, n.geom::geography, CAST(%(radius_m)s AS float8), false)
       AND (c.reported_at < n.reported_at OR c.id < n.id)
       {open_filter}
     ORDER BY c.reported_at, c.id LIMIT 1) d
@@ -287,9 +294,12 @@ DUPLICATE_KEYS_SQL = """
 INSERT INTO intake_dup_key (id, category_code, reported_at, geom, kx, ky, kt)
 SELECT n.id, n.category_code, n.reported_at, n.geom, n.cx + dx, n.cy + dy, n.ct + dt
 FROM (SELECT c.id, c.category_code, c.reported_at, c.geom,
-             floor((ST_X(c.geom) - CAST(:radius_deg AS float8)) / (2 * CAST(:radius_deg AS float8)))::bigint AS cx,
-             floor((ST_Y(c.geom) - CAST(:radius_deg AS float8)) / (2 * CAST(:radius_deg AS float8)))::bigint AS cy,
-             floor(extract(epoch FROM c.reported_at)::float8 / 86400.0 / CAST(:window_days AS int))::bigint AS ct
+             floor((ST_X(c.geom) - CAST(%(radius_deg)s AS float8))
+                   / (2 * CAST(%(radius_deg)s AS float8)))::bigint AS cx,
+             floor((ST_Y(c.geom) - CAST(%(radius_deg)s AS float8))
+                   / (2 * CAST(%(radius_deg)s AS float8)))::bigint AS cy,
+             floor(extract(epoch FROM c.reported_at)::float8 / 86400.0
+                   / CAST(%(window_days)s AS int))::bigint AS ct
       FROM complaint c JOIN (SELECT DISTINCT id FROM intake_new) i ON i.id = c.id
       WHERE c.geom IS NOT NULL) n,
      -- The box is exactly one cell wide, so it spans the cell of its low end and the next one.
@@ -306,13 +316,13 @@ def duplicates_batch_sql(open_filter: str) -> str:
     index probe per new complaint. Parameters: radius_m, radius_deg, window_days."""
     return f"""
 WITH span AS (
-    SELECT min(reported_at) - make_interval(days => CAST(:window_days AS int)) AS low, max(reported_at) AS high,
+    SELECT min(reported_at) - make_interval(days => CAST(%(window_days)s AS int)) AS low, max(reported_at) AS high,
            array_agg(DISTINCT category_code) AS categories FROM intake_dup_key),
 old AS (
     SELECT c.id, c.category_code, c.reported_at, c.geom,
-           floor(ST_X(c.geom) / (2 * CAST(:radius_deg AS float8)))::bigint AS kx,
-           floor(ST_Y(c.geom) / (2 * CAST(:radius_deg AS float8)))::bigint AS ky,
-           floor(extract(epoch FROM c.reported_at)::float8 / 86400.0 / CAST(:window_days AS int))::bigint AS kt
+           floor(ST_X(c.geom) / (2 * CAST(%(radius_deg)s AS float8)))::bigint AS kx,
+           floor(ST_Y(c.geom) / (2 * CAST(%(radius_deg)s AS float8)))::bigint AS ky,
+           floor(extract(epoch FROM c.reported_at)::float8 / 86400.0 / CAST(%(window_days)s AS int))::bigint AS kt
     FROM complaint c, span
     WHERE c.reported_at BETWEEN span.low AND span.high AND c.category_code = ANY(span.categories)
       AND c.geom IS NOT NULL)
@@ -322,29 +332,17 @@ SELECT DISTINCT ON (n.id) n.id, c.id, ST_Distance(c.geom::geography, n.geom::geo
 FROM intake_dup_key n
 JOIN old c ON c.category_code = n.category_code AND c.kx = n.kx AND c.ky = n.ky AND c.kt = n.kt
 WHERE c.id <> n.id
-  AND c.reported_at BETWEEN n.reported_at - make_interval(days => CAST(:window_days AS int)) AND n.reported_at
+  AND c.reported_at BETWEEN n.reported_at - make_interval(days => CAST(%(window_days)s AS int))
+                        AND n.reported_at
   AND (c.reported_at < n.reported_at OR c.id < n.id)
-  AND ST_DWithin(c.geom::geography, n.geom::geography, CAST(:radius_m AS float8), false)
+  AND ST_DWithin(c.geom::geography, n.geom::geography, CAST(%(radius_m)s AS float8), false)
   {open_filter}
 ORDER BY n.id, c.reported_at, c.id
 ON CONFLICT DO NOTHING
 """
 
 
-def one_request_sql(open_filter: str) -> str:
-    """One statement for one request (Open311 POST): check the API key and the category, place the point,
-    store the complaint, its intake facts and parties, and link a possible duplicate, in a single round trip.
-
-    Nothing is stored unless the key is valid and the category active; the answer row says which failed
-    (key_id or category_name NULL). Parameters: the stage columns, key_hash, snap_m, snap_deg, radius_m,
-    radius_deg, window_days. Each lookup goes through an index (a few rows read), so the statement costs
-    about the same on a city of a million complaints as on an empty one."""
-    return f"""
-WITH key AS (SELECT id FROM open311_api_key WHERE key_sha256 = CAST(:key_hash AS text) AND revoked_at IS NULL),
-cat AS (SELECT code, name_zh FROM category WHERE code = CAST(:category_code AS text) AND active),
-s AS MATERIALIZED (SELECT r.*, key.id AS key_id, cat.name_zh AS category_name
-                   FROM {one_row_source()} r CROSS JOIN key CROSS JOIN cat),
-hit AS MATERIALIZED (
+_REQUEST_PLACE_CTES = f"""hit AS MATERIALIZED (
     SELECT m.id AS micro_grid_id, m.code AS micro_grid_code, m.grid_code, m.compound_code,
            'inside'::text AS placement, NULL::float8 AS snap_m
     FROM s JOIN micro_grid m ON ST_Intersects(m.geom, s.geom) AND {_VALID.format(t='m')}
@@ -365,7 +363,48 @@ placed AS MATERIALIZED (
 bld AS MATERIALIZED (
     SELECT b.code AS building_code FROM s JOIN building b
         ON s.building_code IS NULL AND ST_Intersects(b.geom, s.geom) AND {_VALID.format(t='b')}
-    ORDER BY b.code LIMIT 1),
+    ORDER BY b.code LIMIT 1),"""
+"""The request's placement: inside its micro-grid, else snapped to the nearest one within the tolerance,
+and the building it lies in."""
+
+
+def _request_duplicate_ctes(open_filter: str) -> str:
+    """The request's link to the earliest open complaint of its category within the radius and the window."""
+    return f"""near AS MATERIALIZED (
+    -- The box alone picks the candidates through the GiST index; category and time are checked on those few
+    -- rows (a bitmap AND with the category or time index would read thousands of index entries instead).
+    SELECT c.id, c.category_code, c.reported_at, c.geom FROM ins i JOIN complaint c
+        ON c.geom && ST_Expand(i.geom, CAST(:radius_deg AS float8))),
+dup AS (
+    INSERT INTO complaint_duplicate (complaint_id, duplicate_of_id, distance_m, hours_apart)
+    SELECT i.id, d.id, d.distance_m, extract(epoch FROM i.reported_at - d.reported_at) / 3600.0
+    FROM ins i CROSS JOIN LATERAL (
+        SELECT c.id, c.reported_at, ST_Distance(c.geom::geography, i.geom::geography, false) AS distance_m
+        FROM near c
+        WHERE c.category_code = i.category_code AND c.id <> i.id
+          AND c.reported_at BETWEEN i.reported_at - make_interval(days => CAST(:window_days AS int))
+                                AND i.reported_at
+          AND (c.reported_at < i.reported_at OR c.id < i.id)
+          AND ST_DWithin(c.geom::geography, i.geom::geography, CAST(:radius_m AS float8), false)
+          {open_filter}
+        ORDER BY c.reported_at, c.id LIMIT 1) d
+    ON CONFLICT DO NOTHING)"""
+
+
+def one_request_sql(open_filter: str) -> str:
+    """One statement for one request (Open311 POST): check the API key and the category, place the point,
+    store the complaint, its intake facts and parties, and link a possible duplicate, in a single round trip.
+
+    Nothing is stored unless the key is valid and the category active; the answer row says which failed
+    (key_id or category_name NULL). Parameters: the stage columns, key_hash, snap_m, snap_deg, radius_m,
+    radius_deg, window_days. Each lookup goes through an index (a few rows read), so the statement costs
+    about the same on a city of a million complaints as on an empty one."""
+    return f"""
+WITH key AS (SELECT id FROM open311_api_key WHERE key_sha256 = CAST(:key_hash AS text) AND revoked_at IS NULL),
+cat AS (SELECT code, name_zh FROM category WHERE code = CAST(:category_code AS text) AND active),
+s AS MATERIALIZED (SELECT r.*, key.id AS key_id, cat.name_zh AS category_name
+                   FROM {one_row_source()} r CROSS JOIN key CROSS JOIN cat),
+{_REQUEST_PLACE_CTES}
 ins AS (
     INSERT INTO complaint (source, external_id, category_code, description, address, reported_at, geom,
         original_x, original_y, original_crs, match_level, placement, micro_grid_id, micro_grid_code, grid_code,
@@ -385,31 +424,14 @@ intake AS (
     INSERT INTO complaint_intake (complaint_id, batch_id, row_number, token, api_key_id, match_score,
         snap_distance_m, review_reason, address_check, attributes, extra)
     SELECT i.id, s.batch_id, s.row_no, s.token, s.key_id, s.match_score, p.snap_m,
-        {REVIEW_REASON_SQL},
+        {review_reason_sql(":snap_m")},
         {ADDRESS_CHECK_SQL},
         s.attributes, s.extra
     FROM ins i CROSS JOIN s LEFT JOIN placed p ON true),
 party AS ({party_insert("ins", per_row=True)}),
-near AS MATERIALIZED (
-    -- The box alone picks the candidates through the GiST index; category and time are checked on those few
-    -- rows (a bitmap AND with the category or time index would read thousands of index entries instead).
-    SELECT c.id, c.category_code, c.reported_at, c.geom FROM ins i JOIN complaint c
-        ON c.geom && ST_Expand(i.geom, CAST(:radius_deg AS float8))),
-dup AS (
-    INSERT INTO complaint_duplicate (complaint_id, duplicate_of_id, distance_m, hours_apart)
-    SELECT i.id, d.id, d.distance_m, extract(epoch FROM i.reported_at - d.reported_at) / 3600.0
-    FROM ins i CROSS JOIN LATERAL (
-        SELECT c.id, c.reported_at, ST_Distance(c.geom::geography, i.geom::geography, false) AS distance_m
-        FROM near c
-        WHERE c.category_code = i.category_code AND c.id <> i.id
-          AND c.reported_at BETWEEN i.reported_at - make_interval(days => CAST(:window_days AS int))
-                                AND i.reported_at
-          AND (c.reported_at < i.reported_at OR c.id < i.id)
-          AND ST_DWithin(c.geom::geography, i.geom::geography, CAST(:radius_m AS float8), false)
-          {open_filter}
-        ORDER BY c.reported_at, c.id LIMIT 1) d
-    ON CONFLICT DO NOTHING)
-SELECT (SELECT id FROM key) AS key_id, (SELECT name_zh FROM cat) AS category_name, i.id, i.placement
+{_request_duplicate_ctes(open_filter)}
+SELECT (SELECT id FROM key) AS key_id, (SELECT name_zh FROM cat) AS category_name, i.id,
+       i.placement
 FROM (SELECT 1) one LEFT JOIN ins i ON true
 """
 
@@ -419,10 +441,14 @@ CLOSED_TICKET_FILTER = (
     f"AND t.state IN {FINAL_SQL})"
 )
 
-ADDRESS_POINTS_SQL = """
+def address_points_sql(compounds: str, numbers: str) -> str:
+    """Representative points of (compound, building number) pairs: the building's point on surface when the
+    building exists, else the compound's. `compounds` and `numbers` are the placeholders of the two arrays in the
+    caller's style."""
+    return f"""
 SELECT q.key, coalesce(b.code, NULL) AS building_code,
        ST_X(coalesce(b.pt, c.pt)) AS lon, ST_Y(coalesce(b.pt, c.pt)) AS lat
-FROM unnest(CAST(:compounds AS text[]), CAST(:numbers AS int[])) WITH ORDINALITY AS q(compound, number, key)
+FROM unnest(CAST({compounds} AS text[]), CAST({numbers} AS int[])) WITH ORDINALITY AS q(compound, number, key)
 LEFT JOIN LATERAL (
     SELECT b.code, ST_PointOnSurface(b.geom) AS pt FROM building b
     WHERE q.number IS NOT NULL AND b.compound_code = q.compound AND b.number = q.number AND b.valid_to IS NULL
@@ -431,10 +457,9 @@ LEFT JOIN LATERAL (
     SELECT ST_PointOnSurface(c.geom) AS pt FROM compound c
     WHERE b.code IS NULL AND c.code = q.compound AND c.valid_to IS NULL LIMIT 1) c ON true
 """
-"""Representative points of (compound, building number) pairs: the building's point on surface when the
-building exists, else the compound's."""
 
 
-def psycopg_params(sql: str) -> str:
-    """Turn `:name` parameters into psycopg's `%(name)s` (casts `::type` are left alone)."""
-    return re.sub(r"(?<![:\w]):([a-z_][a-z0-9_]*)", r"%(\1)s", sql.replace("%", "%%"))
+ADDRESS_POINTS_SQL = address_points_sql(":compounds", ":numbers")
+"""`address_points_sql` for a single request (async SQLAlchemy)."""
+ADDRESS_POINTS_BATCH_SQL = address_points_sql("%(compounds)s", "%(numbers)s")
+"""`address_points_sql` for a batch (psycopg)."""

@@ -7,6 +7,8 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -76,10 +78,16 @@ def _select(principal: Principal, f: TicketFilter, sort: str, limit: int, offset
     return sql, {**params, "limit": limit, "offset": offset}, [name for name, _ in fields]
 
 
+class Page(NamedTuple):
+    """A page of tickets as the answer's body, and the ids of the tickets in it (for the personal-data log)."""
+
+    body: bytes
+    ids: list[int]
+
+
 async def list_tickets(conn: AsyncConnection, principal: Principal, f: TicketFilter, sort: str = "due",
-                       limit: int = 100, offset: int = 0, seen: list[int] | None = None) -> bytes:
-    """{items: [...], next_offset} as JSON made by PostgreSQL. `seen`, when given, receives the ticket ids
-    (for the personal-data access log)."""
+                       limit: int = 100, offset: int = 0) -> Page:
+    """{items: [...], next_offset} as JSON made by PostgreSQL, and the ids of the tickets listed."""
     sql, params, names = _select(principal, f, sort, limit, offset)
     props = ", ".join(f"'{name}', r.{name}" for name in names)
     body, ids = (await conn.execute(text(f"""
@@ -87,13 +95,12 @@ async def list_tickets(conn: AsyncConnection, principal: Principal, f: TicketFil
             'items', coalesce(json_agg(json_build_object({props})), '[]'::json),
             'next_offset', CASE WHEN count(*) = :limit THEN :offset + :limit END)::text, array_agg(r.id)
         FROM ({sql}) r"""), params)).one()
-    if seen is not None:
-        seen.extend(ids or ())
-    return body.encode()
+    return Page(body.encode(), list(ids or ()))
 
 
 async def tickets_geojson(conn: AsyncConnection, principal: Principal, f: TicketFilter, sort: str = "due",
-                          limit: int = 1000, offset: int = 0, seen: list[int] | None = None) -> bytes:
+                          limit: int = 1000, offset: int = 0) -> Page:
+    """A GeoJSON FeatureCollection of the tickets, and their ids."""
     sql, params, names = _select(principal, f, sort, limit, offset)
     props = ", ".join(f"'{name}', r.{name}" for name in names if name not in ("lon", "lat"))
     point = place_sql(visibility(principal), "r.geom")
@@ -102,9 +109,7 @@ async def tickets_geojson(conn: AsyncConnection, principal: Principal, f: Ticket
             'type', 'Feature', 'id', r.id, 'geometry', ST_AsGeoJSON({point}, 6)::json,
             'properties', json_build_object({props}))), '[]'::json))::text, array_agg(r.id)
         FROM ({sql}) r"""), params)).one()
-    if seen is not None:
-        seen.extend(ids or ())
-    return body.encode()
+    return Page(body.encode(), list(ids or ()))
 
 
 EXPORT_LIMIT = 200_000
@@ -126,26 +131,53 @@ def _csv_chunk(rows, width: int, header: list[str] | None = None) -> bytes:
     return out.getvalue().encode()
 
 
-async def tickets_csv(conn: AsyncConnection, principal: Principal, f: TicketFilter,
-                      seen: list[int] | None = None) -> AsyncIterator[bytes]:
+@dataclass
+class Export:
+    """A CSV export under way: the ids of every ticket it carries, fixed before any row is sent, and its chunks
+    (closing them ends the export's transaction)."""
+
+    ids: list[int]
+    chunks: AsyncIterator[bytes]
+    conn: AsyncConnection
+
+    async def aclose(self) -> None:
+        """End the export, whether or not its chunks were read."""
+        await self.chunks.aclose()
+        await _end_snapshot(self.conn)
+
+
+async def _end_snapshot(conn: AsyncConnection) -> None:
+    if conn.in_transaction():
+        try:
+            await conn.rollback()
+        except DBAPIError:
+            pass  # the connection is lost; its teardown discards it
+
+
+async def tickets_csv(conn: AsyncConnection, principal: Principal, f: TicketFilter) -> Export:
     """CSV export (UTF-8 with BOM so spreadsheet programs read the Chinese text), streamed from the database.
 
-    An async generator over `conn`, in one repeatable-read transaction, so every step sees the same tickets.
-    The first chunk (BOM and header) comes once the selection is fixed: by then `seen`, when given, holds every
-    id the export will carry, so the caller can log the read before any row leaves. The rows follow through a
-    server-side cursor, about EXPORT_CHUNK_BYTES of CSV at a time, each chunk formatted in a worker thread: the
-    event loop only moves bytes, and other requests are answered meanwhile. A client that reads slowly holds
-    the next step back (the server's send buffer is full), so memory stays bounded; closing the generator ends
-    the transaction."""
+    The export runs over `conn` in one repeatable-read transaction, so every step sees the same tickets. The
+    selection is fixed and its ids read before this returns, so the caller can log the read before any row
+    leaves. The chunks (BOM and header first) follow through a server-side cursor, about EXPORT_CHUNK_BYTES of CSV
+    at a time, each formatted in a worker thread: the event loop only moves bytes, and other requests are
+    answered meanwhile. A client that reads slowly holds the next step back (the server's send buffer is full),
+    so memory stays bounded; closing the chunks ends the transaction."""
     sql, params, names = _select(principal, f, "id", 1, 0)
     params["limit"] = EXPORT_LIMIT
     if conn.in_transaction():
         await conn.commit()  # a read route holds nothing to keep; the export needs a snapshot of its own
     try:
         await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-        if seen is not None:
-            ids = (await conn.execute(text(f"SELECT array_agg(r.id) FROM ({sql}) r"), params)).scalar_one()
-            seen.extend(ids or ())
+        ids = (await conn.execute(text(f"SELECT array_agg(r.id) FROM ({sql}) r"), params)).scalar_one()
+    except BaseException:
+        await _end_snapshot(conn)
+        raise
+    return Export(list(ids or ()), _csv_chunks(conn, sql, params, names), conn)
+
+
+async def _csv_chunks(conn: AsyncConnection, sql: str, params: dict, names: list[str]) -> AsyncIterator[bytes]:
+    try:
         yield _csv_chunk((), len(names), names)
         result = await conn.stream(text(sql), params)
         size = EXPORT_FIRST_ROWS
@@ -154,11 +186,7 @@ async def tickets_csv(conn: AsyncConnection, principal: Principal, f: TicketFilt
             yield chunk
             size = max(1, min(EXPORT_MAX_ROWS, len(rows) * EXPORT_CHUNK_BYTES // max(len(chunk), 1)))
     finally:
-        if conn.in_transaction():
-            try:
-                await conn.rollback()
-            except DBAPIError:
-                pass  # the connection is lost; its teardown discards it
+        await _end_snapshot(conn)
 
 
 async def tickets_tile(conn: AsyncConnection, principal: Principal, z: int, x: int, y: int,
