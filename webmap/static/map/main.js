@@ -2,7 +2,7 @@
  * overlay. Everything is fetched from the app's own API; nothing leaves the server.
  *
  * This module starts the page and wires the parts together; each part lives in its own module and the parts
- * talk through bus.js. See README.md beside this file for the layout. */
+ * talk through bus.js. webmap/README.md describes the layout. */
 import { api, setRoutes } from './api.js';
 import { status } from './dom.js';
 import { installFacade } from './facade.js';
