@@ -3,7 +3,7 @@
  * usable, then the PDF offered for download. */
 import { api, session } from '../api.js';
 import { $, el } from '../dom.js';
-import { beijingToday, nextDay } from './format.js';
+import { beijingToday } from './format.js';
 
 const POLL_MS = 1000;
 const STATES = { queued: '排队中', pending: '排队中', running: '生成中', done: '已完成', succeeded: '已完成',
@@ -36,15 +36,15 @@ const stateOf = (job) => job.status || job.state;
 const done = (job) => ['done', 'succeeded', 'finished'].includes(stateOf(job));
 const failed = (job) => ['failed', 'error'].includes(stateOf(job));
 
+/* GET /reports/jobs/{id}: state, fraction (0..1) and a Chinese progress line. */
 function progressText(job) {
-  const share = job.progress === undefined || job.progress === null ? null
-    : Math.round(job.progress <= 1 ? job.progress * 100 : job.progress);
-  return [`报告${STATES[stateOf(job)] || '生成中'}`, share === null ? '' : `${share}%`,
-    job.step_zh || job.message || job.step || ''].filter(Boolean).join(' · ');
+  const share = typeof job.fraction === 'number' ? Math.round(job.fraction * 100) : null;
+  return [`报告${job.state_zh || STATES[stateOf(job)] || '生成中'}`, share === null ? '' : `${share}%`,
+    job.progress_zh || ''].filter(Boolean).join(' · ');
 }
 
 function offerPdf(job) {
-  const href = job.pdf_url || job.download_url || `/reports/jobs/${jobId(job)}/pdf`;
+  const href = job.pdf || `/reports/jobs/${jobId(job)}/report.pdf`;
   const link = el('a', { id: 'report-download', class: 'button', href: '#', 'data-href': href }, '下载 PDF');
   link.addEventListener('click', (event) => { event.preventDefault(); download(href, job); });
   $('#report-result').replaceChildren(link);
@@ -94,8 +94,10 @@ async function start() {
   $('#report-progress').textContent = '正在提交……';
   try {
     const body = { street };
-    if ($('#report-from').value) body.from = $('#report-from').value;
-    if ($('#report-to').value) body.to = nextDay($('#report-to').value);
+    // the period as the API reads it: an inclusive date range, YYYY-MM-DD..YYYY-MM-DD
+    const from = $('#report-from').value;
+    const to = $('#report-to').value;
+    if (from && to) body.period = `${from}..${to}`;
     const job = await api('/reports/street', { method: 'POST', body });
     $('#report-progress').textContent = progressText(job);
     if (done(job)) { offerPdf(job); finish(); return; }
