@@ -7,7 +7,7 @@ these types take a date as `YYYY-MM-DD`, a date-time as RFC 3339 / ISO 8601 text
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated
 
 from pydantic import BeforeValidator
@@ -46,3 +46,13 @@ QueryDate = Annotated[date, BeforeValidator(_date)]
 """A date parameter: `YYYY-MM-DD`."""
 QueryDateTime = Annotated[datetime, BeforeValidator(_datetime)]
 """A date-time parameter: ISO 8601 text with at least the date."""
+
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def period_bounds(period_from: date | None, period_to: date | None) -> tuple[datetime, datetime]:
+    """A `from`/`to` (exclusive) query period as Beijing-time instants; by default the year up to today."""
+    end = period_to or datetime.now(BEIJING).date() + timedelta(days=1)
+    start = period_from or end - timedelta(days=365)
+    return datetime.combine(start, time(), BEIJING), datetime.combine(end, time(), BEIJING)

@@ -3,7 +3,7 @@ holder, the departments' answers, and the figures per unit and period (gis/ticke
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.audit import log_personal_read
 from api.deps import Connection, Engine
-from api.params import QueryBool, QueryDate
+from api.params import QueryBool, QueryDate, period_bounds
 from api.security import SignedIn
 from gis.tickets import supervision
 
@@ -84,12 +84,6 @@ async def answer_escalation(escalation_id: int, body: AnswerIn, principal: Signe
         return await supervision.answer_escalation(conn, principal, escalation_id, body.answer)
 
 
-def _period(period_from: date | None, period_to: date | None) -> tuple[datetime, datetime]:
-    end = period_to or datetime.now(BEIJING).date() + timedelta(days=1)
-    start = period_from or end - timedelta(days=365)
-    return datetime.combine(start, time(), BEIJING), datetime.combine(end, time(), BEIJING)
-
-
 @router.get("/stats")
 async def supervision_stats(
     principal: SignedIn, conn: Connection,
@@ -98,7 +92,7 @@ async def supervision_stats(
     period_to: Annotated[QueryDate | None, Query(alias="to", description="exclusive")] = None,
 ) -> dict:
     """Tickets supervised per unit in a period (Beijing dates, end exclusive) and how soon they moved after it."""
-    start, end = _period(period_from, period_to)
+    start, end = period_bounds(period_from, period_to)
     rows = await supervision.stats(conn, principal, level, start, end)
     return {"level": level, "from": start, "to": end, "moved_within_hours": supervision.MOVED_WITHIN_HOURS,
             "rows": rows}

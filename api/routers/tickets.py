@@ -7,7 +7,7 @@ Every read and write is limited to the caller's scope: a ticket outside it answe
 from __future__ import annotations
 
 from contextlib import aclosing
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.audit import log_personal_read
 from api.deps import Connection, Engine
-from api.params import QueryBool, QueryDate, QueryDateTime
+from api.params import QueryBool, QueryDate, QueryDateTime, period_bounds
 from api.security import Admin, CurrentPrincipal, SignedIn
 from gis.tickets import assignment, deadlines, queries, rates, routing, workflow
 from gis.bbox import parse_bbox
@@ -176,14 +176,6 @@ async def assignee_people(principal: SignedIn, conn: Connection, kind: str, code
     return await assignment.people(conn, principal, kind, code)
 
 
-def _period(period_from: date | None, period_to: date | None) -> tuple[datetime, datetime]:
-    zone = timezone(timedelta(hours=8))
-    today = datetime.now(zone).date()
-    end = period_to or today + timedelta(days=1)
-    start = period_from or end - timedelta(days=365)
-    return datetime.combine(start, time(), zone), datetime.combine(end, time(), zone)
-
-
 @router.get("/rates")
 async def ticket_rates(
     principal: SignedIn, conn: Connection,
@@ -197,7 +189,7 @@ async def ticket_rates(
 ) -> dict:
     """响应率, 解决率, 按时办结率, 满意率 per unit of a level over a period (local dates, end exclusive), ranked
     among the units with at least `min_sample` tickets behind each rate (gis/tickets/rates.py)."""
-    start, end = _period(period_from, period_to)
+    start, end = period_bounds(period_from, period_to)
     sample = rates.rates_settings().min_sample if min_sample is None else min_sample
     rows = await rates.rates(conn, principal, level, start, end, unit, by, sample, sort)
     return {"level": level, "by": by, "from": start, "to": end, "min_sample": sample, "rows": rows}
@@ -215,7 +207,7 @@ async def ticket_rate_tickets(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
     """The tickets behind one figure of /tickets/rates: its denominator's tickets, each flagged `in_numerator`."""
-    start, end = _period(period_from, period_to)
+    start, end = period_bounds(period_from, period_to)
     answer = await rates.rate_tickets(conn, principal, rate, level, unit, start, end, limit, offset)
     await log_personal_read(request, conn, principal, "ticket", [item["id"] for item in answer["items"]])
     return answer
