@@ -27,7 +27,8 @@ class StreetReportIn(BaseModel):
                                                  "the current half-year by default")
 
 
-@router.post("/street", status_code=202)
+@router.post("/street", status_code=202,
+             responses={404: {"description": "No such street office, or one outside the caller's scope"}})
 async def street_report(body: StreetReportIn, request: Request, principal: SignedIn, conn: Connection) -> dict:
     """Start the street report; answers the job at once, the report is built off the event loop."""
     street = await resolve_street(conn, principal, body.street)
