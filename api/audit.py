@@ -9,9 +9,8 @@ from collections.abc import Iterable
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gis import audit
-from gis.auth import Principal
-
+from gis.access import audit
+from gis.access.auth import Principal
 
 _CONVERTER = re.compile(r"\{(\w+):\w+\}")
 

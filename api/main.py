@@ -38,7 +38,7 @@ from api.routers import (
     users,
 )
 from api.security import get_principal, operation_security
-from gis.db import async_engine
+from gis.db.engine import async_engine
 from webmap import STATIC_DIR
 
 DATABASE_DEPENDENCIES = (get_engine, get_connection, get_principal)

@@ -9,10 +9,9 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gis.auth import PUBLIC, Principal, principal_for_token
+from gis.access.auth import PUBLIC, Principal, principal_for_token
 from gis.errors import Forbidden, SetupError, Unauthorized
 from gis.settings import proxy_settings
-
 
 # --- client addresses ---------------------------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pyogrio
 
-from gis.checks import LAYER_ORDER, run_checks
-from gis.db import libpq_url
-from gis.layers_io import export_layer, import_layer
+from gis.db.engine import libpq_url
+from gis.layers.checks import LAYER_ORDER, run_checks
+from gis.layers.import_export import export_layer, import_layer
 
 AREA = "checks"
 

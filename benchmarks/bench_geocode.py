@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     if args.url is None:
-        from gis.db import database_url
+        from gis.db.engine import database_url
 
         args.url = database_url()
     measured = measure(args.url, args.count, args.seed)

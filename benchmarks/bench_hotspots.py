@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from gis.analytics import hotspots as core
 from gis.analytics.periods import parse_period
-from gis.db import sync_engine
+from gis.db.engine import sync_engine
 
 
 def _median_seconds(action, repeat: int = 3) -> tuple[float, object]:

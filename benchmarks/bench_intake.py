@@ -27,7 +27,7 @@ import psycopg
 import shapely
 from sqlalchemy.engine import make_url
 
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 
 AREA = "intake"
 POINTS = int(os.environ.get("GRIDGOV_BENCH_INTAKE_POINTS", "100000"))

@@ -11,7 +11,7 @@ import time
 import psycopg
 
 from fixtures.city import GENERATOR_VERSION, SIZES
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 
 SEED = 1
 
@@ -41,7 +41,7 @@ def _raw_copy_seconds(url: str, rows: int) -> float:
 
 
 def run(city_url: str) -> list[dict]:
-    from gis.migrate import upgrade
+    from gis.db.migrate import upgrade
 
     upgrade(city_url)
     rows = []

@@ -173,7 +173,7 @@ def run(city_url: str) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from gis.db import database_url
+    from gis.db.engine import database_url
 
     for row in run(sys.argv[1] if len(sys.argv) > 1 else database_url()):
         print(row)

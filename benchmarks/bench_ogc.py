@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import psycopg
 
-from benchmarks.peer import percentile, row, start_gridgov, start_tipg, throughput, timed_requests
-from gis.db import libpq_url
+from benchmarks.peer import (
+    percentile,
+    row,
+    start_gridgov,
+    start_tipg,
+    throughput,
+    timed_requests,
+)
+from gis.db.engine import libpq_url
 
 PAGE = 1000
 PAGES = 20

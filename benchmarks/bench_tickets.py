@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from gis.auth import Principal
-from gis.db import libpq_url, with_driver
+from gis.access.auth import Principal
+from gis.db.engine import libpq_url, with_driver
 from gis.tickets import queries, rates
 from gis.tickets.filters import TicketFilter
 

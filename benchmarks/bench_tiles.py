@@ -7,8 +7,15 @@ import math
 
 import psycopg
 
-from benchmarks.peer import percentile, row, start_gridgov, start_tipg, throughput, timed_requests
-from gis.db import libpq_url
+from benchmarks.peer import (
+    percentile,
+    row,
+    start_gridgov,
+    start_tipg,
+    throughput,
+    timed_requests,
+)
+from gis.db.engine import libpq_url
 
 ZOOMS = range(12, 17)
 LAYERS = ("building", "complaint")

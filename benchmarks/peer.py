@@ -90,8 +90,8 @@ def ensure_peer_venv() -> Path:
 
 def start_tipg(database_url: str, tables: list[str]) -> Server:
     """tipg on the same tables, with the same tile buffer as gridgov (its feature cap stays its default)."""
-    from gis.db import libpq_url
-    from gis.tiles import BUFFER, EXTENT
+    from gis.db.engine import libpq_url
+    from gis.serve.tiles import BUFFER, EXTENT
 
     env = {
         "DATABASE_URL": libpq_url(database_url),

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 import benchmarks
-from gis.db import embedded_cluster, database_url
+from gis.db.engine import database_url, embedded_cluster
 from gis.settings import database_settings
 
 CITY_SEED = 1

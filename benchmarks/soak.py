@@ -42,9 +42,9 @@ def _free_port() -> int:
 def prepare_city(size: str, seed: int) -> tuple[str, object]:
     """A temporary embedded cluster holding a freshly loaded city; returns (url, cluster)."""
     from fixtures.loader import load_city
-    from gis.catalogue import seed_categories
-    from gis.embedded import EmbeddedCluster
-    from gis.migrate import upgrade
+    from gis.db.embedded import EmbeddedCluster
+    from gis.db.migrate import upgrade
+    from gis.layers.catalogue import seed_categories
 
     cluster = EmbeddedCluster(data_dir=Path(tempfile.mkdtemp(prefix="gridgov-soak-")), db_name="soak")
     url = cluster.start()

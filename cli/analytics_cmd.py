@@ -21,7 +21,7 @@ def report(
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from gis.analytics.report import build_report
-    from gis.db import database_url, sync_engine
+    from gis.db.engine import database_url, sync_engine
     from gis.errors import GridgovError
 
     try:
@@ -40,7 +40,7 @@ def report(
 def evaluate(period: str = typer.Argument(..., help="Half-year, e.g. 2025H1, or a year (2025) for the year-end overall evaluation.")) -> None:
     """Run and store the red/black list of a half-year."""
     from gis.analytics.evaluation import evaluate as run
-    from gis.db import database_url, sync_engine
+    from gis.db.engine import database_url, sync_engine
     from gis.errors import GridgovError
 
     try:

@@ -20,8 +20,7 @@ def reads(
     limit: int = typer.Option(50, help="How many rows, newest first."),
 ) -> None:
     """List reads of personal data, newest first: when, who (role), endpoint, what and how many."""
-    from gis import audit
-
+    from gis.access import audit
     rows = run_async(lambda conn: audit.personal_reads(conn, username=username, resource=resource, record_id=record,
                                                         since=since, limit=limit))
     for row in rows:

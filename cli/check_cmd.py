@@ -19,9 +19,9 @@ def check(
 ) -> None:
     """Check the current layers: children outside parents, overlaps, gaps, invalid geometry, orphan and
     duplicate codes. Exits 1 when there is any fault."""
-    from gis.checks import faults_geojson, run_checks
-    from gis.db import database_url
+    from gis.db.engine import database_url
     from gis.errors import GridgovError
+    from gis.layers.checks import faults_geojson, run_checks
 
     console = Console()
     started = time.perf_counter()

@@ -17,7 +17,7 @@ def fail(error: Exception | str, status: int = 1) -> NoReturn:
 def run_async(work):
     """Run an async core function `work(conn)` in one transaction on a short-lived engine; a GridgovError ends the
     command (exit 1)."""
-    from gis.db import async_engine, database_url
+    from gis.db.engine import async_engine, database_url
     from gis.errors import GridgovError
 
     async def main():

@@ -33,9 +33,15 @@ def import_command(
     chunk_rows: int = typer.Option(50_000, help="Rows per transaction."),
 ) -> None:
     """Import a hotline export: every row ends imported, duplicate or rejected (with the reason)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    from gis.db import database_url
+    from gis.db.engine import database_url
     from gis.errors import GridgovError
     from gis.intake.importer import import_file
 
@@ -64,7 +70,7 @@ def api_key(
     revoke: bool = typer.Option(False, "--revoke", help="Revoke the key of this name instead."),
 ) -> None:
     """Print a new Open311 API key for NAME (shown once; only its hash is kept)."""
-    from gis.db import database_url
+    from gis.db.engine import database_url
     from gis.errors import GridgovError
     from gis.intake.open311 import new_api_key, revoke_api_key
 

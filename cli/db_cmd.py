@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from cli.common import fail
-from gis import migrate
-from gis.db import database_url, embedded_cluster
+from gis.db import migrate
+from gis.db.engine import database_url, embedded_cluster
 from gis.errors import SetupError
 from gis.settings import database_settings
 
@@ -58,7 +58,7 @@ def url() -> None:
 @db_app.command()
 def upgrade() -> None:
     """Apply schema migrations (idempotent) and seed the category catalogue where it is empty."""
-    from gis.catalogue import seed_categories
+    from gis.layers.catalogue import seed_categories
 
     try:
         target = database_url()

@@ -17,9 +17,9 @@ def load(
 ) -> None:
     """Generate the demo city and load it (replacing what the database holds)."""
     from fixtures.loader import SIZES, load_city, loaded_fixture
-    from gis.db import database_url
+    from gis.db.engine import database_url
+    from gis.db.migrate import upgrade
     from gis.errors import GridgovError
-    from gis.migrate import upgrade
 
     if size not in SIZES:
         fail(f"size must be one of {', '.join(SIZES)}", status=2)

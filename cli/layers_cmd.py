@@ -7,7 +7,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from cli.common import fail
@@ -63,10 +69,10 @@ def import_command(
 ) -> None:
     """Import a layer; every feature ends imported, repaired or rejected with a reason. Exits 1 if any was
     rejected."""
-    from gis.db import database_url
+    from gis.db.engine import database_url
+    from gis.db.migrate import upgrade
     from gis.errors import GridgovError
-    from gis.layers_io import import_layer
-    from gis.migrate import upgrade
+    from gis.layers.import_export import import_layer
 
     mapping = _column_map(column_map)
     try:
@@ -110,9 +116,9 @@ def export_command(
     format: str = typer.Option(None, "--format", help="geojson, gpkg or shp (default: from the extension)."),
 ) -> None:
     """Export a layer's current features with their attributes, in EPSG:4326."""
-    from gis.db import database_url
+    from gis.db.engine import database_url
     from gis.errors import GridgovError
-    from gis.layers_io import export_layer
+    from gis.layers.import_export import export_layer
 
     try:
         url = database_url()

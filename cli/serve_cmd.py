@@ -21,7 +21,7 @@ def serve(
     import uvicorn
 
     from api.security import uvicorn_proxy_options
-    from gis.db import database_url
+    from gis.db.engine import database_url
     from gis.errors import SetupError
 
     try:

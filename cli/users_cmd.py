@@ -20,8 +20,7 @@ def add(
                                  envvar="GRIDGOV_NEW_USER_PASSWORD"),
 ) -> None:
     """Add a user (the password is asked for, or read from GRIDGOV_NEW_USER_PASSWORD)."""
-    from gis import auth
-
+    from gis.access import auth
     user = run_async(lambda conn: auth.create_user(conn, username, password, role, scope, company, name))
     typer.echo(f"added {user['username']} ({user['role']}) id {user['id']}")
 
@@ -29,8 +28,7 @@ def add(
 @users_app.command("list")
 def list_() -> None:
     """List users with role, scope and whether they are active."""
-    from gis import auth
-
+    from gis.access import auth
     for user in run_async(auth.list_users):
         scope = ",".join(user["scope_codes"]) or (f"company {user['property_company_id']}"
                                                   if user["property_company_id"] else "-")
@@ -41,15 +39,13 @@ def list_() -> None:
 @users_app.command()
 def disable(username: str) -> None:
     """Disable a user and revoke its tokens at once."""
-    from gis import auth
-
+    from gis.access import auth
     run_async(lambda conn: auth.set_active(conn, username, False))
     typer.echo(f"disabled {username}; its tokens are revoked")
 
 
 @users_app.command()
 def enable(username: str) -> None:
-    from gis import auth
-
+    from gis.access import auth
     run_async(lambda conn: auth.set_active(conn, username, True))
     typer.echo(f"enabled {username}")

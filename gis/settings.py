@@ -93,7 +93,7 @@ class HardeningSettings(BaseSettings):
 
 
 class AuthSettings(BaseSettings):
-    """Token lifetime, password rules and sign-in throttling (gis/auth.py)."""
+    """Token lifetime, password rules and sign-in throttling (gis/access/auth.py)."""
 
     model_config = SettingsConfigDict(env_prefix="GRIDGOV_AUTH_", extra="ignore")
 
@@ -119,7 +119,7 @@ class AuthSettings(BaseSettings):
 
 
 class AuditSettings(BaseSettings):
-    """The personal-data access log (gis/audit.py)."""
+    """The personal-data access log (gis/access/audit.py)."""
 
     model_config = SettingsConfigDict(env_prefix="GRIDGOV_AUDIT_", extra="ignore")
 

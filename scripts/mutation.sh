@@ -16,12 +16,12 @@ mkdir -p "$OUT"
 
 # module -> "source file|test selection" (only the tests that exercise the module, fastest first)
 declare -A MODULES=(
-  [tilekey]="gis/tilekey.py|tests/test_tilekey_oracle.py tests/test_tilekey.py"
+  [tilekey]="gis/serve/tilekey.py|tests/test_tilekey_oracle.py tests/test_tilekey.py"
   [deadlines]="gis/tickets/deadlines.py|tests/test_deadlines_working_time.py tests/test_tickets_deadlines.py::test_deadline_classes_in_calendar_and_working_time tests/test_tickets_deadlines.py::test_calendar_and_policy_are_configurable_over_the_core"
   [workflow]="gis/tickets/workflow.py|tests/test_tickets_workflow.py"
   [evaluation]="gis/analytics/evaluation.py|tests/test_analytics_evaluation.py"
   [placement]="gis/intake/placement.py|tests/test_placement_oracle.py tests/test_intake_paths.py"
-  [visibility]="gis/visibility.py|tests/test_privacy_precision.py"
+  [visibility]="gis/access/visibility.py|tests/test_privacy_precision.py"
 )
 ORDER=(tilekey deadlines workflow evaluation placement visibility)
 [ $# -gt 0 ] && ORDER=("$@")
@@ -47,7 +47,7 @@ for name in "${ORDER[@]}"; do
     echo "[tool.mutmut]"
     echo "source_paths = [\"gis\"]"
     echo "only_mutate = [\"$source\"]"
-    echo "also_copy = [\"api\", \"webmap\", \"fixtures\", \"cli\", \"benchmarks\", \"gis/data\", \"gis/migrations\"]"
+    echo "also_copy = [\"api\", \"webmap\", \"fixtures\", \"cli\", \"benchmarks\", \"gis/data\", \"gis/db/migrations\"]"
     printf 'pytest_add_cli_args_test_selection = ['
     first=1
     for t in $tests; do

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gis.embedded import EmbeddedCluster
+from gis.db.embedded import EmbeddedCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_SEED = 1
@@ -35,8 +35,8 @@ def pg_cluster():
 
 
 def _migrated(cluster: EmbeddedCluster, name: str) -> str:
-    from gis.catalogue import seed_categories
-    from gis.migrate import upgrade
+    from gis.db.migrate import upgrade
+    from gis.layers.catalogue import seed_categories
 
     cluster.ensure_database(name)
     url = cluster.url(name)
@@ -102,7 +102,9 @@ class LiveServer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "GRIDGOV_DATABASE_URL": database_url, **(extra_env or {})}
-        from api.security import uvicorn_proxy_args  # forwarded headers only from GRIDGOV_TRUSTED_PROXIES
+        from api.security import (
+            uvicorn_proxy_args,  # forwarded headers only from GRIDGOV_TRUSTED_PROXIES
+        )
 
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(self.port),

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
-from gis.db import with_driver
+from gis.db.engine import with_driver
 
 
 @pytest.fixture(scope="module")

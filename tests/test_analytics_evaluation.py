@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from fixtures.evaluation_inputs import generate_evaluation_inputs
 from gis.analytics.evaluation import EvaluationSettings, compute_evaluation, evaluate
 from gis.analytics.subsidy import subsidy
-from gis.db import with_driver
+from gis.db.engine import with_driver
 
 PERIOD, NEXT = "2026H1", "2026H2"
 BOUNDS = {"2026H1": ("2026-01-01", "2026-07-01"), "2026H2": ("2026-07-01", "2027-01-01")}

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 from sqlalchemy import create_engine
 
-from gis.db import with_driver
+from gis.db.engine import with_driver
 
 PERIOD = "2026H1"
 

@@ -8,10 +8,19 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
-
 from conftest import LiveServer, _clone
-from test_tickets_support import (COMMUNITIES, GRIDS, LOCAL, PASSWORD, STREETS, add_complaints, build_city,
-                                  grid_origin, make_users, sql)
+from test_tickets_support import (
+    COMMUNITIES,
+    GRIDS,
+    LOCAL,
+    PASSWORD,
+    STREETS,
+    add_complaints,
+    build_city,
+    grid_origin,
+    make_users,
+    sql,
+)
 
 NAMES = ("admin", "street1", "community1", "community2", "grid1", "grid3", "company1")
 

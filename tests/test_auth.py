@@ -9,10 +9,17 @@ import sys
 
 import httpx
 import pytest
-
 from conftest import ROOT, LiveServer, _clone
-from gis import auth
-from test_tickets_support import COMMUNITIES, GRIDS, PASSWORD, build_city, make_users, sql
+from test_tickets_support import (
+    COMMUNITIES,
+    GRIDS,
+    PASSWORD,
+    build_city,
+    make_users,
+    sql,
+)
+
+from gis.access import auth
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import shapely
 
 from fixtures.broken import build_broken
-from gis.checks import run_checks
+from gis.layers.checks import run_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 

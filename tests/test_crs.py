@@ -7,8 +7,8 @@ import pyproj
 import pytest
 import shapely
 
-from gis.crs import from_storage, normalise_crs, to_storage, transform_geometries
 from gis.errors import InvalidInput
+from gis.layers.crs import from_storage, normalise_crs, to_storage, transform_geometries
 
 GEOD = pyproj.Geod(ellps="WGS84")
 

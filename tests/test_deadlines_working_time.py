@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from gis.db import with_driver
+from gis.db.engine import with_driver
 from gis.errors import InvalidInput, NotFound
 from gis.tickets import deadlines
 

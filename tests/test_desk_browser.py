@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from gis.db import async_engine, libpq_url
+from gis.db.engine import async_engine, libpq_url
 from tests.browser.harness import Browser, map_pixel, screenshot, settle, wait_until
 from tests.conftest import LiveServer
 
@@ -68,7 +68,7 @@ def city(city_db) -> dict:
     add_complaints(city_db, micro_grid, street, "DESKNEW", 4, "1 hour")
 
     async def add_users():
-        from gis.auth import create_user
+        from gis.access.auth import create_user
 
         engine = async_engine(city_db)
         try:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-
 from conftest import LiveServer, _clone
-from fixtures.ticket_history import simulate_ticket_history
 from test_tickets_deadlines import _year_of_complaints
 from test_tickets_support import LOCAL, PASSWORD, STREETS, build_city, make_users
+
+from fixtures.ticket_history import simulate_ticket_history
 
 RATE_COUNTS = {"response": ("dispatched", "responded_in_time"), "resolution": ("tickets", "closed"),
                "on_time": ("closed", "closed_in_time"), "satisfaction": ("rated", "satisfied")}

@@ -14,11 +14,11 @@ import time
 
 import psycopg
 import pytest
+from conftest import LiveServer
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import LiveServer
-from gis import auth
-from gis.db import with_driver
+from gis.access import auth
+from gis.db.engine import with_driver
 
 PASSWORD = "correct horse battery"
 PADDING = "，楼道漏水" * 500

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gis.embedded import EmbeddedCluster
+from gis.db.embedded import EmbeddedCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDGOV = Path(sys.executable).with_name("gridgov")

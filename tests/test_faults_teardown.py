@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from api.deps import Connection, get_connection
 from api.middleware import HardeningMiddleware
-from gis.db import async_engine
+from gis.db.engine import async_engine
 
 TERMINATE_SQL = text("SELECT pg_terminate_backend(:pid, 10000)")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ("gis/intake/normalise.py", "gis/intake/importer.py", "gis/intake/placement.py",
-           "gis/intake/gazetteer.py", "gis/layers_io.py", "gis/analytics/coverage.py", "gis/tiles.py",
+           "gis/intake/gazetteer.py", "gis/layers/import_export.py", "gis/analytics/coverage.py", "gis/serve/tiles.py",
            "api/routers/tickets.py", "gis/tickets/queries.py", "gis/tickets/filters.py")
 MAX_LINES = 60
 """About 50 lines of body, with room for a long signature and docstring."""

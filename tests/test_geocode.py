@@ -155,7 +155,7 @@ def test_nearby_open_complaints_are_linked_as_possible_duplicates(city_db, place
 
 
 def test_coordinates_in_every_system_land_on_the_same_building(city_db, places, tmp_path):
-    from gis.crs import from_storage
+    from gis.layers.crs import from_storage
 
     code, micro, bx, by, _ = places["building"]
     rows = []

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from fixtures.address_set import City, evaluate, generate
-from gis.auth import Principal
-from gis.db import with_driver
+from gis.access.auth import Principal
+from gis.db.engine import with_driver
 from gis.intake import review
 from gis.intake.gazetteer import COMMUNITY_ALIAS_ENDINGS, Gazetteer
 from gis.intake.importer import import_file

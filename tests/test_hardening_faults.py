@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-
 from conftest import LiveServer
-from gis.embedded import EmbeddedCluster
+
+from gis.db.embedded import EmbeddedCluster
 
 STATEMENT_TIMEOUT_MS = 1500
 POOL_SIZE = 4
@@ -24,8 +24,8 @@ POOL_SIZE = 4
 
 @pytest.fixture(scope="module")
 def own_cluster():
-    from gis.catalogue import seed_categories
-    from gis.migrate import upgrade
+    from gis.db.migrate import upgrade
+    from gis.layers.catalogue import seed_categories
 
     cluster = EmbeddedCluster(data_dir=Path(tempfile.mkdtemp(prefix="gridgov-fault-")), db_name="faults")
     url = cluster.start()

@@ -9,7 +9,6 @@ import re
 
 import httpx
 import pytest
-
 from conftest import LiveServer
 
 URLS_OF_EVERY_KIND = [

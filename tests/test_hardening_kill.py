@@ -19,9 +19,9 @@ import uuid
 import httpx
 import psycopg
 import pytest
-
 from conftest import LiveServer
-from gis.db import libpq_url
+
+from gis.db.engine import libpq_url
 
 FULL = os.environ.get("GRIDGOV_FUZZ") == "full"
 PASSWORD = "kill test password"
@@ -48,8 +48,8 @@ def create_admin(url: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from gis import auth
-    from gis.db import with_driver
+    from gis.access import auth
+    from gis.db.engine import with_driver
 
     async def create():
         engine = create_async_engine(with_driver(url, "asyncpg"), poolclass=NullPool)

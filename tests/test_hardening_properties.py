@@ -11,12 +11,13 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from gis.crs import from_storage, to_storage
 from gis.errors import GridgovError, InvalidInput
 from gis.intake.address import chinese_number, normalise, parse_address
+from gis.layers.crs import from_storage, to_storage
 
 FULL = os.environ.get("GRIDGOV_FUZZ") == "full"
 settings.register_profile("gridgov-short", max_examples=60, deadline=None,
@@ -69,7 +70,7 @@ def test_any_input_gives_a_point_on_earth_or_a_clear_error(x, y, crs):
 
 @given(xs=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=30))
 def test_unchecked_arrays_keep_their_length_and_flag_bad_points(xs):
-    from gis.crs import storage_coordinates_ok
+    from gis.layers.crs import storage_coordinates_ok
 
     values = np.array(xs)
     lon, lat = to_storage(values, values / 3.0, "GCJ-02", check=False)
@@ -150,7 +151,7 @@ def ticket_world(city_db):
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from gis.db import with_driver
+    from gis.db.engine import with_driver
 
     loop = asyncio.new_event_loop()
     engine = create_async_engine(with_driver(city_db, "asyncpg"), poolclass=NullPool)
@@ -180,9 +181,9 @@ def test_the_ticket_state_machine(ticket_world):
     (the closed loop as defined, written out in the workflow tests and never read from the code's own table),
     the version counts successful actions only, and each success leaves one event."""
     from sqlalchemy import text
-
-    from gis.auth import Principal
     from test_tickets_workflow import CLOSED_LOOP
+
+    from gis.access.auth import Principal
 
     assert ticket_world["tickets"], "the city gave no fresh tickets to act on"
     loop, engine, pool = ticket_world["loop"], ticket_world["engine"], ticket_world["tickets"]

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import httpx
 import mapbox_vector_tile
 import pytest
-
 from conftest import ROOT, LiveServer
 from test_tickets_support import sql
 
@@ -45,8 +44,8 @@ def create_users(url: str, specs: list[tuple[str, str, list[str]]]) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from gis import auth
-    from gis.db import with_driver
+    from gis.access import auth
+    from gis.db.engine import with_driver
 
     async def create():
         engine = create_async_engine(with_driver(url, "asyncpg"), poolclass=NullPool)
@@ -313,7 +312,7 @@ def test_expired_and_revoked_tokens_are_refused_not_treated_as_public(world):
             if finish == "revoke":
                 assert client.post("/auth/logout", headers=headers).status_code == 200
             else:
-                from gis.auth import token_digest
+                from gis.access.auth import token_digest
 
                 sql(world.url, "UPDATE auth_token SET expires_at = now() - interval '1 second' "
                                "WHERE token_digest = %s", [token_digest(token)])

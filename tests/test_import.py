@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from fixtures.messy_export import write_messy_export
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 from gis.errors import InvalidInput
 from gis.intake.importer import import_file
 
@@ -107,7 +107,7 @@ def test_killed_import_run_again_leaves_each_ticket_once(fresh_city_db, tmp_path
 def test_xlsx_with_mapping_and_declared_crs(city_db, tmp_path):
     from openpyxl import Workbook
 
-    from gis.crs import from_storage
+    from gis.layers.crs import from_storage
 
     with psycopg.connect(city_db) as conn:
         code, lon, lat = conn.execute("SELECT code, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
@@ -150,8 +150,8 @@ def test_bad_mapping_and_files_are_refused(city_db, tmp_path):
 
 @pytest.fixture(scope="module")
 def tokens(city_db, live_app) -> dict[str, str]:
-    from gis import auth
-    from gis.db import async_engine
+    from gis.access import auth
+    from gis.db.engine import async_engine
 
     async def make() -> None:
         engine = async_engine(city_db)

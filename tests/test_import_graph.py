@@ -19,7 +19,7 @@ PACKAGES = ("gis", "api")
 """The packages whose modules form the graph."""
 ABOVE_THE_CORE = ("api", "webmap", "cli", "fixtures", "benchmarks", "tests")
 """What `gis` never imports: it is the core that everything else builds on."""
-NOT_MODULES = ("gis/migrations/",)
+NOT_MODULES = ("gis/db/migrations/",)
 """Alembic loads these files by path (revision files are no importable names); they are outside the graph but
 still may not import anything above the core."""
 
@@ -207,12 +207,12 @@ def test_relative_type_checking_and_dynamic_imports_count(tmp_path):
 def test_the_core_importing_the_api_or_the_map_is_found(tmp_path):
     root = _tree(tmp_path, {
         "gis/__init__.py": "",
-        "gis/tiles.py": "def render():\n    from api.errors import problem\n",
+        "gis/serve/tiles.py": "def render():\n    from api.errors import problem\n",
         "gis/pages.py": "import webmap\n",
-        "gis/migrations/versions/0009_x.py": "from fixtures import loader\n",
+        "gis/db/migrations/versions/0009_x.py": "from fixtures import loader\n",
         "api/__init__.py": "from gis import tiles\n",
     })
     _, _, layering = build_graph(root)
     assert sorted((e.target, e.where) for e in layering) == [
-        ("api.errors", "gis/tiles.py:2"), ("fixtures", "gis/migrations/versions/0009_x.py:1"),
+        ("api.errors", "gis/serve/tiles.py:2"), ("fixtures", "gis/db/migrations/versions/0009_x.py:1"),
         ("webmap", "gis/pages.py:1")]

@@ -15,7 +15,7 @@ import psycopg
 import pyogrio
 import pytest
 
-from gis.layers_io import import_layer
+from gis.layers.import_export import import_layer
 
 GRIDGOV = str(Path(sys.executable).parent / "gridgov")
 

@@ -18,9 +18,9 @@ import pytest
 import shapely
 from shapely import Point, Polygon, box
 
-from gis.crs import from_storage, to_storage, transform_geometries
 from gis.errors import InvalidInput, NotFound
-from gis.layers_io import export_layer, import_layer
+from gis.layers.crs import from_storage, to_storage, transform_geometries
+from gis.layers.import_export import export_layer, import_layer
 
 GRIDGOV = str(Path(sys.executable).parent / "gridgov")
 

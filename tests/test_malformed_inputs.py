@@ -15,18 +15,18 @@ import numpy as np
 import psycopg
 import pytest
 import shapely
+from conftest import LiveServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import shape
 
-from conftest import LiveServer
-from gis import crs, geometry_input
+from gis.access.auth import Principal
 from gis.analytics.periods import parse_period
-from gis.auth import Principal
 from gis.errors import Forbidden, InvalidInput
-from gis.features import parse_bbox, parse_datetime
 from gis.intake.open311 import new_api_key
+from gis.layers import crs, geometry_input
 from gis.numbers import parse_float, parse_int
+from gis.serve.features import parse_bbox, parse_datetime
 from gis.tickets.filters import TicketFilter, parse_polygon, where_sql
 
 PASSWORD = "malformed inputs 1"
@@ -139,8 +139,8 @@ def create_users(url: str, specs) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from gis import auth
-    from gis.db import with_driver
+    from gis.access import auth
+    from gis.db.engine import with_driver
 
     async def create():
         engine = create_async_engine(with_driver(url, "asyncpg"), poolclass=NullPool)
@@ -393,7 +393,7 @@ def test_the_permutation_test_is_bounded_by_permutations_times_areas(world, monk
     """9,999 permutations over a city's 27,404 micro-grids would need a 1.1 GB draw table: refused, not run. The
     small city is far below the real bound, so the bound is lowered here; the rule is the same."""
     from gis.analytics import hotspots
-    from gis.db import sync_engine
+    from gis.db.engine import sync_engine
 
     monkeypatch.setattr(hotspots, "MAX_PERMUTATION_CELLS", 1000, raising=False)
     period = parse_period("2026H1")

@@ -16,8 +16,15 @@ import httpx
 import psycopg
 import pytest
 
-from gis.db import async_engine, libpq_url
-from tests.browser.harness import Browser, click_map_centre, map_pixel, screenshot, settle, wait_until
+from gis.db.engine import async_engine, libpq_url
+from tests.browser.harness import (
+    Browser,
+    click_map_centre,
+    map_pixel,
+    screenshot,
+    settle,
+    wait_until,
+)
 from tests.conftest import LiveServer
 
 PASSWORD = "map-test-password-1"
@@ -73,7 +80,7 @@ def city(city_db) -> dict:
                         (grid_code,))[0]
 
     async def add_users():
-        from gis.auth import create_user
+        from gis.access.auth import create_user
 
         engine = async_engine(city_db)
         try:

@@ -18,18 +18,19 @@ import psycopg
 import pytest
 from alembic.script import ScriptDirectory
 
-from gis import audit, tilekey
-from gis.migrate import alembic_config
+from gis.access import audit
+from gis.db.migrate import alembic_config
+from gis.serve import tilekey
 from gis.tickets import routing_sql
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSIONS = ROOT / "gis" / "migrations" / "versions"
+VERSIONS = ROOT / "gis" / "db" / "migrations" / "versions"
 PROJECT_PACKAGES = ("gis", "api", "webmap", "cli", "fixtures", "benchmarks", "tests")
 
 LIVE_SQL = {
     "gis.tickets.routing_sql.TICKET_FUNCTIONS_SQL": routing_sql.TICKET_FUNCTIONS_SQL,
-    "gis.audit.APPEND_ONLY_SQL": audit.APPEND_ONLY_SQL,
-    "gis.tilekey.TILE_KEY_FUNCTION_SQL": tilekey.TILE_KEY_FUNCTION_SQL,
+    "gis.access.audit.APPEND_ONLY_SQL": audit.APPEND_ONLY_SQL,
+    "gis.serve.tilekey.TILE_KEY_FUNCTION_SQL": tilekey.TILE_KEY_FUNCTION_SQL,
 }
 """Every statement of SQL the live code defines for the database to hold (functions, triggers)."""
 
@@ -69,11 +70,11 @@ def test_no_migration_imports_project_code():
 
 
 @pytest.mark.parametrize("source", [
-    "from gis.tilekey import TILE_KEY_FUNCTION_SQL\n",
-    "import gis.audit\n",
+    "from gis.serve.tilekey import TILE_KEY_FUNCTION_SQL\n",
+    "import gis.access.audit\n",
     "def upgrade():\n    from gis.tickets import routing_sql\n",
     "from . import helpers\n",
-    "import importlib\nsql = importlib.import_module('gis.audit').APPEND_ONLY_SQL\n",
+    "import importlib\nsql = importlib.import_module('gis.access.audit').APPEND_ONLY_SQL\n",
 ])
 def test_the_import_check_finds_every_form(source):
     assert project_imports(source)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
-
 from conftest import LiveServer
 
 PASSWORD = "odd values sweep 1"
@@ -130,8 +129,8 @@ def create_users(url: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from gis import auth
-    from gis.db import with_driver
+    from gis.access import auth
+    from gis.db.engine import with_driver
 
     async def create():
         engine = create_async_engine(with_driver(url, "asyncpg"), poolclass=NullPool)

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 
 # -- a small city of our own ------------------------------------------------------------------------------------
 # Rectangles nested four ways per level keep expected counts and extents easy to state independently of the
@@ -130,11 +130,11 @@ import subprocess  # noqa: E402
 
 import httpx  # noqa: E402
 import pyogrio  # noqa: E402
-
 from conftest import LiveServer, _clone  # noqa: E402
-from gis import features  # noqa: E402
-from gis.auth import PUBLIC, Principal  # noqa: E402
-from gis.db import async_engine  # noqa: E402
+
+from gis.serve import features  # noqa: E402
+from gis.access.auth import PUBLIC, Principal  # noqa: E402
+from gis.db.engine import async_engine  # noqa: E402
 
 COLLECTION_IDS = ("district", "street", "community", "grid", "micro_grid", "compound", "building",
                   "party_organisation", "complaint")

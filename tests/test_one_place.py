@@ -98,15 +98,15 @@ def test_a_refused_command_still_ends_with_its_status():
 # --- one bbox parser ---------------------------------------------------------------------------------------------
 
 def test_one_bbox_parser():
-    assert _where(r"\ndef (parse_bbox|_bbox|check_bbox)\(", "gis", "api") == ["gis/bbox.py"]
+    assert _where(r"\ndef (parse_bbox|_bbox|check_bbox)\(", "gis", "api") == ["gis/serve/bbox.py"]
     assert _where(r"bbox must be", "gis", "api") == []
 
 
 def test_the_bbox_options_of_ogc():
     import pytest
 
-    from gis.bbox import parse_bbox
     from gis.errors import InvalidInput
+    from gis.serve.bbox import parse_bbox
 
     assert parse_bbox(None) is None
     assert parse_bbox("117,36,118,37") == (117.0, 36.0, 118.0, 37.0)
@@ -126,7 +126,14 @@ def test_the_bbox_options_of_ogc():
 # --- one definition of the open states, no question whether the ticket table exists ------------------------------
 
 def test_the_open_states_are_written_once():
-    from gis.tickets.models import FINAL_SQL, FINAL_STATES, OPEN_SQL, OPEN_STATES, STATES, overdue_sql
+    from gis.tickets.models import (
+        FINAL_SQL,
+        FINAL_STATES,
+        OPEN_SQL,
+        OPEN_STATES,
+        STATES,
+        overdue_sql,
+    )
 
     assert set(OPEN_STATES) | set(FINAL_STATES) == set(STATES) and not set(OPEN_STATES) & set(FINAL_STATES)
     assert OPEN_SQL == "('reported', 'registered', 'dispatched', 'in_progress', 'handled')"

@@ -175,7 +175,7 @@ def test_post_with_an_address_only_is_geocoded(http, api_key, building, city_db,
 
 
 def test_post_in_gcj02_keeps_the_original_coordinates(http, api_key, building, city_db):
-    from gis.crs import from_storage
+    from gis.layers.crs import from_storage
 
     gx, gy = from_storage(building["lon"], building["lat"], "GCJ-02")
     response = http.post("/open311/v2/requests.json", data={

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from gis.db import libpq_url, with_driver
+from gis.db.engine import libpq_url, with_driver
 from gis.intake import placement
 
 SQLALCHEMY_BIND = re.compile(r"(?<![:\w\\]):([a-z_][a-z0-9_]*)")

@@ -25,10 +25,10 @@ import numpy as np
 import psycopg
 import pytest
 import shapely
+from conftest import LiveServer, _clone
 from pyproj import Transformer
 
 import gis.intake.importer as importer
-from conftest import LiveServer, _clone
 
 SNAP_TOLERANCE_M = 200.0
 """The documented default snap tolerance (GRIDGOV_CITY_SNAP_TOLERANCE_M unset)."""
@@ -237,8 +237,8 @@ def test_batch_import_agrees_with_the_oracle(pg_cluster, world, monkeypatch, tmp
 
 @pytest.fixture(scope="module")
 def served(pg_cluster, world):
-    from gis import auth
-    from gis.db import async_engine
+    from gis.access import auth
+    from gis.db.engine import async_engine
     from gis.intake.open311 import new_api_key
 
     url = _copy(pg_cluster, world["template"])

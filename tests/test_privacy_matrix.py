@@ -14,7 +14,6 @@ import re
 
 import psycopg
 import pytest
-
 from conftest import LiveServer, _clone
 from test_tickets_support import GRIDS, PASSWORD, build_city, make_users
 
@@ -248,7 +247,7 @@ def test_planners_read_the_text_with_numbers_units_and_rooms_masked(world, answe
 
 
 def test_python_and_postgresql_masking_agree(world):
-    from gis.visibility import PERSONAL_NUMBER_PATTERNS, mask_numbers, masked_sql
+    from gis.access.visibility import PERSONAL_NUMBER_PATTERNS, mask_numbers, masked_sql
 
     samples = [
         "请联系13812345678", "+8613812345678或0538-1234567", "身份证370902199001011234，旧证370902900101123",

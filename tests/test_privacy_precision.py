@@ -230,8 +230,8 @@ def test_ticket_tiles(http, city_db, seeded):
 
 def test_planners_read_no_phone_numbers_in_descriptions(http, city_db, seeded):
     """A planner reads complaint text through OGC with phone numbers masked, as Open311 masks them."""
-    from gis import auth
-    from gis.db import async_engine
+    from gis.access import auth
+    from gis.db.engine import async_engine
 
     async def make() -> None:
         engine = async_engine(city_db)

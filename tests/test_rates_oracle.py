@@ -9,17 +9,17 @@ from datetime import datetime, timedelta
 import pandas as pd
 import psycopg
 import pytest
+from conftest import _clone
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-
-from conftest import _clone
-from fixtures.ticket_history import simulate_ticket_history
-from gis.auth import Principal
-from gis.db import with_driver
-from gis.errors import InvalidInput
-from gis.tickets import rates
 from test_tickets_deadlines import _year_of_complaints
 from test_tickets_support import LOCAL, STREETS, build_city
+
+from fixtures.ticket_history import simulate_ticket_history
+from gis.access.auth import Principal
+from gis.db.engine import with_driver
+from gis.errors import InvalidInput
+from gis.tickets import rates
 
 ADMIN = Principal(role="admin", username="rates-admin", user_id=1)
 LEVEL_COLUMNS = {"grid": "grid_code", "community": "community_code", "street": "street_code",

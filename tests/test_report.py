@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from fixtures.evaluation_inputs import generate_evaluation_inputs
-from gis.db import with_driver
+from gis.db.engine import with_driver
 
 ROOT = Path(__file__).resolve().parent.parent
 PERIOD = "2026H1"

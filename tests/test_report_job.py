@@ -11,14 +11,14 @@ import subprocess
 import time
 
 import pytest
+from conftest import LiveServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import LiveServer
 from fixtures.evaluation_inputs import generate_evaluation_inputs
-from gis import auth
+from gis.access import auth
 from gis.analytics.periods import parse_period
-from gis.db import with_driver
+from gis.db.engine import with_driver
 
 PERIOD = "2026H1"
 PASSWORD = "report job password"

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from gis.auth import PUBLIC, Principal
-from gis.db import async_engine
+from gis.access.auth import PUBLIC, Principal
+from gis.db.engine import async_engine
 from gis.errors import InvalidInput, NotFound
-from gis.responsibility import responsible_parties
+from gis.serve.responsibility import responsible_parties
 from tests.browser import minicity
 from tests.conftest import LiveServer
 

@@ -7,10 +7,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-
 from conftest import LiveServer, _clone
-from test_tickets_support import (COMMUNITIES, GRIDS, LOCAL, PASSWORD, STREETS, add_complaints, build_city, make_users,
-                                  sql)
+from test_tickets_support import (
+    COMMUNITIES,
+    GRIDS,
+    LOCAL,
+    PASSWORD,
+    STREETS,
+    add_complaints,
+    build_city,
+    make_users,
+    sql,
+)
 
 NAMES = ("admin", "street1", "street2", "community1", "grid1", "planner")
 

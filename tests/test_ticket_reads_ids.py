@@ -11,8 +11,8 @@ from contextlib import aclosing
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from gis.auth import Principal
-from gis.db import with_driver
+from gis.access.auth import Principal
+from gis.db.engine import with_driver
 from gis.tickets import queries
 from gis.tickets.filters import TicketFilter
 

@@ -6,10 +6,17 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from conftest import LiveServer, _clone
-from test_tickets_support import (GRIDS, PASSWORD, STREETS, add_complaints, build_city, grid_origin, make_users,
-                                  sql)
+from test_tickets_support import (
+    GRIDS,
+    PASSWORD,
+    STREETS,
+    add_complaints,
+    build_city,
+    grid_origin,
+    make_users,
+    sql,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,23 @@ from datetime import datetime, timedelta
 
 import psycopg
 import pytest
+from conftest import _clone
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+from test_tickets_support import (
+    COMPOUNDS,
+    GRIDS,
+    LOCAL,
+    add_complaints,
+    build_city,
+    sql,
+)
 
-from conftest import _clone
 from fixtures.ticket_history import create_demo_users, simulate_ticket_history
-from gis.auth import Principal
-from gis.db import with_driver
+from gis.access.auth import Principal
+from gis.db.engine import with_driver
 from gis.tickets import rates
-from test_tickets_support import COMPOUNDS, GRIDS, LOCAL, add_complaints, build_city, sql
 
 
 def due(url, start: str, cls: str) -> datetime:
@@ -66,9 +73,10 @@ def test_overdue_tickets_are_flagged_and_listed(empty_db):
     assert rows == {late: True, fresh: False}
 
     async def overdue_ids():
+        import json
+
         from gis.tickets import queries
         from gis.tickets.filters import TicketFilter
-        import json
 
         engine = create_async_engine(with_driver(empty_db, "asyncpg"), poolclass=NullPool)
         async with engine.connect() as conn:

@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
+import pytest
+from conftest import _clone
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+from test_tickets_support import GRIDS, add_complaints, build_city, sql
 
-import pytest
-
-from conftest import _clone
-from gis.auth import Principal
-from gis.db import with_driver
+from gis.access.auth import Principal
+from gis.db.engine import with_driver
 from gis.errors import Conflict
 from gis.tickets import rates, workflow
-from test_tickets_support import GRIDS, add_complaints, build_city, sql
 
 ADMIN = Principal(role="admin", username="admin-test", user_id=None)
 

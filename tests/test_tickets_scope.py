@@ -8,10 +8,17 @@ import re
 
 import mapbox_vector_tile
 import pytest
-
 from conftest import LiveServer, _clone
-from test_tickets_support import (GRIDS, PASSWORD, STREETS, add_complaints, build_city, grid_origin, make_users,
-                                  sql)
+from test_tickets_support import (
+    GRIDS,
+    PASSWORD,
+    STREETS,
+    add_complaints,
+    build_city,
+    grid_origin,
+    make_users,
+    sql,
+)
 
 USERS = ["admin", "planner", "street1", "street2", "community1", "community2", "grid1", "grid2", "grid3", "grid4",
          "company1", "company2"]

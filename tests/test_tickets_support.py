@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gis import auth
-from gis.db import with_driver
+from gis.access import auth
+from gis.db.engine import with_driver
 
 PASSWORD = "correct horse battery"
 DISTRICT = "370902"

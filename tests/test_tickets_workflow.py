@@ -6,17 +6,25 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from conftest import LiveServer, _clone
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+from test_tickets_support import (
+    COMPOUNDS,
+    GRIDS,
+    PASSWORD,
+    STREETS,
+    add_complaints,
+    build_city,
+    make_users,
+    sql,
+)
 
-from conftest import LiveServer, _clone
-from gis.auth import Principal
-from gis.db import with_driver
+from gis.access.auth import Principal
+from gis.db.engine import with_driver
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.tickets import workflow
 from gis.tickets.models import STATES
-from test_tickets_support import (COMPOUNDS, GRIDS, PASSWORD, STREETS, add_complaints, build_city, make_users,
-                                  sql)
 
 ADMIN = Principal(role="admin", username="admin-test", user_id=None)
 

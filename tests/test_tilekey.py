@@ -9,8 +9,15 @@ import random
 import psycopg
 import pytest
 
-from gis.db import libpq_url
-from gis.tilekey import KEY_SIDE, KEY_ZOOM, cell_of, interleave, tile_key, tile_key_ranges
+from gis.db.engine import libpq_url
+from gis.serve.tilekey import (
+    KEY_SIDE,
+    KEY_ZOOM,
+    cell_of,
+    interleave,
+    tile_key,
+    tile_key_ranges,
+)
 
 
 def mercator_units(lon: float, lat: float) -> tuple[float, float]:

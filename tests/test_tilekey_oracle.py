@@ -1,4 +1,4 @@
-"""Tile key ranges (gis/tilekey.py) against a brute-force oracle over zoom-20 cells, with the cover's rules written
+"""Tile key ranges (gis/serve/tilekey.py) against a brute-force oracle over zoom-20 cells, with the cover's rules written
 out here: a tile grown by `margin` tile widths is covered by the cells of the finest split (4 zooms below the
 tile, 2 from zoom 15 on) that overlap it, taken whole; a cell is inner exactly when its cell of the finest split
 (or a larger one) lies within the tile grown by `sure_margin`; ranges are sorted, disjoint and merged."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from gis.tilekey import KeyRange, cell_of, interleave, tile_key_ranges
+from gis.serve.tilekey import KeyRange, cell_of, interleave, tile_key_ranges
 
 
 def _finest(z: int) -> int:

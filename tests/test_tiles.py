@@ -10,12 +10,12 @@ import math
 import mapbox_vector_tile
 import psycopg
 import pytest
-
 from conftest import LiveServer
-from gis import tiles
-from gis.auth import PUBLIC, Principal
-from gis.db import async_engine, libpq_url
 from test_ogc import seeded_db  # noqa: F401  (the seeded city fixture is shared)
+
+from gis.access.auth import PUBLIC, Principal
+from gis.db.engine import async_engine, libpq_url
+from gis.serve import tiles
 
 CENTRE = (117.1, 36.2)
 POLICY_PUBLIC_GRID_DEG = 0.0005

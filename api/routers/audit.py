@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import Connection
 from api.params import QueryDateTime
 from api.security import Admin
-from gis import audit
+from gis.access import audit
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from api.deps import Engine
 from api.security import SignedIn, bearer_token
-from gis import auth
+from gis.access import auth
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

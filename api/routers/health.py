@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import Engine
-from gis import pyramid
+from gis.layers import pyramid
 
 router = APIRouter(tags=["health"])
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import Connection
-from gis import pyramid
-from gis.bbox import parse_bbox
+from gis.layers import pyramid
+from gis.serve.bbox import parse_bbox
 
 router = APIRouter(prefix="/layers", tags=["layers"])
 

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from api.audit import log_personal_read
 from api.deps import Engine
 from api.security import CurrentPrincipal
-from gis import features
 from gis.errors import InvalidInput
+from gis.serve import features
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 

@@ -12,9 +12,9 @@ from starlette.routing import Match
 from api.deps import Connection
 from api.params import QueryBool, QueryDate
 from api.security import CurrentPrincipal
-from gis import mapdata
-from gis.bbox import parse_bbox
 from gis.errors import InvalidInput
+from gis.serve import mapdata
+from gis.serve.bbox import parse_bbox
 from gis.settings import api_settings
 from webmap import TEMPLATES_DIR
 

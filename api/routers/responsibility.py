@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from api.audit import log_personal_read
 from api.deps import Connection
 from api.security import CurrentPrincipal
-from gis import responsibility
+from gis.serve import responsibility
 
 router = APIRouter(tags=["map"])
 

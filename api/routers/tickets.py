@@ -18,8 +18,8 @@ from api.audit import log_personal_read
 from api.deps import Connection, Engine
 from api.params import QueryBool, QueryDate, QueryDateTime, period_bounds
 from api.security import Admin, CurrentPrincipal, SignedIn
+from gis.serve.bbox import parse_bbox
 from gis.tickets import assignment, deadlines, queries, rates, routing, workflow
-from gis.bbox import parse_bbox
 from gis.tickets.filters import TicketFilter, parse_polygon
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])

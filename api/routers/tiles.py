@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request, Response
 from api.audit import log_personal_read
 from api.deps import Engine
 from api.security import CurrentPrincipal
-from gis import tiles
 from gis.errors import InvalidInput
+from gis.serve import tiles
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import Connection, Engine
 from api.security import Admin
-from gis import auth
+from gis.access import auth
 
 router = APIRouter(prefix="/users", tags=["users"])
 

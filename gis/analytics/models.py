@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gis.models import Base
+from gis.layers.models import Base
 
 RATER_LEVELS = ("street", "community")
 GRADES = ("excellent", "qualified", "black")

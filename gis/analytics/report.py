@@ -6,7 +6,7 @@ through headless Chromium.
 Everything a reader sees is Chinese and every time is Beijing time. The rates come from `gis.tickets.rates` and the
 supervision figures from `gis.tickets.supervision`, by the same definitions as the API. The report is a document
 handed on (to the district), so what it shows of tickets follows the planner's view of the privacy policy
-(`gis.visibility`): no residents' names, phones or rooms, whoever asked for it.
+(`gis.access.visibility`): no residents' names, phones or rooms, whoever asked for it.
 
 `progress(fraction, line)`, when given, hears how far the work has come, with a Chinese line for the reader."""
 
@@ -24,18 +24,18 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Connection, text
 
+from gis import METRIC_SRID
+from gis.access.auth import Principal
+from gis.access.visibility import POLICY, address_sql
 from gis.analytics import coverage as coverage_core
 from gis.analytics import evaluation as evaluation_core
 from gis.analytics import hotspots as hotspots_core
 from gis.analytics import subsidy as subsidy_core
-from gis import METRIC_SRID
 from gis.analytics.periods import LOCAL_TIME, Period, parse_period
-from gis.auth import Principal
 from gis.errors import NotFound, SetupError
 from gis.tickets import rates as rates_core
 from gis.tickets import supervision as supervision_core
 from gis.tickets.filters import TicketFilter, where_sql
-from gis.visibility import POLICY, address_sql
 
 TEMPLATES = Path(__file__).parent / "templates"
 BIN_COLOURS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", 0: "#f0f0f0", -1: "#d1e5f0", -2: "#67a9cf", -3: "#2166ac"}

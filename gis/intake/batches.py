@@ -1,5 +1,5 @@
 """Import batches read back (导入批次): their counts and their rejected rows, each only for its owner and for
-users whose scope holds the owner's (gis.visibility.owned_sql); out of scope is NotFound."""
+users whose scope holds the owner's (gis.access.visibility.owned_sql); out of scope is NotFound."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import io
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.auth import Principal
+from gis.access.auth import Principal
+from gis.access.visibility import owned_sql
 from gis.errors import Forbidden, NotFound
 from gis.intake.importer import SETTLE_ABANDONED_SQL
-from gis.visibility import owned_sql
 
 IMPORT_ROLES = ("admin", "street")
 

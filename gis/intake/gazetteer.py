@@ -38,7 +38,13 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from gis.intake.address import BUILDING_PATTERN, ParsedAddress, canonical_phases, normalise, parse_address
+from gis.intake.address import (
+    BUILDING_PATTERN,
+    ParsedAddress,
+    canonical_phases,
+    normalise,
+    parse_address,
+)
 
 STREET_SUFFIXES = ("街道办事处", "街道办", "街道", "办事处", "镇", "乡")
 COMMUNITY_SUFFIXES = ("社区居民委员会", "社区居委会", "居民委员会", "居委会", "社区", "村委会", "村")
@@ -297,7 +303,7 @@ class Gazetteer:
         each)."""
         if isinstance(url_or_conn, psycopg.Connection):
             return cls._load(url_or_conn)
-        from gis.db import libpq_url
+        from gis.db.engine import libpq_url
 
         with psycopg.connect(libpq_url(url_or_conn)) as conn:
             return cls._load(conn)

@@ -20,8 +20,7 @@ from time import perf_counter
 
 import psycopg
 
-from gis.crs import normalise_crs
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 from gis.errors import InvalidInput
 from gis.intake.address import normalise as normalise_text
 from gis.intake.gazetteer import Gazetteer
@@ -42,6 +41,7 @@ from gis.intake.placement import (
     snap_insert_sql,
     store_sql,
 )
+from gis.layers.crs import normalise_crs
 from gis.settings import city_settings
 
 DEFAULT_CHUNK_ROWS = 50_000

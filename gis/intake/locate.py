@@ -18,6 +18,7 @@ import numpy as np
 import psycopg
 import shapely
 
+
 @dataclass
 class PolygonVersions:
     """Every version of a layer's polygons (history included: a complaint is placed as of its own day)."""

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gis.models import Base
+from gis.layers.models import Base
 
 BATCH_STATES = ("running", "done", "failed")
 DUPLICATE_STATES = ("possible", "confirmed", "dismissed")
@@ -147,6 +147,6 @@ class ComplaintDuplicate(Base):
 
 
 # The review queue (待人工定位) is read by placement; a partial index keeps it cheap on a large complaint table.
-from gis.models import Complaint  # noqa: E402
+from gis.layers.models import Complaint  # noqa: E402
 
 Index("ix_complaint_review_queue", Complaint.reported_at, postgresql_where=Complaint.placement == "review")

@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from gis import crs as crs_module
 from gis.errors import InvalidInput
 from gis.intake.address import normalise as normalise_text
 from gis.intake.gazetteer import Gazetteer
+from gis.layers import crs as crs_module
 from gis.numbers import is_number_text
 from gis.times import time_problem
 

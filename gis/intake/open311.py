@@ -2,7 +2,7 @@
 
 service_code = category.code; service_request_id = complaint.id; status comes from the complaint's ticket
 (closed when the ticket is in a final state — rejected, closed or merged — open otherwise). Reads need no key, so
-they answer as the public sees (gis.visibility): the place snapped, the address to the compound, no description,
+they answer as the public sees (gis.access.visibility): the place snapped, the address to the compound, no description,
 no reporter.
 
 This module knows no HTTP: it returns the spec's payloads as Python values and refuses with the core's typed
@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis import crs as crs_module
+from gis.access.visibility import POLICY, address_sql, mask_numbers, place_sql, text_sql
 from gis.errors import Forbidden, InvalidInput, NotFound
 from gis.intake.gazetteer import Gazetteer
 from gis.intake.normalise import LOCAL_ZONE, parse_time
@@ -33,11 +33,11 @@ from gis.intake.placement import (
     degrees_for,
     one_request_sql,
 )
+from gis.layers import crs as crs_module
 from gis.numbers import optional_float
 from gis.settings import city_settings
-from gis.times import iso_text, time_problem
 from gis.tickets.models import FINAL_SQL
-from gis.visibility import POLICY, address_sql, mask_numbers, place_sql, text_sql
+from gis.times import iso_text, time_problem
 
 PUBLIC_VIEW = POLICY["public"]
 """GeoReport v2 reads need no key: every answer is the public's (staff read tickets through /tickets)."""
@@ -104,7 +104,7 @@ def new_api_key(url: str, name: str) -> str:
     """Create a key called `name` and return it (only its hash is stored, so it is shown once)."""
     import psycopg
 
-    from gis.db import libpq_url
+    from gis.db.engine import libpq_url
 
     key = secrets.token_urlsafe(24)
     with psycopg.connect(libpq_url(url)) as conn:
@@ -118,7 +118,7 @@ def new_api_key(url: str, name: str) -> str:
 def revoke_api_key(url: str, name: str) -> None:
     import psycopg
 
-    from gis.db import libpq_url
+    from gis.db.engine import libpq_url
 
     with psycopg.connect(libpq_url(url)) as conn:
         if conn.execute("UPDATE open311_api_key SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL",

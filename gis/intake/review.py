@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis import crs as crs_module
-from gis.auth import Principal, complaint_scope_sql
+from gis.access.auth import Principal, complaint_scope_sql
 from gis.errors import Forbidden, InvalidInput, NotFound
 from gis.intake.placement import PARTY_COLUMNS, party_insert
+from gis.layers import crs as crs_module
 from gis.tickets.routing_sql import REROUTE_SQL
 
 PLACING_ROLES = ("admin", "street", "community", "grid_worker")

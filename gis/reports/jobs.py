@@ -22,8 +22,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from gis.access.auth import Principal
 from gis.analytics.periods import LOCAL_TIME, parse_period
-from gis.auth import Principal
 from gis.errors import Forbidden, GridgovError, InvalidInput, NotFound
 
 REPORTERS = frozenset({"admin", "street", "planner"})
@@ -134,7 +134,7 @@ class JobStore:
 
     def _run(self, job: Job, principal: Principal) -> None:
         from gis.analytics.report import build_report
-        from gis.db import sync_engine
+        from gis.db.engine import sync_engine
 
         job.state, job.progress_zh = "running", "开始生成报告"
         engine = sync_engine(self.database_url)

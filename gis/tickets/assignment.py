@@ -20,7 +20,7 @@ import json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.auth import Principal
+from gis.access.auth import Principal
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.tickets.events import actor_name
 from gis.tickets.filters import TicketFilter, where_sql

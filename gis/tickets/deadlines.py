@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import InvalidInput, NotFound
-from gis.models import DEADLINE_CLASSES
+from gis.layers.models import DEADLINE_CLASSES
 
 WORKDAY_MINUTES = 480
 

@@ -7,7 +7,7 @@ import json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.auth import Principal
+from gis.access.auth import Principal
 
 
 def actor_name(principal: Principal) -> str:

@@ -7,12 +7,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gis.auth import Principal
+from gis.access.auth import Principal
+from gis.access.visibility import place_in_box_sql, visibility
 from gis.errors import Forbidden, InvalidInput
-from gis.geometry_input import area_wkb, valid_area_geojson
+from gis.layers.geometry_input import area_wkb, valid_area_geojson
 from gis.tickets.models import OPEN_STATES, STATES, overdue_sql
 from gis.tickets.scope import mine_sql, ticket_scope_sql
-from gis.visibility import place_in_box_sql, visibility
 
 
 @dataclass
@@ -41,7 +41,7 @@ class TicketFilter:
 
 def parse_polygon(value: str | dict | None) -> dict | None:
     """A drawn area: GeoJSON Polygon or MultiPolygon (a bare geometry or a Feature) in WGS-84 lon/lat, checked,
-    bounded and repaired in the application (`gis.geometry_input`); the valid geometry as a GeoJSON mapping."""
+    bounded and repaired in the application (`gis.layers.geometry_input`); the valid geometry as a GeoJSON mapping."""
     if value is None or value == "":
         return None
     return valid_area_geojson(value)

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gis.models import DEADLINE_CLASSES, Base, _in
+from gis.layers.models import DEADLINE_CLASSES, Base, _in
 
 STATES = ("reported", "registered", "rejected", "dispatched", "in_progress", "handled", "closed", "merged")
 """reported 上报 · registered 立案 · rejected 不予立案 · dispatched 已派遣 · in_progress 处置中 ·

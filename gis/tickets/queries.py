@@ -14,13 +14,19 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.auth import Principal
+from gis.access.auth import Principal
+from gis.access.visibility import (
+    address_sql,
+    place_in_box_sql,
+    place_sql,
+    text_sql,
+    visibility,
+)
 from gis.errors import InvalidInput, NotFound
 from gis.tickets.filters import TicketFilter, where_sql
 from gis.tickets.models import overdue_sql
 from gis.tickets.scope import ticket_scope_sql
 from gis.tickets.supervision import supervision_sql
-from gis.visibility import address_sql, place_in_box_sql, place_sql, text_sql, visibility
 
 SORTS = {"due": "t.due_at, t.id", "reported": "t.reported_at, t.id", "-reported": "t.reported_at DESC, t.id DESC",
          "id": "t.id"}

@@ -31,13 +31,12 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.auth import Principal
+from gis.access.auth import Principal
+from gis.access.visibility import address_sql, visibility
 from gis.errors import InvalidInput
 from gis.settings import rates_settings
 from gis.tickets.models import overdue_sql
 from gis.tickets.scope import ticket_scope_sql
-from gis.visibility import address_sql, visibility
-
 
 LEVELS = {
     "grid": ("t.grid_code", "SELECT name FROM grid WHERE code = r.unit AND valid_to IS NULL"),

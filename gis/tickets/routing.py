@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import InvalidInput, NotFound
-from gis.models import RESPONSIBLE_KINDS
+from gis.layers.models import RESPONSIBLE_KINDS
 from gis.tickets.models import ASSIGNEE_KINDS, PLACES
 
 RULE_COLUMNS = ("priority", "name", "category_code", "responsible_kind", "place", "assignee_kind", "department",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gis.auth import Principal, complaint_scope_sql
+from gis.access.auth import Principal, complaint_scope_sql
 
 
 def ticket_scope_sql(principal: Principal, alias: str = "t") -> tuple[str, dict]:

@@ -19,14 +19,14 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.auth import Principal
+from gis.access.auth import Principal
+from gis.access.visibility import address_sql, visibility
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.tickets.events import record_event
 from gis.tickets.filters import TicketFilter, where_sql
 from gis.tickets.models import OPEN_STATES, overdue_sql
 from gis.tickets.rates import LEVELS
 from gis.tickets.scope import ticket_scope_sql
-from gis.visibility import address_sql, visibility
 
 SUPERVISORS = frozenset({"admin", "street"})
 """Who may remind, escalate and record a department's answer."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.auth import Principal
+from gis.access.auth import Principal
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.tickets.assignment import check_assignee
 from gis.tickets.events import record_event

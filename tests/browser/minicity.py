@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 
 DISTRICT = "370902"
 STREET = DISTRICT + "001"

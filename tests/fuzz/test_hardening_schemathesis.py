@@ -17,6 +17,7 @@ import re
 
 import pytest
 import schemathesis
+from conftest import LiveServer
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -25,8 +26,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
-from conftest import LiveServer
 
 FULL = os.environ.get("GRIDGOV_FUZZ") == "full"
 EXAMPLES = int(os.environ.get("GRIDGOV_FUZZ_EXAMPLES") or (60 if FULL else 3))
@@ -43,8 +42,8 @@ def make_users(url: str) -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from gis import auth
-    from gis.db import with_driver
+    from gis.access import auth
+    from gis.db.engine import with_driver
 
     async def create():
         engine = create_async_engine(with_driver(url, "asyncpg"))

@@ -4,8 +4,8 @@ Revision ID: 0003_tickets
 Revises: 0001
 Create Date: 2026-11-21 05:48:31.984168
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0003_tickets'

@@ -36,11 +36,11 @@ from sqlalchemy import Boolean, Date, Float, Integer, Numeric, String
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from gis import STORAGE_SRID
-from gis.crs import WGS84, normalise_crs, storage_coordinates_ok, to_storage
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 from gis.errors import InvalidInput
-from gis.models import Base
-from gis.pyramid import Layer, get_layer
+from gis.layers.crs import WGS84, normalise_crs, storage_coordinates_ok, to_storage
+from gis.layers.models import Base
+from gis.layers.pyramid import Layer, get_layer
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances."""

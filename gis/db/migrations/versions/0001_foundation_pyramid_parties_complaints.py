@@ -4,9 +4,9 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-21 05:44:26.393395
 """
-from alembic import op
-import sqlalchemy as sa
 import geoalchemy2
+import sqlalchemy as sa
+from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
 

@@ -6,7 +6,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gis.embedded import EmbeddedCluster
+from gis.db.embedded import EmbeddedCluster
 from gis.settings import DatabaseSettings, database_settings
 
 

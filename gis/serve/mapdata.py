@@ -10,11 +10,11 @@ from datetime import date
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.auth import Principal, complaint_scope_sql
-from gis.bbox import BBox
+from gis.access.auth import Principal, complaint_scope_sql
+from gis.access.visibility import place_in_box_sql, place_sql, visibility
 from gis.errors import InvalidInput
+from gis.serve.bbox import BBox
 from gis.tickets.models import overdue_sql
-from gis.visibility import place_in_box_sql, place_sql, visibility
 
 _BUILDING_QUERY = re.compile(r"^(?P<compound>.*?)\s*(?P<number>\d{1,3})\s*(号楼|号|栋|幢|#)\s*$")
 _TICKET_QUERY = re.compile(r"^#?\s*(?P<number>[0-9A-Za-z-]{1,40})$")
@@ -62,7 +62,7 @@ SELECT coalesce(json_agg(json_build_object(
 ) ORDER BY rank, length(name), code), '[]'::json)::text
 FROM (SELECT * FROM hits ORDER BY rank, length(name), code LIMIT :limit) best
 """
-"""`{complaint_place}` is the complaint's place as the caller may see it (gis.visibility.place_sql)."""
+"""`{complaint_place}` is the complaint's place as the caller may see it (gis.access.visibility.place_sql)."""
 
 
 def _escape_like(value: str) -> str:

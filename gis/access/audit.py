@@ -3,7 +3,7 @@
 A personal-data read is one append-only row per request (never per record): who, in which role, when, which
 endpoint with which query, which record ids (or how many). Rows cannot be updated or deleted; the database
 refuses it. Failed sign-ins are kept per username and client address in the database, so every worker process
-sees the same counts; the sign-in throttle in gis.auth writes and reads them.
+sees the same counts; the sign-in throttle in gis.access.auth writes and reads them.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gis.auth import Principal
+from gis.access.auth import Principal
 from gis.errors import InvalidInput
-from gis.models import Base
+from gis.layers.models import Base
 from gis.settings import audit_settings
 
 
@@ -53,7 +53,7 @@ class PersonalDataRead(Base):
 
 
 class LoginFailure(Base):
-    """A failed sign-in (wrong password, unknown or disabled user), written and read by gis.auth's throttle."""
+    """A failed sign-in (wrong password, unknown or disabled user), written and read by gis.access.auth's throttle."""
 
     __tablename__ = "login_failure"
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -1,11 +1,11 @@
-"""Alembic environment: runs against the URL that `gis.migrate` hands over."""
+"""Alembic environment: runs against the URL that `gis.db.migrate` hands over."""
 
 from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
-import gis.schema  # noqa: F401  (registers every table on the metadata)
-from gis.models import Base
+import gis.db.schema  # noqa: F401  (registers every table on the metadata)
+from gis.layers.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -22,21 +22,21 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis import STORAGE_SRID
-from gis.auth import Principal, complaint_scope_sql
-from gis.errors import InvalidInput
-from gis.pyramid import LAYERS, get_layer
-from gis.settings import TileSettings, tile_settings
-from gis.tilekey import MAX_LATITUDE, tile_key_ranges
-from gis.visibility import (
+from gis.access.auth import Principal, complaint_scope_sql
+from gis.access.visibility import (
     COMPLAINT_PUBLIC_COLUMNS,
-    POLICY,
     COMPLAINT_REPORTER_COLUMNS,
+    POLICY,
     Visibility,
     complaint_column_sql,
     complaint_columns,
     place_sql,
     visibility,
 )
+from gis.errors import InvalidInput
+from gis.layers.pyramid import LAYERS, get_layer
+from gis.serve.tilekey import MAX_LATITUDE, tile_key_ranges
+from gis.settings import TileSettings, tile_settings
 
 EXTENT = 4096
 """Tile coordinate units across a tile."""
@@ -373,7 +373,7 @@ def tilejson(layer_name: str, base_url: str, bounds: tuple[float, float, float, 
     layer = get_tile_layer(layer_name)
     fields = {column: column for column in layer.detail}
     if not layer.is_boundary:
-        # every attribute some role may see; which of them a caller gets is gis.visibility's to say
+        # every attribute some role may see; which of them a caller gets is gis.access.visibility's to say
         fields = {column: column for column in complaint_columns(POLICY["admin"])}
     document = {
         "tilejson": "3.0.0",

@@ -26,7 +26,7 @@ import psycopg
 import shapely
 
 from gis import METRIC_SRID
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 
 KINDS = ("invalid_geometry", "outside_parent", "overlap", "gap", "orphan_code", "duplicate_code")
 

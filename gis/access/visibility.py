@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gis.auth import Principal
+from gis.access.auth import Principal
 
 PUBLIC_PLACE_GRID_DEG = 0.0005
 """The public sees a complaint's place snapped to a 0.0005° lattice (about 55 m by 45 m around Tai'an): enough

@@ -15,9 +15,9 @@ import re
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.auth import Principal
+from gis.access.auth import Principal
+from gis.access.visibility import contacts_sql, visibility
 from gis.errors import InvalidInput, NotFound
-from gis.visibility import contacts_sql, visibility
 
 _SQL = (
     """
@@ -119,7 +119,7 @@ async def responsible_parties(conn: AsyncConnection, lon: float, lat: float, pri
     params: dict = {"lon": lon, "lat": lat, "personal": view.contacts != "none"}
 
     def contact_test(match: re.Match) -> str:
-        # each contact is shown only where its unit lies in the caller's own chain (gis.visibility)
+        # each contact is shown only where its unit lies in the caller's own chain (gis.access.visibility)
         expression, extra = contacts_sql(view, principal, match.group(1), "(SELECT code FROM micro)")
         params.update(extra)
         return f"({expression})"

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from psycopg import sql
 
-from gis.db import libpq_url, with_driver
+from gis.db.engine import libpq_url, with_driver
 from gis.errors import SetupError
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -308,7 +308,7 @@ class Complaint(Base):
         Index("ix_complaint_geom", "geom", postgresql_using="gist"),
         Index("ix_complaint_reported_at", "reported_at"),
         Index("ix_complaint_grid_reported", "grid_code", "reported_at"),
-        # Complaint tiles as index-only range scans of the tile key (gis/tilekey.py, migration 0007).
+        # Complaint tiles as index-only range scans of the tile key (gis/serve/tilekey.py, migration 0007).
         Index("ix_complaint_tile_key", text("gridgov_tile_key(geom)"),
               postgresql_include=["reported_at", "id", "category_code", "geom"]),
     )

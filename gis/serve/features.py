@@ -21,15 +21,8 @@ from sqlalchemy import Boolean, Date, DateTime, Float, Integer, Numeric, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis import STORAGE_SRID
-from gis.auth import Principal, complaint_scope_sql
-from gis.bbox import BBox, parse_bbox
-from gis.errors import InvalidInput, NotFound
-from gis.models import Base
-from gis.numbers import parse_float, parse_int
-from gis.times import is_infinite, iso_text
-from gis.pyramid import LAYERS
-from gis.tiles import DataVersions, tile_settings
-from gis.visibility import (
+from gis.access.auth import Principal, complaint_scope_sql
+from gis.access.visibility import (
     Visibility,
     complaint_column_sql,
     complaint_columns,
@@ -38,6 +31,13 @@ from gis.visibility import (
     place_sql,
     visibility,
 )
+from gis.errors import InvalidInput, NotFound
+from gis.layers.models import Base
+from gis.layers.pyramid import LAYERS
+from gis.numbers import parse_float, parse_int
+from gis.serve.bbox import BBox, parse_bbox
+from gis.serve.tiles import DataVersions, tile_settings
+from gis.times import is_infinite, iso_text
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 DEFAULT_LIMIT = 10
@@ -306,7 +306,7 @@ def items_request(collection: Collection, principal: Principal, params: dict[str
     return ItemsRequest(
         limit=parse_limit(params.get("limit")),
         offset=parse_offset(params.get("offset")),
-        # in CRS84, with heights or across the antimeridian as the standard allows (gis.bbox)
+        # in CRS84, with heights or across the antimeridian as the standard allows (gis.serve.bbox)
         bbox=parse_bbox(params.get("bbox"), heights=True, antimeridian=True),
         interval=parse_datetime(params.get("datetime")),
         equals={name: value for name, value in params.items() if name in query.properties},
@@ -328,7 +328,7 @@ def _apply_filters(collection: Collection, query: Query, request: ItemsRequest) 
             if query.place_view is None:
                 tests.append(f"{query.geom_filter} && {envelope}")
             else:
-                # the place the caller sees decides (gis.visibility), so the box cannot narrow a snapped place
+                # the place the caller sees decides (gis.access.visibility), so the box cannot narrow a snapped place
                 tests.append(place_in_box_sql(query.place_view, query.geom_filter, envelope))
         params.update(miny=miny, maxy=maxy)
         where.append("(" + " OR ".join(tests) + ")")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import psycopg
 
-from gis.db import libpq_url
+from gis.db.engine import libpq_url
 
-DEFAULT_CATALOGUE = Path(__file__).parent / "data" / "categories.csv"
+DEFAULT_CATALOGUE = Path(__file__).parents[1] / "data" / "categories.csv"
 
 
 def read_catalogue(path: Path = DEFAULT_CATALOGUE) -> list[dict]:

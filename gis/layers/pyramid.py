@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.bbox import BBox
 from gis.errors import InvalidInput, NotFound
+from gis.serve.bbox import BBox
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ async def layer_geojson(
         where.append(f"{layer.parent_column} = :parent")
         params["parent"] = parent_code
     if bbox is not None:
-        minx, miny, maxx, maxy = bbox  # checked where it was read (gis.bbox)
+        minx, miny, maxx, maxy = bbox  # checked where it was read (gis.serve.bbox)
         where.append("geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
         params.update(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
     props = ", ".join(f"'{column}', {column}" for column in layer.properties)

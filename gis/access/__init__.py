@@ -1,0 +1,1 @@
+"""Who may see and do what: sign-in and roles, the audit trail and the privacy policy."""
