@@ -24,14 +24,46 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL_SEED = 1
 
 
+REUSED_CLUSTER = os.environ.get("GRIDGOV_TEST_CLUSTER_DIR")
+"""A cluster directory kept between test sessions, with its templates built once (scripts/mutation.sh sets it,
+so each mutant's run clones the templates instead of building a city; the templates are built from the code
+as it was before any mutant, so a mutant that only the city's generation would reveal counts as survived)."""
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
     """A PostGIS cluster of the test session's own, in a temporary directory, removed at the end."""
+    if REUSED_CLUSTER:
+        cluster = EmbeddedCluster(data_dir=Path(REUSED_CLUSTER), db_name="postgres")
+        cluster.start()
+        yield cluster
+        _drop_own_clones(cluster)
+        return
     data_dir = Path(tempfile.mkdtemp(prefix="gridgov-test-"))
     cluster = EmbeddedCluster(data_dir=data_dir, db_name="postgres")
     cluster.start()
     yield cluster
     cluster.destroy()
+
+
+def _template_ready(cluster: EmbeddedCluster, name: str) -> bool:
+    """Whether a kept cluster already holds the finished template `name` (marked by its comment)."""
+    if not REUSED_CLUSTER:
+        return False
+    import psycopg
+
+    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                           (name,)).fetchone()
+    return bool(row and row[0] == "gridgov template ready")
+
+
+def _mark_ready(cluster: EmbeddedCluster, name: str) -> None:
+    if REUSED_CLUSTER:
+        import psycopg
+
+        with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"COMMENT ON DATABASE \"{name}\" IS 'gridgov template ready'")
 
 
 def _migrated(cluster: EmbeddedCluster, name: str) -> str:
@@ -48,7 +80,9 @@ def _migrated(cluster: EmbeddedCluster, name: str) -> str:
 @pytest.fixture(scope="session")
 def empty_template(pg_cluster) -> str:
     """Name of a template database with the schema and the category catalogue, but no city."""
-    _migrated(pg_cluster, "tpl_empty")
+    if not _template_ready(pg_cluster, "tpl_empty"):
+        _migrated(pg_cluster, "tpl_empty")
+        _mark_ready(pg_cluster, "tpl_empty")
     return "tpl_empty"
 
 
@@ -57,13 +91,26 @@ def small_template(pg_cluster) -> str:
     """Name of a template database holding the `small` demo city (seed 1)."""
     from fixtures.loader import load_city
 
-    url = _migrated(pg_cluster, "tpl_small")
-    load_city(url, "small", seed=SMALL_SEED, progress=False)
+    if not _template_ready(pg_cluster, "tpl_small"):
+        url = _migrated(pg_cluster, "tpl_small")
+        load_city(url, "small", seed=SMALL_SEED, progress=False)
+        _mark_ready(pg_cluster, "tpl_small")
     return "tpl_small"
 
 
+def _drop_own_clones(cluster: EmbeddedCluster) -> None:
+    """Drops the databases this process cloned in a kept cluster (other sessions may be using theirs)."""
+    import psycopg
+
+    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+        names = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                                                (f"t_{os.getpid()}_",))]
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _clone(cluster: EmbeddedCluster, template: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    name = f"t_{os.getpid()}_{uuid.uuid4().hex[:12]}"
     cluster.ensure_database(name, template=template)
     return cluster.url(name)
 
