@@ -36,10 +36,8 @@ for name in "${ORDER[@]}"; do
   fi
   work="$(mktemp -d "${TMPDIR:-/tmp}/gridgov-mutation-$name-XXXXXX")"
   trap 'rm -rf "$work"' EXIT
-  # a copy of the checkout without its environment, caches and data
-  (cd "$ROOT" && tar --exclude=./.venv --exclude=./node_modules --exclude=./.gridgov --exclude=./.git \
-      --exclude=./build --exclude=./mutants --exclude='*/__pycache__' --exclude=./webmap/static/vendor -cf - .) \
-    | (cd "$work" && tar -xf -)
+  # a copy of the committed tree (MUTATION_TREE, default HEAD): work in progress in the checkout is left out
+  (cd "$ROOT" && git archive --format=tar "${MUTATION_TREE:-HEAD}") | (cd "$work" && tar -xf -)
   [ -d "$ROOT/webmap/static/vendor" ] && ln -s "$ROOT/webmap/static/vendor" "$work/webmap/static/vendor"
   [ -d "$ROOT/node_modules" ] && ln -s "$ROOT/node_modules" "$work/node_modules"
   {
