@@ -35,6 +35,7 @@ for name in "${ORDER[@]}"; do
     continue
   fi
   work="$(mktemp -d "${TMPDIR:-/tmp}/gridgov-mutation-$name-XXXXXX")"
+  chmod 755 "$work"  # the kept test cluster runs as the postgres user
   trap 'rm -rf "$work"' EXIT
   # a copy of the committed tree (MUTATION_TREE, default HEAD): work in progress in the checkout is left out
   (cd "$ROOT" && git archive --format=tar "${MUTATION_TREE:-HEAD}") | (cd "$work" && tar -xf -)
