@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from gis.db.embedded import EmbeddedCluster
+from tests import mutation_hits
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_SEED = 1
@@ -133,6 +134,16 @@ def fresh_city_db(pg_cluster, small_template) -> str:
     return _clone(pg_cluster, small_template)
 
 
+MUTATION_HITS_DIR = Path(tempfile.gettempdir()) / f"gridgov-mutation-hits-{os.getpid()}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    """Under mutmut's stats pass: credit this test with what the app servers it drove called."""
+    if mutation_hits.stats_pass() and MUTATION_HITS_DIR.is_dir():
+        mutation_hits.collect_into_tests(MUTATION_HITS_DIR)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -153,8 +164,14 @@ class LiveServer:
             uvicorn_proxy_args,  # forwarded headers only from GRIDGOV_TRUSTED_PROXIES
         )
 
+        launcher = ["-m", "uvicorn"]
+        if mutation_hits.stats_pass():
+            MUTATION_HITS_DIR.mkdir(exist_ok=True)
+            env[mutation_hits.HITS_DIR_ENV] = str(MUTATION_HITS_DIR)
+            launcher = ["-c", "import sys, uvicorn; sys.path.insert(0, '.'); "
+                              "from tests.mutation_hits import install_in_server; install_in_server(); uvicorn.main()"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, *launcher, "api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "warning", "--timeout-graceful-shutdown", "2",
              *uvicorn_proxy_args(env.get("GRIDGOV_TRUSTED_PROXIES", ""))],
             cwd=ROOT, env=env,
