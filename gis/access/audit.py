@@ -8,11 +8,13 @@ sees the same counts; the sign-in throttle in gis.access.auth writes and reads t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, Text, func, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -186,3 +188,48 @@ async def personal_reads(
         f"SELECT {LOG_COLUMNS} FROM audit_personal_read WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit"),
         params)).mappings()
     return [dict(row) for row in rows]
+
+
+# --- the change log (变更记录) ---------------------------------------------------------------------------------
+
+class ChangeRecord(Base):
+    """One change of a stored record: who, when, which record (subject and natural key), the old and new values."""
+
+    __tablename__ = "audit_change"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    username: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    record_key: Mapped[str] = mapped_column(Text, nullable=False)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    old = mapped_column(JSONB)
+    new = mapped_column(JSONB)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_audit_change_at", "at"),
+        Index("ix_audit_change_subject_key", "subject", "record_key"),
+    )
+
+
+def _json_ready(values: dict | None) -> str | None:
+    if values is None:
+        return None
+    return json.dumps({key: (value.isoformat() if isinstance(value, (date, datetime)) else
+                             str(value) if isinstance(value, Decimal) else value)
+                       for key, value in values.items()}, ensure_ascii=False)
+
+
+def record_change(conn, principal: Principal, subject: str, record_key: str, action: str,
+                  old: dict | None, new: dict | None, reason: str | None = None) -> None:
+    """Log one change inside the caller's transaction (a synchronous SQLAlchemy connection), so the change and its
+    record commit or roll back together."""
+    conn.execute(text("""
+        INSERT INTO audit_change (user_id, username, role, subject, record_key, action, old, new, reason)
+        VALUES (:user_id, :username, :role, :subject, :record_key, :action, CAST(:old AS jsonb),
+                CAST(:new AS jsonb), :reason)"""),
+        {"user_id": principal.user_id, "username": principal.username, "role": principal.role, "subject": subject,
+         "record_key": record_key, "action": action, "old": _json_ready(old), "new": _json_ready(new),
+         "reason": reason})

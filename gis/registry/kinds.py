@@ -1,0 +1,645 @@
+"""The registry's kinds (登记类别): one declarative spec per kind of record a city keeps.
+
+A kind says, once, everything the import, the export and the templates need:
+
+- `columns`: the template's Chinese headers in order, each with the field it fills, its parser (gis.registry.values:
+  text, 是/否, dates, numbers, codes, the unified social credit code with its check character), whether it is
+  required, and whether it is compared (a change date or a reason says when and why, not what: such columns
+  are written on export and never make a row "updated");
+- `key`: the fields of the natural key (credit code, organisation code, compound code + term start, ...); two rows
+  of one file with the same key are refused (the second names the first), and a stored record with the key is
+  the one a row updates;
+- `fetch(ctx, keys)`: the stored records of those keys, as {key tuple: {field: value}} in the parsers' types;
+- `check(ctx, row, old)`: the reason (Chinese) a parsed row cannot be accepted — a code outside the caller's
+  scope or unknown, a company not registered, overlapping terms — or None;
+- `save(ctx, row, old)`: write the row (old is None for a new record); dated versions change only through
+  gis.registry.history;
+- `export(ctx)`: the stored records in the caller's scope, in the same form, sorted by key;
+- `roles`: who may import and export the kind (scope is then checked row by row).
+
+How to add a kind: write its columns, key and the four functions below, build a `Kind` and add it to `KINDS`
+with `register(kind)`. The import (gis.registry.load), the export and the templates (gis.registry.export), the
+command line (`gridgov registry ...`) and the API (/registry/{kind}/...) pick it up by name; nothing else
+changes. Parsers raise InvalidInput with a reason; `check` returns a reason instead of raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from gis.access.auth import Principal
+from gis.layers.models import MANAGEMENT_MODES
+from gis.registry import history
+from gis.registry.scope import Scope
+from gis.registry.values import (
+    choice,
+    code,
+    mobile_phone,
+    money,
+    parse_bool,
+    parse_credit_code,
+    parse_date,
+    parse_text,
+    real_number,
+    whole_number,
+)
+
+OUT_OF_SCOPE = "{what} {code} 不存在或不在您的管辖范围内"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a kind's template."""
+
+    header: str
+    field: str
+    parse: Callable[[str], Any] = parse_text
+    required: bool = False
+    compare: bool = True
+    default: Any = None
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        """Chinese label → stored value, for a column of choices."""
+        return getattr(self.parse, "labels", None)
+
+
+@dataclass
+class Context:
+    """What a kind's functions share during one import or export: the connection, the caller and their scope,
+    the day, registered companies, and the rows of the file accepted so far (`accepted`)."""
+
+    conn: Connection
+    principal: Principal
+    scope: Scope
+    today: date = field(default_factory=history.today)
+    accepted: list[dict] = field(default_factory=list)
+    _companies: dict[str, int] | None = None
+
+    def company_id(self, credit_code: str | None) -> int | None:
+        """The id of the registered company with this credit code (None if not registered or not given)."""
+        if credit_code is None:
+            return None
+        if self._companies is None:
+            self._companies = dict(self.conn.execute(text("SELECT credit_code, id FROM property_company")).all())
+        return self._companies.get(credit_code)
+
+    def forget_companies(self) -> None:
+        """Re-read the registered companies on next use (after a company was added)."""
+        self._companies = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of registry record (see the module's docstring)."""
+
+    name: str
+    title: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    fetch: Callable[[Context, list[tuple]], dict[tuple, dict]]
+    check: Callable[[Context, dict, dict | None], str | None]
+    save: Callable[[Context, dict, dict | None], None]
+    export: Callable[[Context], Iterable[dict]]
+    roles: tuple[str, ...] = ("admin", "street", "community")
+
+    @property
+    def headers(self) -> list[str]:
+        """The template's headers in order."""
+        return [column.header for column in self.columns]
+
+    def column(self, field_name: str) -> Column:
+        """The column filling `field_name`."""
+        return next(column for column in self.columns if column.field == field_name)
+
+    def key_of(self, row: dict) -> tuple:
+        """The natural key of a parsed row."""
+        return tuple(row[name] for name in self.key)
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Add `kind` to the registry's kinds (its name must be new)."""
+    if kind.name in KINDS:
+        raise ValueError(f"registry kind {kind.name} is registered twice")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def _rows(conn: Connection, sql: str, params: dict | None = None) -> list[dict]:
+    return [dict(row) for row in conn.execute(text(sql), params or {}).mappings()]
+
+
+def _by_key(rows: Iterable[dict], key: tuple[str, ...]) -> dict[tuple, dict]:
+    return {tuple(row[name] for name in key): row for row in rows}
+
+
+def _fields(row: dict, names) -> dict:
+    return {name: row[name] for name in names}
+
+
+# --- property companies 物业服务企业 ---------------------------------------------------------------------------
+
+_COMPANY_FIELDS = ("credit_code", "name", "is_community_led", "has_party_org", "party_work_only", "contact_name",
+                   "contact_phone", "founded_year")
+_COMPANY_SELECT = f"SELECT {', '.join(_COMPANY_FIELDS)} FROM property_company"
+
+
+def _company_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
+    return _by_key(_rows(ctx.conn, f"{_COMPANY_SELECT} WHERE credit_code = ANY(:codes)",
+                         {"codes": [k[0] for k in keys]}), ("credit_code",))
+
+
+def _company_check(ctx: Context, row: dict, old: dict | None) -> str | None:
+    if row["party_work_only"] and row["has_party_org"]:
+        return "“有党组织”为是时“未建党组织但开展党的工作”应为否"
+    return None
+
+
+def _company_save(ctx: Context, row: dict, old: dict | None) -> None:
+    values = _fields(row, _COMPANY_FIELDS)
+    if old is None:
+        ctx.conn.execute(text(f"INSERT INTO property_company ({', '.join(_COMPANY_FIELDS)}) VALUES "
+                              f"({', '.join(':' + f for f in _COMPANY_FIELDS)})"), values)
+        ctx.forget_companies()
+    else:
+        sets = ", ".join(f"{f} = :{f}" for f in _COMPANY_FIELDS[1:])
+        ctx.conn.execute(text(f"UPDATE property_company SET {sets} WHERE credit_code = :credit_code"), values)
+
+
+def _company_export(ctx: Context) -> list[dict]:
+    return _rows(ctx.conn, f"{_COMPANY_SELECT} ORDER BY credit_code")
+
+
+register(Kind(
+    name="property_company", title="物业服务企业",
+    columns=(
+        Column("统一社会信用代码", "credit_code", parse_credit_code, required=True),
+        Column("企业名称", "name", required=True),
+        Column("社区领办", "is_community_led", parse_bool, default=False),
+        Column("有党组织", "has_party_org", parse_bool, required=True),
+        Column("未建党组织但开展党的工作", "party_work_only", parse_bool, default=False),
+        Column("联系人", "contact_name"),
+        Column("联系电话", "contact_phone"),
+        Column("成立年份", "founded_year", whole_number(1949, 2100)),
+    ),
+    key=("credit_code",), fetch=_company_fetch, check=_company_check, save=_company_save, export=_company_export,
+    roles=("admin",),
+))
+
+
+# --- party organisations 党组织 ---------------------------------------------------------------------------------
+
+PARTY_KIND_LABELS = {"社区党委": "community_committee", "网格党支部": "grid_branch", "小区党支部": "compound_branch",
+                     "楼院党小组": "building_group", "企业党支部": "company_branch"}
+_UNIT_LEVEL = {"community_committee": "community", "grid_branch": "grid", "compound_branch": "compound",
+               "building_group": "building"}
+_UNIT_NAME = {"community": "社区", "grid": "网格", "compound": "小区", "building": "楼栋"}
+_PARTY_FIELDS = ("code", "kind", "name", "unit_code", "secretary_name", "secretary_phone", "member_count",
+                 "founded_on")
+_PARTY_SELECT = f"SELECT {', '.join(_PARTY_FIELDS)} FROM party_organisation"
+
+
+def _party_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
+    return _by_key(_rows(ctx.conn, f"{_PARTY_SELECT} WHERE code = ANY(:codes)", {"codes": [k[0] for k in keys]}),
+                   ("code",))
+
+
+def _unit_problem(ctx: Context, kind: str, unit_code: str) -> str | None:
+    if kind == "company_branch":
+        if not ctx.scope.whole_city:
+            return "企业党支部只能由管理员登记"
+        try:
+            parse_credit_code(unit_code)
+        except Exception as error:  # noqa: BLE001 - the parser's reason is the answer
+            return f"企业党支部的所属单位应为企业的统一社会信用代码：{error}"
+        return None if ctx.company_id(unit_code) else f"物业企业 {unit_code} 未登记"
+    level = _UNIT_LEVEL[kind]
+    if unit_code not in ctx.scope.codes(level):
+        return OUT_OF_SCOPE.format(what=_UNIT_NAME[level], code=unit_code)
+    return None
+
+
+def _party_check(ctx: Context, row: dict, old: dict | None) -> str | None:
+    if old is not None and _unit_problem(ctx, old["kind"], old["unit_code"]):
+        return f"组织编码 {row['code']} 已由您管辖范围以外的单位使用"
+    problem = _unit_problem(ctx, row["kind"], row["unit_code"])
+    if problem:
+        return f"所属单位编码：{problem}"
+    if row["founded_on"] and row["founded_on"] > ctx.today:
+        return f"成立日期 {row['founded_on'].isoformat()} 晚于今天"
+    return None
+
+
+def _party_save(ctx: Context, row: dict, old: dict | None) -> None:
+    values = _fields(row, _PARTY_FIELDS)
+    if old is None:
+        ctx.conn.execute(text(f"INSERT INTO party_organisation ({', '.join(_PARTY_FIELDS)}) VALUES "
+                              f"({', '.join(':' + f for f in _PARTY_FIELDS)})"), values)
+        ctx.conn.execute(text("INSERT INTO party_organisation_period (organisation_code, valid_from) "
+                              "VALUES (:code, :since)"), {"code": row["code"], "since": row["founded_on"] or ctx.today})
+    else:
+        sets = ", ".join(f"{f} = :{f}" for f in _PARTY_FIELDS[1:])
+        ctx.conn.execute(text(f"UPDATE party_organisation SET {sets} WHERE code = :code"), values)
+
+
+def _party_export(ctx: Context) -> list[dict]:
+    rows = _rows(ctx.conn, f"{_PARTY_SELECT} ORDER BY code")
+    return [row for row in rows if not _unit_problem(ctx, row["kind"], row["unit_code"])]
+
+
+register(Kind(
+    name="party_organisation", title="党组织",
+    columns=(
+        Column("组织编码", "code", code, required=True),
+        Column("组织类型", "kind", choice(PARTY_KIND_LABELS), required=True),
+        Column("组织名称", "name", required=True),
+        Column("所属单位编码", "unit_code", code, required=True),
+        Column("书记姓名", "secretary_name", required=True),
+        Column("书记电话", "secretary_phone"),
+        Column("党员人数", "member_count", whole_number(0, 100000), required=True),
+        Column("成立日期", "founded_on", parse_date),
+    ),
+    key=("code",), fetch=_party_fetch, check=_party_check, save=_party_save, export=_party_export,
+))
+
+
+# --- owners' committee terms 业主委员会（届） --------------------------------------------------------------------
+
+_TERM_FIELDS = ("compound_code", "term_start", "term_end", "member_count", "party_member_count", "chair_name",
+                "chair_is_party_member", "members")
+
+
+def _term_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
+    codes = sorted({k[0] for k in keys})
+    rows = _rows(ctx.conn, f"SELECT {', '.join(_TERM_FIELDS)} FROM {history.COMMITTEE_TERMS} t "
+                           "WHERE compound_code = ANY(:codes)", {"codes": codes})
+    return _by_key(rows, ("compound_code", "term_start"))
+
+
+def _overlap(a_start: date, a_end: date | None, b_start: date, b_end: date | None) -> bool:
+    return (b_end is None or a_start < b_end) and (a_end is None or b_start < a_end)
+
+
+def _span(start: date, end: date | None) -> str:
+    return f"{start.isoformat()} 至 {end.isoformat() if end else '未定'}"
+
+
+def _term_check(ctx: Context, row: dict, old: dict | None) -> str | None:
+    compound = row["compound_code"]
+    if compound not in ctx.scope.codes("compound"):
+        return OUT_OF_SCOPE.format(what="小区", code=compound)
+    if row["term_end"] is not None and row["term_end"] <= row["term_start"]:
+        return f"任期结束日期 {row['term_end'].isoformat()} 应晚于任期开始日期 {row['term_start'].isoformat()}"
+    if row["term_start"] > ctx.today:
+        return f"任期开始日期 {row['term_start'].isoformat()} 晚于今天"
+    if row["party_member_count"] > row["member_count"]:
+        return f"党员委员人数 {row['party_member_count']} 多于委员人数 {row['member_count']}"
+    if row["chair_is_party_member"] and row["party_member_count"] == 0:
+        return "主任是党员，但党员委员人数为 0"
+    for other in ctx.accepted:
+        if other["compound_code"] == compound and _overlap(row["term_start"], row["term_end"],
+                                                           other["term_start"], other["term_end"]):
+            return (f"与本文件第 {other['_row']} 行的任期（{_span(other['term_start'], other['term_end'])}）"
+                    f"重叠：同一小区的任期不能重叠")
+    stored = _rows(ctx.conn, f"SELECT term_start, term_end FROM {history.COMMITTEE_TERMS} t "
+                             "WHERE compound_code = :code AND term_start <> :start",
+                   {"code": compound, "start": row["term_start"]})
+    for other in stored:
+        if _overlap(row["term_start"], row["term_end"], other["term_start"], other["term_end"]):
+            return (f"与已登记的任期（{_span(other['term_start'], other['term_end'])}）重叠："
+                    "同一小区的任期不能重叠")
+    return None
+
+
+def _term_save(ctx: Context, row: dict, old: dict | None) -> None:
+    history.materialise_terms(ctx.conn, row["compound_code"])
+    values = _fields(row, _TERM_FIELDS)
+    if old is None:
+        ctx.conn.execute(text(f"INSERT INTO owners_committee_term ({', '.join(_TERM_FIELDS)}) VALUES "
+                              f"({', '.join(':' + f for f in _TERM_FIELDS)})"), values)
+    else:
+        sets = ", ".join(f"{f} = :{f}" for f in _TERM_FIELDS[2:])
+        ctx.conn.execute(text(f"UPDATE owners_committee_term SET {sets} WHERE compound_code = :compound_code "
+                              "AND term_start = :term_start"), values)
+    history.sync_current_committee(ctx.conn, row["compound_code"])
+
+
+def _term_export(ctx: Context) -> list[dict]:
+    return _rows(ctx.conn, f"SELECT {', '.join(_TERM_FIELDS)} FROM {history.COMMITTEE_TERMS} t "
+                           "WHERE compound_code = ANY(:codes) ORDER BY compound_code, term_start",
+                 {"codes": sorted(ctx.scope.codes("compound"))})
+
+
+register(Kind(
+    name="owners_committee", title="业主委员会（每届一行）",
+    columns=(
+        Column("小区编码", "compound_code", code, required=True),
+        Column("任期开始日期", "term_start", parse_date, required=True),
+        Column("任期结束日期", "term_end", parse_date),
+        Column("委员人数", "member_count", whole_number(1, 99), required=True),
+        Column("党员委员人数", "party_member_count", whole_number(0, 99), required=True),
+        Column("主任姓名", "chair_name", required=True),
+        Column("主任是否党员", "chair_is_party_member", parse_bool, required=True),
+        Column("委员名单", "members"),
+    ),
+    key=("compound_code", "term_start"), fetch=_term_fetch, check=_term_check, save=_term_save,
+    export=_term_export,
+))
+
+
+# --- grid workers 网格员 ---------------------------------------------------------------------------------------
+
+_WORKER_SELECT = f"""
+    SELECT w.id, w.name, w.phone, w.grid_code, w.is_party_member, w.is_part_time,
+           pc.credit_code AS company_credit_code, a.valid_from AS since,
+           count(*) OVER (PARTITION BY w.phone) AS same_phone
+    FROM grid_worker w
+    LEFT JOIN property_company pc ON pc.id = w.property_company_id
+    LEFT JOIN {history.ASSIGNMENTS} a ON a.grid_worker_id = w.id AND a.valid_to IS NULL"""
+
+
+def _worker_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
+    return _by_key(_rows(ctx.conn, f"SELECT * FROM ({_WORKER_SELECT}) w WHERE phone = ANY(:phones)",
+                         {"phones": [k[0] for k in keys]}), ("phone",))
+
+
+def _worker_check(ctx: Context, row: dict, old: dict | None) -> str | None:
+    if old is not None and old["same_phone"] > 1:
+        return f"手机号 {row['phone']} 已登记给 {old['same_phone']} 名网格员，无法确定更新哪一名，请先核对"
+    if old is not None and old["grid_code"] not in ctx.scope.codes("grid"):
+        return f"手机号 {row['phone']} 已登记为您管辖范围以外的网格员"
+    if row["grid_code"] not in ctx.scope.codes("grid"):
+        return OUT_OF_SCOPE.format(what="网格", code=row["grid_code"])
+    credit = row["company_credit_code"]
+    if row["is_part_time"] and credit is None:
+        return "兼职网格员必须填写所属物业企业的统一社会信用代码"
+    if credit is not None and ctx.company_id(credit) is None:
+        return f"所属物业企业 {credit} 未登记：请先导入该物业企业，或核对信用代码"
+    since = row["since"]
+    if since is not None and since > ctx.today:
+        return f"任职日期 {since.isoformat()} 晚于今天"
+    if old is not None and old["grid_code"] != row["grid_code"] and since is not None and old["since"] \
+            and since <= old["since"]:
+        return f"调整网格的任职日期 {since.isoformat()} 应晚于现任网格的任职日期 {old['since'].isoformat()}"
+    return None
+
+
+def _worker_save(ctx: Context, row: dict, old: dict | None) -> None:
+    values = {**_fields(row, ("name", "phone", "is_party_member", "is_part_time")),
+              "company": ctx.company_id(row["company_credit_code"])}
+    if old is None:
+        worker_id = ctx.conn.execute(text("""
+            INSERT INTO grid_worker (name, phone, grid_code, is_party_member, is_part_time, property_company_id)
+            VALUES (:name, :phone, :grid, :is_party_member, :is_part_time, :company) RETURNING id"""),
+            {**values, "grid": row["grid_code"]}).scalar_one()
+        ctx.conn.execute(text("INSERT INTO grid_worker_assignment (grid_worker_id, grid_code, valid_from) "
+                              "VALUES (:id, :grid, :since)"),
+                         {"id": worker_id, "grid": row["grid_code"], "since": row["since"] or ctx.today})
+        return
+    ctx.conn.execute(text("UPDATE grid_worker SET name = :name, is_party_member = :is_party_member, "
+                          "is_part_time = :is_part_time, property_company_id = :company WHERE id = :id"),
+                     {**values, "id": old["id"]})
+    if old["grid_code"] != row["grid_code"]:
+        history.move_grid_worker(ctx.conn, old["id"], row["grid_code"], row["since"] or ctx.today)
+
+
+def _worker_export(ctx: Context) -> list[dict]:
+    return _rows(ctx.conn, f"SELECT * FROM ({_WORKER_SELECT}) w WHERE grid_code = ANY(:grids) ORDER BY phone, id",
+                 {"grids": sorted(ctx.scope.codes("grid"))})
+
+
+register(Kind(
+    name="grid_worker", title="网格员",
+    columns=(
+        Column("姓名", "name", required=True),
+        Column("手机号", "phone", mobile_phone, required=True),
+        Column("网格编码", "grid_code", code, required=True),
+        Column("是否党员", "is_party_member", parse_bool, required=True),
+        Column("是否兼职", "is_part_time", parse_bool, default=False),
+        Column("所属物业企业信用代码", "company_credit_code", parse_credit_code),
+        Column("任职日期", "since", parse_date, compare=False),
+    ),
+    key=("phone",), fetch=_worker_fetch, check=_worker_check, save=_worker_save, export=_worker_export,
+))
+
+
+# --- building leaders 楼长 -------------------------------------------------------------------------------------
+
+_LEADER_SELECT = ("SELECT code AS building_code, leader_name, leader_phone, leader_is_party_member FROM building "
+                  "WHERE valid_to IS NULL")
+
+
+def _leader_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
+    return _by_key(_rows(ctx.conn, f"{_LEADER_SELECT} AND code = ANY(:codes)", {"codes": [k[0] for k in keys]}),
+                   ("building_code",))
+
+
+def _leader_check(ctx: Context, row: dict, old: dict | None) -> str | None:
+    if old is None or row["building_code"] not in ctx.scope.codes("building"):
+        return OUT_OF_SCOPE.format(what="楼栋", code=row["building_code"])
+    if row["leader_name"] is None and (row["leader_phone"] is not None or row["leader_is_party_member"]):
+        return "没有楼长姓名时不能填写楼长电话或“楼长是否党员”为是"
+    return None
+
+
+def _leader_save(ctx: Context, row: dict, old: dict | None) -> None:
+    ctx.conn.execute(text("UPDATE building SET leader_name = :leader_name, leader_phone = :leader_phone, "
+                          "leader_is_party_member = :leader_is_party_member "
+                          "WHERE code = :building_code AND valid_to IS NULL"), row)
+
+
+def _leader_export(ctx: Context) -> list[dict]:
+    return _rows(ctx.conn, f"{_LEADER_SELECT} AND code = ANY(:codes) ORDER BY code",
+                 {"codes": sorted(ctx.scope.codes("building"))})
+
+
+register(Kind(
+    name="building_leader", title="楼长",
+    columns=(
+        Column("楼栋编码", "building_code", code, required=True),
+        Column("楼长姓名", "leader_name"),
+        Column("楼长电话", "leader_phone"),
+        Column("楼长是否党员", "leader_is_party_member", parse_bool, default=False),
+    ),
+    key=("building_code",), fetch=_leader_fetch, check=_leader_check, save=_leader_save, export=_leader_export,
+))
+
+
+# --- cross-appointments 交叉任职 --------------------------------------------------------------------------------
+
+BODY_LABELS = {"社区两委": "community_committee", "业主委员会": "owners_committee", "物业企业": "property_company"}
+_CROSS_KEY = ("person_name", "home_kind", "home_ref", "seat_kind", "seat_ref")
+_CROSS_FIELDS = (*_CROSS_KEY, "role", "since")
+
+
+def _cross_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
+    wanted = set(keys)
+    rows = _rows(ctx.conn, f"SELECT {', '.join(_CROSS_FIELDS)} FROM cross_appointment "
+                           "WHERE person_name = ANY(:names) ORDER BY id", {"names": sorted({k[0] for k in keys})})
+    found: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(row[name] for name in _CROSS_KEY)
+        if key in wanted:
+            found.setdefault(key, row)
+    return found
+
+
+def _body_problem(ctx: Context, kind: str, ref: str) -> str | None:
+    if kind == "property_company":
+        return None if ctx.company_id(ref) else f"物业企业 {ref} 未登记"
+    level, what = ("community", "社区") if kind == "community_committee" else ("compound", "小区")
+    return None if ref in ctx.scope.codes(level) else OUT_OF_SCOPE.format(what=what, code=ref)
+
+
+def _cross_check(ctx: Context, row: dict, old: dict | None) -> str | None:
+    if (row["home_kind"], row["home_ref"]) == (row["seat_kind"], row["seat_ref"]):
+        return "本职单位与兼任单位相同"
+    for side, kind, ref in (("本职单位", row["home_kind"], row["home_ref"]),
+                            ("兼任单位", row["seat_kind"], row["seat_ref"])):
+        problem = _body_problem(ctx, kind, ref)
+        if problem:
+            return f"{side}：{problem}"
+    if row["since"] > ctx.today:
+        return f"任职日期 {row['since'].isoformat()} 晚于今天"
+    return None
+
+
+def _cross_save(ctx: Context, row: dict, old: dict | None) -> None:
+    values = _fields(row, _CROSS_FIELDS)
+    if old is None:
+        ctx.conn.execute(text(f"INSERT INTO cross_appointment ({', '.join(_CROSS_FIELDS)}) VALUES "
+                              f"({', '.join(':' + f for f in _CROSS_FIELDS)})"), values)
+    else:
+        where = " AND ".join(f"{f} = :{f}" for f in _CROSS_KEY)
+        ctx.conn.execute(text(f"UPDATE cross_appointment SET role = :role, since = :since WHERE {where}"), values)
+
+
+def _cross_export(ctx: Context) -> list[dict]:
+    rows = _rows(ctx.conn, f"SELECT DISTINCT ON ({', '.join(_CROSS_KEY)}) {', '.join(_CROSS_FIELDS)} "
+                           f"FROM cross_appointment ORDER BY {', '.join(_CROSS_KEY)}, id")
+    return [row for row in rows if not _body_problem(ctx, row["home_kind"], row["home_ref"])
+            and not _body_problem(ctx, row["seat_kind"], row["seat_ref"])]
+
+
+register(Kind(
+    name="cross_appointment", title="交叉任职",
+    columns=(
+        Column("姓名", "person_name", required=True),
+        Column("本职单位类型", "home_kind", choice(BODY_LABELS), required=True),
+        Column("本职单位编码", "home_ref", code, required=True),
+        Column("兼任单位类型", "seat_kind", choice(BODY_LABELS), required=True),
+        Column("兼任单位编码", "seat_ref", code, required=True),
+        Column("兼任职务", "role", required=True),
+        Column("任职日期", "since", parse_date, required=True),
+    ),
+    key=_CROSS_KEY, fetch=_cross_fetch, check=_cross_check, save=_cross_save, export=_cross_export,
+))
+
+
+# --- compound attributes 小区属性 -------------------------------------------------------------------------------
+
+MODE_LABELS = {"专业物业": "professional", "社区领办": "community_led", "代管": "entrusted", "自管": "self_managed",
+               "无物业": "none"}
+assert set(MODE_LABELS.values()) == set(MANAGEMENT_MODES)
+_ATTRIBUTE_FIELDS = ("is_old_estate", "build_year", "floor_area_m2", "households", "property_fee_yuan_m2")
+_COMPOUND_SELECT = f"""
+    SELECT c.code AS compound_code, c.name AS compound_name, v.management_mode,
+           pc.credit_code AS company_credit_code, {', '.join('c.' + f for f in _ATTRIBUTE_FIELDS)},
+           f.fees_due_yuan, f.fees_collected_yuan, v.valid_from AS changed_on, v.reason AS change_reason
+    FROM compound c
+    JOIN {history.MANAGEMENT_VERSIONS} v ON v.compound_code = c.code AND v.valid_to IS NULL
+    LEFT JOIN property_company pc ON pc.id = v.property_company_id
+    LEFT JOIN compound_fee f ON f.compound_code = c.code
+    WHERE c.valid_to IS NULL"""
+
+
+def _compound_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
+    return _by_key(_rows(ctx.conn, f"{_COMPOUND_SELECT} AND c.code = ANY(:codes)", {"codes": [k[0] for k in keys]}),
+                   ("compound_code",))
+
+
+def _management_changed(row: dict, old: dict) -> bool:
+    return (row["management_mode"], row["company_credit_code"]) != (old["management_mode"],
+                                                                     old["company_credit_code"])
+
+
+def _compound_check(ctx: Context, row: dict, old: dict | None) -> str | None:
+    if old is None or row["compound_code"] not in ctx.scope.codes("compound"):
+        return OUT_OF_SCOPE.format(what="小区", code=row["compound_code"])
+    credit = row["company_credit_code"]
+    if credit is not None and ctx.company_id(credit) is None:
+        return f"物业企业 {credit} 未登记：请先导入该物业企业，或核对信用代码"
+    if row["build_year"] > ctx.today.year:
+        return f"建成年份 {row['build_year']} 晚于今年"
+    due, collected = row["fees_due_yuan"], row["fees_collected_yuan"]
+    if due is not None and collected is not None and collected > due:
+        return f"实收物业费 {collected} 元多于应收物业费 {due} 元"
+    if _management_changed(row, old):
+        on = row["changed_on"] or ctx.today
+        if on > ctx.today:
+            return f"变更日期 {on.isoformat()} 晚于今天：只能登记已经发生的变更"
+        if on <= old["changed_on"]:
+            return (f"管理方式或物业企业有变更，变更日期 {on.isoformat()} 应晚于当前管理方式的开始日期 "
+                    f"{old['changed_on'].isoformat()}")
+    return None
+
+
+def _compound_save(ctx: Context, row: dict, old: dict | None) -> None:
+    sets = ", ".join(f"{f} = :{f}" for f in _ATTRIBUTE_FIELDS)
+    ctx.conn.execute(text(f"UPDATE compound SET {sets} WHERE code = :compound_code AND valid_to IS NULL"), row)
+    if (row["fees_due_yuan"], row["fees_collected_yuan"]) != (old["fees_due_yuan"], old["fees_collected_yuan"]):
+        ctx.conn.execute(text("""
+            INSERT INTO compound_fee (compound_code, fees_due_yuan, fees_collected_yuan)
+            VALUES (:compound_code, :fees_due_yuan, :fees_collected_yuan)
+            ON CONFLICT (compound_code) DO UPDATE SET fees_due_yuan = EXCLUDED.fees_due_yuan,
+                fees_collected_yuan = EXCLUDED.fees_collected_yuan"""), row)
+    if _management_changed(row, old):
+        history.change_management(ctx.conn, ctx.principal, row["compound_code"], row["management_mode"],
+                                  ctx.company_id(row["company_credit_code"]), row["changed_on"] or ctx.today,
+                                  row["change_reason"])
+
+
+def _compound_export(ctx: Context) -> list[dict]:
+    return _rows(ctx.conn, f"{_COMPOUND_SELECT} AND c.code = ANY(:codes) ORDER BY c.code",
+                 {"codes": sorted(ctx.scope.codes("compound"))})
+
+
+register(Kind(
+    name="compound_attributes", title="小区属性",
+    columns=(
+        Column("小区编码", "compound_code", code, required=True),
+        Column("小区名称（仅供核对）", "compound_name", compare=False),
+        Column("管理方式", "management_mode", choice(MODE_LABELS), required=True),
+        Column("物业企业信用代码", "company_credit_code", parse_credit_code),
+        Column("老旧小区", "is_old_estate", parse_bool, required=True),
+        Column("建成年份", "build_year", whole_number(1900, 2100), required=True),
+        Column("建筑面积（平方米）", "floor_area_m2", real_number(0, 1e9), required=True),
+        Column("户数", "households", whole_number(0, 1000000), required=True),
+        Column("物业费标准（元/平方米·月）", "property_fee_yuan_m2", money),
+        Column("应收物业费（元）", "fees_due_yuan", money),
+        Column("实收物业费（元）", "fees_collected_yuan", money),
+        Column("变更日期", "changed_on", parse_date, compare=False),
+        Column("变更原因", "change_reason", compare=False),
+    ),
+    key=("compound_code",), fetch=_compound_fetch, check=_compound_check, save=_compound_save,
+    export=_compound_export,
+))
+
+
+def get_kind(name: str) -> Kind:
+    """The kind called `name`; NotFound naming the kinds there are otherwise."""
+    from gis.errors import NotFound
+
+    kind = KINDS.get(name)
+    if kind is None:
+        raise NotFound(f"没有登记类别“{name}”：可用的类别有 {'、'.join(KINDS)}")
+    return kind

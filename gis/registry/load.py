@@ -1,0 +1,211 @@
+"""Importing a registry file of one kind, in one transaction, with a row-by-row account.
+
+Every data row of the file ends in exactly one state, as in complaint imports:
+
+- `imported`: a new record (its natural key was not stored);
+- `updated`: the stored record of its key differed and now holds the row (the columns that changed are named);
+- `unchanged`: the stored record already holds exactly this row (re-importing a file is all unchanged);
+- `rejected`: with a Chinese reason naming the column and what is wrong, the unit out of scope or unknown, a
+  duplicate of an earlier row's key (naming that row), overlapping terms, ...
+
+No row is dropped silently: cells under headers the template does not have make the whole file refused before
+anything is written (give a column mapping), and a row that cannot be written is rejected with the reason.
+Every write is recorded in the change log (gis.access.audit.record_change: who, when, old, new), and the batch
+with its account in `registry_import`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from gis.access.audit import record_change
+from gis.access.auth import Principal
+from gis.errors import Forbidden, GridgovError, InvalidInput
+from gis.registry.files import parse_mapping, read_table
+from gis.registry.kinds import Context, Kind, get_kind
+from gis.registry.scope import Scope
+from gis.registry.values import show
+
+STATES = ("imported", "updated", "unchanged", "rejected")
+
+
+@dataclass
+class RowAccount:
+    """What became of one row of the file."""
+
+    row: int
+    state: str
+    key: str
+    reason: str | None = None
+    changed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RegistryReport:
+    """The account of one import: counts per state (they add up to `rows_read`) and every row."""
+
+    kind: str
+    import_id: int | None = None
+    rows_read: int = 0
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rows: list[RowAccount] = field(default_factory=list)
+
+    def add(self, account: RowAccount) -> None:
+        """Count one row's account."""
+        self.rows.append(account)
+        self.rows_read += 1
+        setattr(self, account.state, getattr(self, account.state) + 1)
+
+    def as_dict(self) -> dict:
+        """The report as JSON-ready data."""
+        return asdict(self)
+
+
+def require_role(kind: Kind, principal: Principal) -> None:
+    """Forbidden unless the caller's role may import and export `kind`."""
+    if principal.role not in kind.roles:
+        raise Forbidden(f"“{kind.title}”只能由{'、'.join(_ROLE_NAMES.get(r, r) for r in kind.roles)}维护")
+
+
+_ROLE_NAMES = {"admin": "管理员", "street": "街道", "community": "社区"}
+
+
+def _parse_row(kind: Kind, cells: dict) -> tuple[dict | None, str | None]:
+    """The row's values by field, or the reason it cannot be read (every bad column named)."""
+    problems, values = [], {}
+    for column in kind.columns:
+        raw = (cells.get(column.header) or "").strip()
+        if not raw:
+            if column.required:
+                problems.append(f"列“{column.header}”为空")
+            values[column.field] = column.default
+            continue
+        try:
+            values[column.field] = column.parse(raw)
+        except InvalidInput as error:
+            problems.append(f"列“{column.header}”：{error}")
+    return (None, "；".join(problems)) if problems else (values, None)
+
+
+def _key_text(kind: Kind, key: tuple) -> str:
+    return " / ".join(show(value, kind.column(name).labels) for name, value in zip(kind.key, key))
+
+
+def _comparable(kind: Kind, values: dict) -> dict:
+    return {column.field: values[column.field] for column in kind.columns if column.compare}
+
+
+def load_rows(conn: Connection, principal: Principal, kind_name: str, header: list[str], rows,
+              file_name: str | None = None, progress: Callable[[int], None] | None = None) -> RegistryReport:
+    """Import `rows` ((row number, {header: text}) pairs) of `kind_name` on `conn`, inside the caller's
+    transaction. Raises InvalidInput for a file that cannot be read as the kind's template (a missing required
+    column, a column the template does not have), Forbidden for a role that may not."""
+    kind = get_kind(kind_name)
+    require_role(kind, principal)
+    known = set(kind.headers)
+    unknown = [name for name in header if name and name not in known]
+    if unknown:
+        raise InvalidInput(f"“{kind.title}”模板中没有列“{'”、“'.join(unknown)}”：请按模板填写，或给出列对应关系"
+                           f"（模板列：{'、'.join(kind.headers)}）")
+    missing = [c.header for c in kind.columns if c.required and c.header not in header]
+    if missing:
+        raise InvalidInput(f"缺少“{kind.title}”模板的必填列“{'”、“'.join(missing)}”")
+    ctx = Context(conn=conn, principal=principal, scope=Scope(conn, principal))
+    report = RegistryReport(kind=kind.name)
+    parsed: list[tuple[int, dict | None, str | None]] = []
+    for number, cells in rows:
+        stray = [name for name, value in cells.items() if name not in known and value.strip()]
+        if stray:
+            parsed.append((number, None, f"列“{stray[0]}”有内容，但模板中没有这一列"))
+            continue
+        values, reason = _parse_row(kind, cells)
+        parsed.append((number, values, reason))
+    first_row: dict[tuple, int] = {}
+    keys = [kind.key_of(values) for _, values, _ in parsed if values is not None]
+    stored = kind.fetch(ctx, sorted(set(keys), key=repr)) if keys else {}
+    done = 0
+    for number, values, reason in parsed:
+        account = _one_row(ctx, kind, number, values, reason, first_row, stored)
+        report.add(account)
+        done += 1
+        if progress and done % 100 == 0:
+            progress(100)
+    if progress and done % 100:
+        progress(done % 100)
+    report.import_id = conn.execute(text("""
+        INSERT INTO registry_import (kind, file_name, user_id, username, role, scope_codes, rows_read, imported,
+                                     unchanged, updated, rejected, rows)
+        VALUES (:kind, :file_name, :user_id, :username, :role, :scope, :rows_read, :imported, :unchanged, :updated,
+                :rejected, CAST(:rows AS jsonb)) RETURNING id"""),
+        {"kind": kind.name, "file_name": file_name, "user_id": principal.user_id, "username": principal.username,
+         "role": principal.role, "scope": list(principal.scope) if principal.role != "admin" else None,
+         "rows_read": report.rows_read, "imported": report.imported, "unchanged": report.unchanged,
+         "updated": report.updated, "rejected": report.rejected,
+         "rows": json.dumps([asdict(r) for r in report.rows], ensure_ascii=False)}).scalar_one()
+    return report
+
+
+def _one_row(ctx: Context, kind: Kind, number: int, values: dict | None, reason: str | None,
+             first_row: dict[tuple, int], stored: dict[tuple, dict]) -> RowAccount:
+    if values is None:
+        return RowAccount(number, "rejected", "", reason)
+    key = kind.key_of(values)
+    key_text = _key_text(kind, key)
+    if key in first_row:
+        headers = "、".join(kind.column(name).header for name in kind.key)
+        return RowAccount(number, "rejected", key_text,
+                          f"与第 {first_row[key]} 行的{headers}重复（{key_text}）：同一文件中每条记录只能出现一次")
+    first_row[key] = number
+    old = stored.get(key)
+    reason = kind.check(ctx, values, old)
+    if reason:
+        return RowAccount(number, "rejected", key_text, reason)
+    new_values = _comparable(kind, values)
+    old_values = None if old is None else _comparable(kind, old)
+    if new_values == old_values:
+        ctx.accepted.append({**values, "_row": number})
+        return RowAccount(number, "unchanged", key_text)
+    fields = [] if old_values is None else [name for name in new_values if new_values[name] != old_values[name]]
+    changed = [kind.column(name).header for name in fields]
+    savepoint = ctx.conn.begin_nested()
+    try:
+        kind.save(ctx, values, old)
+        if old_values is None:
+            record_change(ctx.conn, ctx.principal, kind.name, key_text, "insert", None, new_values)
+        else:
+            record_change(ctx.conn, ctx.principal, kind.name, key_text, "update",
+                          {name: old_values[name] for name in fields}, {name: new_values[name] for name in fields})
+        savepoint.commit()
+    except (GridgovError, DBAPIError) as error:
+        savepoint.rollback()
+        detail = str(error) if isinstance(error, GridgovError) else _database_reason(error)
+        return RowAccount(number, "rejected", key_text, detail)
+    ctx.accepted.append({**values, "_row": number})
+    return RowAccount(number, "imported" if old is None else "updated", key_text, changed=changed)
+
+
+def _database_reason(error: DBAPIError) -> str:
+    """A Chinese reason for a row the database refused (a constraint the checks did not foresee)."""
+    diag = getattr(getattr(error, "orig", None), "diag", None)
+    constraint = getattr(diag, "constraint_name", None) if diag else None
+    return f"数据库拒绝了这一行（约束 {constraint}）" if constraint else "数据库拒绝了这一行"
+
+
+def import_file(conn: Connection, principal: Principal, kind_name: str, path: Path,
+                mapping: str | dict | list | None = None, file_name: str | None = None,
+                progress: Callable[[int], None] | None = None) -> RegistryReport:
+    """Read `path` (CSV or XLSX, UTF-8 or GBK) with the column mapping {their header: our header} and import it
+    as `kind_name` (see load_rows)."""
+    header, rows = read_table(Path(path), parse_mapping(mapping))
+    return load_rows(conn, principal, kind_name, header, rows, file_name=file_name or Path(path).name,
+                     progress=progress)
