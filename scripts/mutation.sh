@@ -56,6 +56,8 @@ for name in "${ORDER[@]}"; do
     done
     echo ']'
     echo 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]'
+    # mutmut times a test by its call alone; the fixtures (a cluster, a city, an app server) come on top
+    echo 'timeout_constant = 60.0'
   } >> "$work/pyproject.toml"
   echo "mutation: $source against $tests"
   # one PostGIS cluster for the whole run, its templates built once by the clean run (tests/conftest.py)
