@@ -15,8 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 SKIPPED = {".venv", "node_modules", ".gridgov", ".git", "build", "mutants", "__pycache__", ".pytest_cache"}
 BASE_BEFORE_THE_PRIVACY_FIX = "4ec3572"

@@ -16,7 +16,6 @@ from types import SimpleNamespace
 
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import text
 
 from api.deps import Connection, get_connection

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -128,13 +128,12 @@ def seed_city(url: str, complaints: int = 1500, seed: int = 3) -> None:
 import asyncio  # noqa: E402
 import subprocess  # noqa: E402
 
-import httpx  # noqa: E402
 import pyogrio  # noqa: E402
 from conftest import LiveServer, _clone  # noqa: E402
 
-from gis.serve import features  # noqa: E402
 from gis.access.auth import PUBLIC, Principal  # noqa: E402
 from gis.db.engine import async_engine  # noqa: E402
+from gis.serve import features  # noqa: E402
 
 COLLECTION_IDS = ("district", "street", "community", "grid", "micro_grid", "compound", "building",
                   "party_organisation", "complaint")

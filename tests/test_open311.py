@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from xml.etree import ElementTree
 
 import psycopg

@@ -3,7 +3,6 @@ state, age, overdue and assignee. Shared by the listing, the export, the tiles a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
