@@ -4,7 +4,7 @@ Revision ID: 0007_complaint_tile_key
 Revises: 0006_complaint_newest
 Create Date: 2026-11-21
 
-A tile's complaints are a few ranges of Z-order keys (gis/serve/tilekey.py), so the newest of them come from an
+A tile's complaints are a few ranges of Z-order keys (gis/tilekey.py), so the newest of them come from an
 index-only scan of the rows in view, however dense or sparse the tile. It replaces the newest-first index of
 0006, whose walk read most of the table for tiles at the city's edge.
 """
@@ -15,7 +15,7 @@ down_revision = "0006_complaint_newest"
 branch_labels = None
 depends_on = None
 
-# gridgov_tile_key as this revision installed it, with the constants of gis/serve/tilekey.py written out (pasted, not
+# gridgov_tile_key as this revision installed it, with the constants of gis/tilekey.py written out (pasted, not
 # imported: a later change is a new migration).
 TILE_KEY_FUNCTION_SQL = """
 CREATE OR REPLACE FUNCTION gridgov_tile_key(point geometry) RETURNS bigint
