@@ -16,6 +16,8 @@ _CONVERTER = re.compile(r"\{(\w+):\w+\}")
 
 
 def request_facts(request: Request) -> audit.RequestFacts:
+    """What the personal-data log records about a request: method, route template (as the OpenAPI document names it),
+    path, query, client address and request id."""
     route = request.scope.get("route")
     template = getattr(route, "path", None)
     return audit.RequestFacts(

@@ -14,6 +14,7 @@ log = logging.getLogger("gridgov.api")
 
 
 def get_engine(request: Request) -> AsyncEngine:
+    """The application's async engine (made at start-up in the lifespan), as a dependency."""
     return request.app.state.engine
 
 
@@ -36,6 +37,8 @@ async def release_connection(conn: AsyncConnection) -> None:
 
 
 async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection for the length of one request, given back to the pool afterwards even when the server dropped
+    it."""
     conn = await request.app.state.engine.connect()
     try:
         yield conn

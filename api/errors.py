@@ -48,6 +48,8 @@ def headers_for(error: errors.GridgovError) -> dict[str, str] | None:
 
 
 def install(app: FastAPI) -> None:
+    """Answer every GridgovError raised by a route as JSON {detail} with its status from DEFAULT_STATUS_CODES (and
+    Retry-After when the caller must wait)."""
     @app.exception_handler(errors.GridgovError)
     async def _gridgov_error(request: Request, error: errors.GridgovError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=status_for(error), headers=headers_for(error))

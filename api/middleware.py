@@ -58,6 +58,8 @@ def content_security_policy() -> str:
 
 
 def security_headers() -> list[tuple[bytes, bytes]]:
+    """The security headers every answer carries (content security policy, no framing, no sniffing, ...), as raw ASGI
+    header pairs; HSTS only when the hardening settings ask for it."""
     headers = {
         "content-security-policy": content_security_policy(),
         "x-content-type-options": "nosniff",

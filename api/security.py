@@ -81,12 +81,14 @@ async def get_principal(
 
 
 async def get_staff(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """The signed-in caller; the public (no token) is refused with 401."""
     if principal.role == "public":
         raise Unauthorized("请先登录")
     return principal
 
 
 async def get_admin(principal: Annotated[Principal, Depends(get_staff)]) -> Principal:
+    """The signed-in caller when an admin; 401 without a sign-in, 403 for any other role."""
     if principal.role != "admin":
         raise Forbidden("仅限管理员")
     return principal
