@@ -12,4 +12,5 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/docs", response_class=HTMLResponse)
 async def api_docs() -> HTMLResponse:
+    """The interactive API documentation page (Swagger UI served from the app's own static files)."""
     return HTMLResponse((TEMPLATES_DIR / "apidocs.html").read_text(encoding="utf-8"))

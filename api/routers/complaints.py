@@ -55,6 +55,8 @@ async def import_export(
 
 @router.get("/imports/{batch_id}")
 async def import_batch(batch_id: int, principal: CurrentPrincipal, conn: Connection) -> dict:
+    """One import batch: its file, state and counts (rows read, imported, duplicates, rejected, placements); 403 for
+    roles that may not import, 404 for a batch the caller does not own."""
     return await batches.get_batch(conn, principal, batch_id)
 
 
@@ -72,6 +74,8 @@ async def review_queue(
     community: Annotated[str | None, Query(description="Only this community")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> list[dict]:
+    """Complaints awaiting placement by hand, oldest first, within the caller's scope (reporters' names and phones only
+    for roles that see personal data); 403 for roles that may not place complaints. The read is logged."""
     queue = await review.review_queue(conn, principal, limit, community)
     await log_personal_read(request, conn, principal, "complaint", [row["id"] for row in queue])
     return queue
@@ -94,6 +98,8 @@ async def place(complaint_id: int, body: Placement, principal: CurrentPrincipal,
 
 @router.get("/{complaint_id}/placement")
 async def placement(complaint_id: int, principal: CurrentPrincipal, conn: Connection) -> dict:
+    """Where a complaint was placed, how (match level, score, snap distance, who placed it by hand) and who was
+    responsible there at intake; staff only, 404 for the public and outside the caller's scope."""
     if not principal.is_staff:
         raise NotFound(f"no complaint {complaint_id}")
     return json.loads(json.dumps(await review.complaint_placement(conn, principal, complaint_id), default=str))
@@ -101,6 +107,8 @@ async def placement(complaint_id: int, principal: CurrentPrincipal, conn: Connec
 
 @router.get("/{complaint_id}/duplicates")
 async def duplicates(complaint_id: int, principal: CurrentPrincipal, conn: Connection) -> list[dict]:
+    """The possible-duplicate links of a complaint in either direction, with distance (m), hours apart and decision;
+    staff only, 404 for the public and outside the caller's scope."""
     if not principal.is_staff:
         raise NotFound(f"no complaint {complaint_id}")
     return await review.duplicates_of(conn, principal, complaint_id)
@@ -112,4 +120,6 @@ class Decision(BaseModel):
 
 @router.post("/duplicates/{link_id}")
 async def decide(link_id: int, body: Decision, principal: CurrentPrincipal, conn: Connection) -> dict:
+    """Confirm or dismiss a possible duplicate (`state`: confirmed or dismissed); both complaints stay. 400 for another
+    state, 403 for roles that may not place complaints, 404 for an unknown link or one outside the caller's scope."""
     return await review.decide_duplicate(conn, principal, link_id, body.state)

@@ -30,5 +30,7 @@ async def layer_geojson(
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS-84)")] = None,
     limit: Annotated[int, Query(ge=1, le=50_000)] = 10_000,
 ) -> Response:
+    """A layer's current features as GeoJSON, optionally only the children of one parent and only those touching a
+    WGS-84 bbox; 400 for a bad bbox or a parent on a layer without parents, 404 for an unknown layer."""
     body = await pyramid.layer_geojson(conn, layer, parent, parse_bbox(bbox), limit)
     return Response(body, media_type="application/geo+json")

@@ -72,6 +72,8 @@ async def landing_page(request: Request) -> dict:
 
 @router.get("/conformance")
 async def conformance(request: Request) -> dict:
+    """The OGC API - Features conformance classes implemented (Core, GeoJSON, OpenAPI 3.0); 400 for any query parameter
+    but f=json."""
     _check_metadata_parameters(request)
     return {"conformsTo": CONFORMANCE}
 
@@ -137,6 +139,8 @@ async def _collection_document(request: Request, engine, collection: features.Co
 
 @router.get("/collections")
 async def collections(request: Request, engine: Engine, principal: CurrentPrincipal) -> dict:
+    """Every feature collection with its extent and links, as the caller may see them; 400 for any query parameter but
+    f=json."""
     _check_metadata_parameters(request)
     base = _base(request)
     return {
@@ -148,6 +152,8 @@ async def collections(request: Request, engine: Engine, principal: CurrentPrinci
 
 @router.get("/collections/{collection_id}")
 async def collection(collection_id: str, request: Request, engine: Engine, principal: CurrentPrincipal) -> dict:
+    """One feature collection's description, extent and links; 404 for an unknown collection, 400 for any query
+    parameter but f=json."""
     _check_metadata_parameters(request)
     return await _collection_document(request, engine, features.get_collection(collection_id), principal)
 
@@ -202,6 +208,8 @@ async def items(collection_id: str, request: Request, engine: Engine, principal:
             responses={200: {"content": {GEOJSON: {}}}, 404: {"description": "No such feature"}})
 async def feature(collection_id: str, feature_id: str, request: Request, engine: Engine,
                   principal: CurrentPrincipal) -> Response:
+    """One feature as GeoJSON with its self and collection links, in the caller's view; 404 for an unknown collection or
+    feature, 400 for any query parameter but f=json. Reads of complaints and party organisations are logged."""
     _check_metadata_parameters(request)
     body = await _service(request).feature(engine, collection_id, feature_id, principal)
     base = _base(request)

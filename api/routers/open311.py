@@ -77,6 +77,8 @@ UNKNOWN_FORMAT = "unknown format: use .json or .xml"
 
 @router.get("/discovery.{fmt}", responses=ANSWERS)
 async def discovery(fmt: Format, request: Request) -> Response:
+    """GeoReport v2 discovery: the endpoint, its formats and how API keys are issued; 404 for a format other than json
+    or xml."""
     if fmt not in FORMATS:
         return error_answer(NotFound(UNKNOWN_FORMAT), "json")
     base = str(request.url_for("discovery", fmt=fmt)).rsplit("/", 1)[0]
@@ -85,6 +87,7 @@ async def discovery(fmt: Format, request: Request) -> Response:
 
 @router.get("/services.{fmt}", responses=LIST_ANSWERS)
 async def services(fmt: Format, conn: Connection) -> Response:
+    """The active complaint categories as GeoReport v2 services; 404 for a format other than json or xml."""
     if fmt not in FORMATS:
         return error_answer(NotFound(UNKNOWN_FORMAT), "json")
     return answer(await open311.services(conn), fmt, "services", "service")
@@ -92,6 +95,8 @@ async def services(fmt: Format, conn: Connection) -> Response:
 
 @router.get("/services/{name}", responses=ANSWERS)
 async def service_definition(name: Name, conn: Connection) -> Response:
+    """The attributes a request of one service may carry (`{service_code}.json` or `.xml`); 404 for an unknown or
+    inactive service or an unknown format, as the spec's error list."""
     fmt = "json"
     try:
         code, fmt = _split(name)
@@ -102,6 +107,8 @@ async def service_definition(name: Name, conn: Connection) -> Response:
 
 @router.get("/requests.{fmt}", responses=LIST_ANSWERS, openapi_extra={"parameters": QUERY_PARAMETERS})
 async def list_requests(fmt: Format, request: Request, conn: Connection) -> Response:
+    """Service requests by ids, service codes, a time window (the last 90 days by default) and status, in the public
+    view; 400 for a malformed filter, 404 for an unknown format, as the spec's error list."""
     if fmt not in FORMATS:
         return error_answer(NotFound(UNKNOWN_FORMAT), "json")
     try:
@@ -142,6 +149,9 @@ async def _form_items(request: Request, content_type: str) -> list[tuple[str, ob
 @router.post("/requests.{fmt}", responses={**LIST_ANSWERS, 403: {"description": "api_key missing or unknown"}},
              openapi_extra={"requestBody": REQUEST_BODY})
 async def create_request(fmt: Format, request: Request, conn: Connection) -> Response:
+    """Submit a service request, form-encoded, with an api_key; it is stored and placed as a complaint. Errors in the
+    spec's order: 403 for a missing or unknown key, then 400 for a bad service code, location, attribute or other field;
+    404 for an unknown format."""
     if fmt not in FORMATS:
         return error_answer(NotFound(UNKNOWN_FORMAT), "json")
     try:
@@ -165,6 +175,8 @@ async def create_request(fmt: Format, request: Request, conn: Connection) -> Res
 
 @router.get("/requests/{name}", responses=LIST_ANSWERS)
 async def get_request(name: Name, conn: Connection) -> Response:
+    """One service request (`{id}.json` or `.xml`) in the public view; 404 for an unknown request or format, as the
+    spec's error list."""
     fmt = "json"
     try:
         request_id, fmt = _split(name)
@@ -175,6 +187,8 @@ async def get_request(name: Name, conn: Connection) -> Response:
 
 @router.get("/tokens/{name}", responses=LIST_ANSWERS)
 async def token(name: Name, conn: Connection) -> Response:
+    """The service request id a submission token stands for (`{token}.json` or `.xml`); 404 for an unknown token or
+    format."""
     fmt = "json"
     try:
         token_value, fmt = _split(name)

@@ -64,6 +64,7 @@ async def map_config(request: Request) -> dict:
 
 @router.get("/categories.json")
 async def category_list(conn: Connection) -> list[dict]:
+    """The active complaint categories (code, names, major class) for the map's filter list."""
     return await mapdata.categories(conn)
 
 
@@ -95,6 +96,8 @@ async def party_organisations(
     bbox: str,
     kinds: Annotated[str, Query()] = "community_committee,grid_branch,compound_branch",
 ) -> Response:
+    """Community party committees, grid branches and compound branches as GeoJSON points inside the units they serve,
+    for the units touching the WGS-84 bbox; 400 for a bad bbox or an unknown kind."""
     body = await mapdata.party_organisations_geojson(conn, parse_bbox(bbox), _codes(kinds))
     return Response(body, media_type="application/geo+json")
 
@@ -143,9 +146,11 @@ async def building_labels(
 
 @site.get("/")
 async def root() -> RedirectResponse:
+    """Redirect the site's root to the map."""
     return RedirectResponse("/map")
 
 
 @site.get("/map", response_class=HTMLResponse)
 async def map_page() -> HTMLResponse:
+    """The map page (HTML; its script and styles come from /static)."""
     return HTMLResponse((TEMPLATES_DIR / "map.html").read_text(encoding="utf-8"))

@@ -44,6 +44,8 @@ async def report_job(job_id: str, request: Request, principal: SignedIn) -> dict
 @router.get("/jobs/{job_id}/report.pdf", response_class=Response,
             responses={200: {"content": {"application/pdf": {}}}})
 async def report_pdf(job_id: str, request: Request, principal: SignedIn) -> Response:
+    """Download the finished street report as a PDF attachment; 404 for an unknown job or one another user asked for
+    (admins see all), 409 while it is still being built or when it failed."""
     job, pdf = _store(request).pdf(principal, job_id)
     name = f"report-{job.street_code}-{job.period}.pdf"
     return Response(pdf, media_type="application/pdf",

@@ -69,6 +69,9 @@ async def list_escalations(
     principal: SignedIn, conn: Connection, ticket_id: int | None = None,
     unanswered: QueryBool = False, limit: Annotated[int, Query(ge=1, le=supervision.OVERDUE_MAX_LIMIT)] = 200,
 ) -> list[dict]:
+    """Escalations (吹哨) in the caller's scope, newest first, optionally of one ticket or only those the department has
+    not answered; staff names and texts as the privacy policy allows. 401 without a sign-in, 400 for a limit out of
+    range."""
     return await supervision.escalations(conn, principal, ticket_id, unanswered, limit)
 
 

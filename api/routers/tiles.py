@@ -45,6 +45,7 @@ async def tilejson(layer: str, request: Request, engine: Engine) -> dict:
 
 @router.get("/{layer}/tilejson.json", include_in_schema=False)
 async def tilejson_alias(layer: str, request: Request, engine: Engine) -> dict:
+    """The same TileJSON as /tiles/{layer}.json, at the address some clients expect; 404 for an unknown layer."""
     return await tilejson(layer, request, engine)
 
 
