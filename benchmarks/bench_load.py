@@ -27,7 +27,8 @@ def _loaded(url: str) -> bool:
 
 def _raw_copy_seconds(url: str, rows: int) -> float:
     """COPY of `rows` complaint-shaped rows into an unlogged scratch table: the database's ingest ceiling."""
-    line = ("hotline\t12345202511010000001\tE0601\t明珠佳苑3号楼2单元厨房漏水\t泰山区财源街道三里社区明珠佳苑3号楼2单元\t"
+    line = ("hotline\t12345202511010000001\tE0601\t明珠佳苑3号楼2单元厨房漏水\t"
+            "泰山区财源街道三里社区明珠佳苑3号楼2单元\t"
             "2025-11-01 08:00:00+08\t0101000020E61000009A99999999495D409A99999999194240\n")
     payload = line * 100_000
     with psycopg.connect(libpq_url(url)) as conn:

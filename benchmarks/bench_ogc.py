@@ -55,7 +55,8 @@ def run(city_url: str) -> list[dict]:
         single = timed_requests(gridgov.url, [path] * 50)
         rate = throughput(gridgov.url, [path] * GEOJSON_REQUESTS)
         rows.append(row("ogc", f"GeoJSON of a street's {grids} grids, 4 clients", rate, "req/s",
-                        f"one client {1000 * len(single) / sum(single):.0f} req/s, p50 {percentile(single, 0.5):.1f} ms"))
+                        f"one client {1000 * len(single) / sum(single):.0f} req/s, "
+                        f"p50 {percentile(single, 0.5):.1f} ms"))
         rows.append(row("ogc", "server peak memory", gridgov.peak_memory_mb(), "MB", ""))
     finally:
         gridgov.stop()

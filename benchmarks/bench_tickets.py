@@ -41,8 +41,9 @@ async def _listing(url: str, repeats: int) -> list[dict]:
             text("SELECT code FROM grid WHERE valid_to IS NULL AND left(code, 9) = :s"), {"s": s})]
             for s in streets}
         open_per_street = (await conn.execute(text(
-            "SELECT coalesce(avg(n)::int, 0) FROM (SELECT count(*) n FROM ticket WHERE state IN ('reported', 'registered', "
-            "'dispatched', 'in_progress', 'handled') GROUP BY street_code) s"))).scalar()
+            "SELECT coalesce(avg(n)::int, 0) FROM (SELECT count(*) n FROM ticket "
+            "WHERE state IN ('reported', 'registered', 'dispatched', 'in_progress', 'handled') "
+            "GROUP BY street_code) s"))).scalar()
         total = (await conn.execute(text("SELECT count(*) FROM ticket"))).scalar()
         floor = []
         for _ in range(repeats):

@@ -37,7 +37,8 @@ def report(
 
 
 @analytics_app.command()
-def evaluate(period: str = typer.Argument(..., help="Half-year, e.g. 2025H1, or a year (2025) for the year-end overall evaluation.")) -> None:
+def evaluate(period: str = typer.Argument(
+        ..., help="Half-year, e.g. 2025H1, or a year (2025) for the year-end overall evaluation.")) -> None:
     """Run and store the red/black list of a half-year."""
     from gis.analytics.evaluation import evaluate as run
     from gis.db.engine import database_url, sync_engine

@@ -42,7 +42,8 @@ def time_problem(moment: datetime, field: str, now: datetime | None = None) -> s
     if moment < earliest:
         return f"{field} {shown(moment)} 早于 {shown(earliest)}，不是可信的时间"
     if moment > latest:
-        return f"{field} {shown(moment)} 晚于当前时间 {input_settings().future_tolerance_hours:g} 小时以上，不是可信的时间"
+        hours = input_settings().future_tolerance_hours
+        return f"{field} {shown(moment)} 晚于当前时间 {hours:g} 小时以上，不是可信的时间"
     return None
 
 

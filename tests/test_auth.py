@@ -108,8 +108,8 @@ def test_users_command(world):
     env = {**os.environ, "GRIDGOV_DATABASE_URL": world["url"], "GRIDGOV_NEW_USER_PASSWORD": "cli password 123"}
 
     def gridgov(*args):
-        return subprocess.run([sys.executable, "-c", "from cli.main import app; app()", *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run([sys.executable, "-c", "from cli.main import app; app()", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
 
     added = gridgov("users", "add", "gw2b", "--role", "grid_worker", "--scope", GRIDS[1])
     assert added.returncode == 0, added.stderr

@@ -76,7 +76,8 @@ def test_verify_allowed_from_in_progress_fails_the_workflow_tests(tmp_path):
 
 def test_a_one_centimetre_public_grid_fails_the_privacy_tests(tmp_path):
     project = _copy_project(tmp_path / "project")
-    _mutate(project / "gis" / "access" / "visibility.py", r"^PUBLIC_PLACE_GRID_DEG = .*$", "PUBLIC_PLACE_GRID_DEG = 0.0000001")
+    _mutate(project / "gis" / "access" / "visibility.py", r"^PUBLIC_PLACE_GRID_DEG = .*$",
+            "PUBLIC_PLACE_GRID_DEG = 0.0000001")
     result = _run_tests(project, "tests/test_privacy_precision.py")
     _expect_failure(result, "test_map_geojson", "test_complaint_tiles", "test_open311_list_and_single_requests")
 

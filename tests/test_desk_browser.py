@@ -152,7 +152,8 @@ def test_street_reads_its_rates_and_the_tickets_behind_a_figure(page, browser, c
     month_denominator = int(point.get_attribute("data-denominator"))
     month = point.get_attribute("data-month")
     point.click()
-    wait_until(page, f"document.querySelector('#drill') && document.querySelector('#drill').dataset.name.endsWith('{month}')")
+    wait_until(page, "document.querySelector('#drill') && "
+                     f"document.querySelector('#drill').dataset.name.endsWith('{month}')")
     assert page.locator("#drill li[data-ticket]").count() == month_denominator
     assert "北京时间" in page.locator("#drill").inner_text()
     screenshot(page, "desk-rates")

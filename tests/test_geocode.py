@@ -87,8 +87,10 @@ def places(city_db) -> dict:
             ORDER BY a.code LIMIT 1""").fetchone()
         outside = conn.execute("""
             WITH city AS (SELECT ST_Union(geom) AS g FROM micro_grid WHERE valid_to IS NULL),
-            edge AS (SELECT ST_XMax(g) AS x, ST_Y(ST_ClosestPoint(g, ST_SetSRID(ST_MakePoint(ST_XMax(g) + 1, ST_Y(ST_Centroid(g))), 4326)))
-                            AS y, g FROM city)
+            edge AS (SELECT ST_XMax(g) AS x,
+                            ST_Y(ST_ClosestPoint(g, ST_SetSRID(ST_MakePoint(ST_XMax(g) + 1, ST_Y(ST_Centroid(g))),
+                                                               4326))) AS y,
+                            g FROM city)
             SELECT x, y FROM edge""").fetchone()
         building = conn.execute("""
             SELECT b.code, b.micro_grid_code, ST_X(ST_PointOnSurface(b.geom)), ST_Y(ST_PointOnSurface(b.geom)),

@@ -164,7 +164,8 @@ def test_import_and_review_queue_carry_the_decision(city_db, city, tmp_path):
     community_name, street = city.communities[community]
     other_street = next(s for s in sorted(city.streets) if s != street)
     rows = [
-        ["G-trap", "2025-08-01 09:00:00", "房屋漏水", "漏水", f"{_district_of(city, street)}{form}{number}号楼", "", "", ""],
+        ["G-trap", "2025-08-01 09:00:00", "房屋漏水", "漏水", f"{_district_of(city, street)}{form}{number}号楼",
+         "", "", ""],
         ["G-wrong", "2025-08-01 09:00:00", "房屋漏水", "漏水",
          f"{city.streets[other_street][0]}{community_name}{name}{numbers[0]}号楼", "", "", ""],
         ["G-right", "2025-08-01 09:00:00", "房屋漏水", "漏水",

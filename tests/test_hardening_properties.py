@@ -99,7 +99,8 @@ def in_chinese(number: int) -> str:
     return "".join(parts)
 
 
-compound_names = st.text(alphabet="东西南北阳光花园幸福嘉和泰山岱宗明珠", min_size=2, max_size=6).map(lambda s: s + "小区")
+compound_names = st.text(alphabet="东西南北阳光花园幸福嘉和泰山岱宗明珠", min_size=2, max_size=6).map(
+    lambda s: s + "小区")
 
 
 @given(number=st.integers(1, 9999))

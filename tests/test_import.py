@@ -212,12 +212,14 @@ def test_import_over_http_and_place_from_the_review_queue(http, tokens, city_db,
     with psycopg.connect(city_db) as conn:
         ticket_grid = conn.execute("SELECT grid_code FROM ticket WHERE complaint_id = %s", (far["id"],)).fetchone()
     assert ticket_grid[0] == micro[:15]  # the ticket follows the placement
-    routing = "SELECT state, rule_id, assignee_kind, assignee_code, department, informed FROM ticket WHERE complaint_id = %s"
+    routing = ("SELECT state, rule_id, assignee_kind, assignee_code, department, informed FROM ticket "
+               "WHERE complaint_id = %s")
     with psycopg.connect(city_db) as conn:
         rerouted, intake_routed = (conn.execute(routing, (far["id"],)).fetchone(),
                                    conn.execute(routing, (near_id,)).fetchone())
-        events = conn.execute("SELECT e.action, e.data->>'reason' FROM ticket_event e JOIN ticket t ON t.id = e.ticket_id "
-                              "WHERE t.complaint_id = %s ORDER BY e.id", (far["id"],)).fetchall()
+        events = conn.execute("SELECT e.action, e.data->>'reason' FROM ticket_event e "
+                              "JOIN ticket t ON t.id = e.ticket_id WHERE t.complaint_id = %s ORDER BY e.id",
+                              (far["id"],)).fetchall()
     assert rerouted == intake_routed and rerouted[1] is not None
     if rerouted[0] == "dispatched":
         assert events[-1] == ("auto_dispatch", "placed by hand")

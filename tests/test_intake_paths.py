@@ -35,7 +35,8 @@ def _messy_points(url: str, tmp_path, count: int = 3_000):
             "FROM micro_grid) x").fetchall()
     rng = np.random.default_rng(5)
     margin = 0.004  # about 400 m beyond the extent: inside, near (snapped) and far (review)
-    hubs = np.column_stack([rng.uniform(minx - margin, maxx + margin, 60), rng.uniform(miny - margin, maxy + margin, 60)])
+    hubs = np.column_stack([rng.uniform(minx - margin, maxx + margin, 60),
+                            rng.uniform(miny - margin, maxy + margin, 60)])
     pick = rng.integers(0, len(hubs), count)
     xs = hubs[pick, 0] + rng.normal(0, 0.0002, count)
     ys = hubs[pick, 1] + rng.normal(0, 0.0002, count)

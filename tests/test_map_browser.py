@@ -301,7 +301,8 @@ def test_planner_overlay_coverage_in_view_and_hotspots(page, browser, city, city
     settle(page)
     wait_until(page, "document.querySelector('#hotspot-note').dataset.units !== undefined")
     west, south, east, north = page.evaluate(
-        "() => { const b = window.gridgov.map.getBounds(); return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }")
+        "() => { const b = window.gridgov.map.getBounds(); "
+        "return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }")
     expected = dict(sql(city_db, """
         SELECT management_mode, count(*) FROM compound
         WHERE valid_to IS NULL AND ST_Intersects(ST_Centroid(ST_Envelope(geom)), ST_MakeEnvelope(%s, %s, %s, %s, 4326))
@@ -381,7 +382,8 @@ def test_building_labels_are_numbers_inside_their_buildings(http, city, city_db)
                              "geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)", bbox)[0]
     assert len(labels) == expected > 0
     inside, = sql(city_db, """SELECT bool_and(EXISTS (SELECT 1 FROM building b WHERE b.valid_to IS NULL
-                                  AND b.number = l.number AND ST_Contains(b.geom, ST_SetSRID(ST_MakePoint(l.lon, l.lat), 4326))))
+                                  AND b.number = l.number
+                                  AND ST_Contains(b.geom, ST_SetSRID(ST_MakePoint(l.lon, l.lat), 4326))))
                               FROM json_to_recordset(%s::json) AS l(lon float8, lat float8, number int)""",
                   (json.dumps([{"lon": x, "lat": y, "number": n} for x, y, n in labels]),))[0]
     assert inside

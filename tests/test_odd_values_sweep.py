@@ -2,8 +2,9 @@
 dates, empty geometries, NULLs wherever a column allows them), then every GET route of the app's OpenAPI document
 called as administrator, planner and the public — no answer may be a server error.
 
-The sweep prints its size (routes × odd values × roles, requests sent) and the server errors found. Values PostgreSQL holds but Python cannot (years beyond 9999, BC dates)
-cannot be read by any driver code and are kept out at every entry instead (gis/times.py)."""
+The sweep prints its size (routes × odd values × roles, requests sent) and the server errors found. Values
+PostgreSQL holds but Python cannot (years beyond 9999, BC dates) cannot be read by any driver code and are kept
+out at every entry instead (gis/times.py)."""
 
 from __future__ import annotations
 

@@ -268,7 +268,8 @@ def test_the_import_route_agrees_with_the_oracle(served, world, tmp_path):
         answer = client.post("/complaints/imports", files={"file": ("route.csv", handle, "text/csv")})
     assert answer.status_code == 200, answer.text
     assert answer.json()["imported"] == len(world["points"])
-    _agree(world["expected"], _stored(served["url"], "c.source = 'hotline' AND c.external_id LIKE 'P-%%'"), world["points"])
+    stored = _stored(served["url"], "c.source = 'hotline' AND c.external_id LIKE 'P-%%'")
+    _agree(world["expected"], stored, world["points"])
 
 
 def test_open311_post_agrees_with_the_oracle(served, world):

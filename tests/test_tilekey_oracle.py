@@ -1,5 +1,5 @@
-"""Tile key ranges (gis/serve/tilekey.py) against a brute-force oracle over zoom-20 cells, with the cover's rules written
-out here: a tile grown by `margin` tile widths is covered by the cells of the finest split (4 zooms below the
+"""Tile key ranges (gis/serve/tilekey.py) against a brute-force oracle over zoom-20 cells, with the cover's rules
+written out here: a tile grown by `margin` tile widths is covered by the cells of the finest split (4 zooms below the
 tile, 2 from zoom 15 on) that overlap it, taken whole; a cell is inner exactly when its cell of the finest split
 (or a larger one) lies within the tile grown by `sure_margin`; ranges are sorted, disjoint and merged."""
 

@@ -4,7 +4,7 @@ histories, photos and the contacts of responsible parties.
 | role | complaint place | address | description | reporter | staff in histories | party contacts |
 |---|---|---|---|---|---|---|
 | administrator | exact | as given | as given | yes | names and notes | all |
-| street, community, grid worker, property company (in scope) | exact | as given | as given | yes | names and notes | own chain |
+| street, community, grid worker, company (in scope) | exact | as given | as given | yes | names, notes | own chain |
 | planner | exact | building (N号楼) | phone and ID numbers masked | no | neither | none |
 | public | snapped to 0.0005° | compound | none | no | neither | none |
 

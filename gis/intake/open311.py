@@ -269,7 +269,8 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
         await conn.rollback()
         raise InvalidInput(f"service_code {code} not found")
     await conn.commit()
-    notice = {"inside": "受理成功 (received)", "snapped": "受理成功，位置已就近归入网格 (received, placed on the nearest grid)",
+    notice = {"inside": "受理成功 (received)",
+              "snapped": "受理成功，位置已就近归入网格 (received, placed on the nearest grid)",
               "review": "受理成功，待人工定位 (received, awaiting placement by hand)"}[stored.placement]
     return {"service_request_id": str(stored.id), "service_notice": notice, "account_id": form.get("account_id"),
             "token": row["token"]}

@@ -86,11 +86,15 @@ async def place_by_hand(conn: AsyncConnection, principal: Principal, complaint_i
                            else "the point lies in no micro-grid; give micro_grid_code")
     x, y = (point["x"], point["y"]) if point else (micro["px"], micro["py"])
     await conn.execute(text("""
-        UPDATE complaint c SET placement = 'manual', geom = ST_SetSRID(ST_MakePoint(CAST(:x AS float8), CAST(:y AS float8)), 4326),
-            micro_grid_id = CAST(:mid AS bigint), micro_grid_code = CAST(:mcode AS text), grid_code = CAST(:grid AS text), compound_code = CAST(:compound AS text),
+        UPDATE complaint c SET placement = 'manual',
+            geom = ST_SetSRID(ST_MakePoint(CAST(:x AS float8), CAST(:y AS float8)), 4326),
+            micro_grid_id = CAST(:mid AS bigint), micro_grid_code = CAST(:mcode AS text),
+            grid_code = CAST(:grid AS text), compound_code = CAST(:compound AS text),
             community_code = CAST(:community AS text), street_code = CAST(:street AS text),
-            building_code = (SELECT b.code FROM building b WHERE b.micro_grid_code = CAST(:mcode AS text) AND b.valid_to IS NULL
-                             AND ST_Intersects(b.geom, ST_SetSRID(ST_MakePoint(CAST(:x AS float8), CAST(:y AS float8)), 4326))
+            building_code = (SELECT b.code FROM building b
+                             WHERE b.micro_grid_code = CAST(:mcode AS text) AND b.valid_to IS NULL
+                               AND ST_Intersects(b.geom,
+                                                 ST_SetSRID(ST_MakePoint(CAST(:x AS float8), CAST(:y AS float8)), 4326))
                              ORDER BY b.code LIMIT 1),
             original_x = CASE WHEN c.original_x IS NULL AND CAST(:ox AS float8) IS NOT NULL THEN CAST(:ox AS float8)
                               ELSE c.original_x END,
@@ -134,8 +138,8 @@ async def duplicates_of(conn: AsyncConnection, principal: Principal, complaint_i
     """Possible duplicate links in either direction of a complaint."""
     await _visible(conn, principal, complaint_id)
     rows = (await conn.execute(text("""
-        SELECT id, complaint_id, duplicate_of_id, round(distance_m::numeric, 1)::float8, round(hours_apart::numeric, 2)::float8,
-               state, decided_by, decided_at
+        SELECT id, complaint_id, duplicate_of_id, round(distance_m::numeric, 1)::float8,
+               round(hours_apart::numeric, 2)::float8, state, decided_by, decided_at
         FROM complaint_duplicate WHERE complaint_id = :id OR duplicate_of_id = :id ORDER BY id"""),
         {"id": complaint_id})).all()
     keys = ("id", "complaint_id", "duplicate_of_id", "distance_m", "hours_apart", "state", "decided_by",

@@ -1,1 +1,2 @@
-"""The governance layers: their models, the pyramid, import and export, checks, coordinate systems and the category catalogue."""
+"""The governance layers: their models, the pyramid, import and export, checks, coordinate systems and the
+category catalogue."""

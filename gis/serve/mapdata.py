@@ -53,7 +53,8 @@ WITH hits AS (
            {complaint_place}, 0
     FROM complaint k
     WHERE CAST(:ticket AS text) IS NOT NULL AND k.geom IS NOT NULL
-      AND (k.external_id = CAST(:ticket AS text) OR (CAST(:ticket AS text) ~ '^[0-9]{1,18}$' AND k.id = CAST(:ticket_id AS bigint)))
+      AND (k.external_id = CAST(:ticket AS text)
+           OR (CAST(:ticket AS text) ~ '^[0-9]{1,18}$' AND k.id = CAST(:ticket_id AS bigint)))
 )
 SELECT coalesce(json_agg(json_build_object(
     'kind', kind, 'code', code, 'name', name, 'detail', detail,

@@ -89,7 +89,8 @@ SELECT json_build_object(
     'property_company', (SELECT json_build_object('id', id, 'name', name, 'credit_code', credit_code,
         'is_community_led', is_community_led, 'has_party_org', has_party_org,
         'standing', coalesce(standing, 'unrated'), 'evaluation_period', period, 'total_score', total_score,
-        'contact', CASE WHEN {contact:(SELECT code FROM compound)} THEN json_build_object('name', contact_name, 'phone', contact_phone) END)
+        'contact', CASE WHEN {contact:(SELECT code FROM compound)}
+                        THEN json_build_object('name', contact_name, 'phone', contact_phone) END)
         FROM company),
     'owners_committee', (SELECT json_build_object('formed_on', o.formed_on, 'term_end', o.term_end,
         'member_count', o.member_count, 'party_member_count', o.party_member_count,

@@ -386,7 +386,8 @@ def tilejson(layer_name: str, base_url: str, bounds: tuple[float, float, float, 
         "vector_layers": [{
             "id": layer.name,
             "description": (f"{layer.description}. Below zoom {layer.detail_zoom} only "
-                            f"{', '.join(layer.summary)}; at most {layer.feature_cap} features per tile" + ("" if layer.is_boundary else ", halved for each zoom below 14") + "."),
+                            f"{', '.join(layer.summary)}; at most {layer.feature_cap} features per tile"
+                            + ("" if layer.is_boundary else ", halved for each zoom below 14") + "."),
             "minzoom": layer.minzoom,
             "maxzoom": layer.maxzoom,
             "fields": fields,
