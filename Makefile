@@ -9,7 +9,7 @@ DEMO_SEED ?= 7
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup system demo test bench soak serve clean
+.PHONY: setup system demo test lint bench soak serve clean
 
 setup: system $(VENV)/.installed node_modules/.installed webmap/static/vendor/.installed
 
@@ -36,8 +36,12 @@ demo: setup
 	$(BIN)/gridgov fixtures load $(DEMO_SIZE) --seed $(DEMO_SEED) --if-changed
 	$(BIN)/gridgov serve --host $(HOST) --port $(PORT)
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+# ruff over the whole tree, with the rules in pyproject.toml
+lint: setup
+	$(BIN)/ruff check .
 
 bench: setup
 	$(BIN)/python -m benchmarks.run_all
