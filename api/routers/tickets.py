@@ -68,6 +68,9 @@ async def list_tickets(
     sort: str = "due", limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
+    """A page of tickets in the caller's scope and view, as {items, next_offset}, filtered by the query and sorted by
+    `sort` (due, reported, -reported or id); 400 for an unknown sort or a bad filter, bbox or polygon. The read is
+    logged."""
     page = await queries.list_tickets(conn, principal, filters.selection(), sort, limit, offset)
     await log_personal_read(request, conn, principal, "ticket", page.ids)
     return Response(page.body, media_type="application/json")
@@ -79,6 +82,8 @@ async def tickets_geojson(
     sort: str = "due", limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
+    """The same selection as GET /tickets as a GeoJSON FeatureCollection of ticket points (places coarsened as the
+    caller's view requires); 400 for an unknown sort or a bad filter. The read is logged."""
     page = await queries.tickets_geojson(conn, principal, filters.selection(), sort, limit, offset)
     await log_personal_read(request, conn, principal, "ticket", page.ids)
     return Response(page.body, media_type="application/geo+json")
@@ -109,6 +114,8 @@ async def tickets_csv(request: Request, principal: SignedIn, conn: Connection, e
             responses={200: {"content": {"application/vnd.mapbox-vector-tile": {}}}})
 async def tickets_tile(z: int, x: int, y: int, principal: CurrentPrincipal, conn: Connection,
                        filters: Filters) -> Response:
+    """A Mapbox vector tile (layer `tickets`) of the ticket points the filter selects, in the caller's scope and view;
+    400 for z/x/y out of range or a bad filter."""
     body = await queries.tickets_tile(conn, principal, z, x, y, filters.selection())
     return Response(body, media_type="application/vnd.mapbox-vector-tile")
 
@@ -215,6 +222,8 @@ async def ticket_rate_tickets(
 
 @router.get("/rules")
 async def list_rules(principal: SignedIn, conn: Connection) -> list[dict]:
+    """The routing rules (派遣规则), lowest priority number first (it wins), inactive ones included; 401 without a
+    sign-in."""
     return await routing.list_rules(conn)
 
 
@@ -232,18 +241,23 @@ class RuleIn(BaseModel):
 
 @router.post("/rules", status_code=201)
 async def create_rule(body: RuleIn, principal: Admin, engine: Engine) -> dict:
+    """Add a routing rule; admins only. 400 for a bad priority, place, assignee kind or responsible kind, a missing name
+    or department, or an unknown category."""
     async with engine.begin() as conn:
         return await routing.create_rule(conn, body.model_dump())
 
 
 @router.put("/rules/{rule_id}")
 async def update_rule(rule_id: int, body: RuleIn, principal: Admin, engine: Engine) -> dict:
+    """Replace a routing rule; admins only. 404 for an unknown rule, 400 as for a new rule."""
     async with engine.begin() as conn:
         return await routing.update_rule(conn, rule_id, body.model_dump())
 
 
 @router.delete("/rules/{rule_id}", status_code=204)
 async def deactivate_rule(rule_id: int, principal: Admin, engine: Engine) -> Response:
+    """Switch a routing rule off (it is kept, so tickets still name the rule that routed them); admins only, 404 for an
+    unknown rule."""
     async with engine.begin() as conn:
         await routing.deactivate_rule(conn, rule_id)
     return Response(status_code=204)
@@ -251,6 +265,8 @@ async def deactivate_rule(rule_id: int, principal: Admin, engine: Engine) -> Res
 
 @router.get("/deadlines")
 async def list_deadlines(conn: Connection) -> list[dict]:
+    """The deadline classes (处置时限): amount, unit (hours or days), basis (working or calendar time) and response hours,
+    shortest first."""
     return await deadlines.list_policies(conn)
 
 
@@ -263,6 +279,8 @@ class PolicyIn(BaseModel):
 
 @router.put("/deadlines/{deadline_class}")
 async def set_deadline(deadline_class: str, body: PolicyIn, principal: Admin, engine: Engine) -> dict:
+    """Change a deadline class; tickets already open keep the deadline they were given. Admins only; 404 for an unknown
+    class, 400 for a non-positive amount or response hours, or an unknown unit or basis."""
     async with engine.begin() as conn:
         return await deadlines.set_policy(conn, deadline_class, body.amount, body.unit, body.basis,
                                           body.response_hours)
@@ -270,6 +288,8 @@ async def set_deadline(deadline_class: str, body: PolicyIn, principal: Admin, en
 
 @router.get("/calendar")
 async def get_calendar(conn: Connection, start: QueryDate, end: QueryDate) -> list[dict]:
+    """The working calendar's days from `start` to `end`, both included (working day or not, start time, working
+    minutes, note); 400 for more than 800 days."""
     return await deadlines.calendar(conn, start, end)
 
 
@@ -282,12 +302,16 @@ class DayIn(BaseModel):
 
 @router.put("/calendar/{day}")
 async def set_calendar_day(day: QueryDate, body: DayIn, principal: Admin, engine: Engine) -> dict:
+    """Mark one day as a working day or a day off (public holidays, make-up working days 调休) with its start time and
+    working minutes. Admins only; 404 for a day outside the calendar, 400 for minutes outside 1 to 1440."""
     async with engine.begin() as conn:
         return await deadlines.set_day(conn, day, body.is_workday, body.note, body.start_time, body.minutes)
 
 
 @router.get("/{ticket_id:int}")
 async def get_ticket(ticket_id: int, request: Request, principal: CurrentPrincipal, conn: Connection) -> dict:
+    """One ticket with its history (append-only events) and its photos' metadata, in the caller's view; 404 for an
+    unknown ticket or one outside the caller's scope. The read is logged."""
     ticket = await queries.get_ticket(conn, principal, ticket_id)
     await log_personal_read(request, conn, principal, "ticket", [ticket_id])
     return ticket
@@ -303,6 +327,9 @@ class TransitionIn(BaseModel):
 
 @router.post("/{ticket_id:int}/transitions")
 async def transition(ticket_id: int, body: TransitionIn, principal: SignedIn, engine: Engine) -> dict:
+    """Apply one action of the state machine (GET /tickets/workflow) to a ticket; answers its new state and version. 400
+    for an unknown action, a missing note, assignee or merge target; 403 for a role that may not take the action; 404
+    outside the scope; 409 when `version` is stale or the state does not allow the action."""
     async with engine.begin() as conn:
         return await workflow.transition(conn, principal, ticket_id, body.action, body.note, body.version,
                                          body.merge_into, body.assignee.model_dump() if body.assignee else None)
@@ -314,6 +341,8 @@ class CommentIn(BaseModel):
 
 @router.post("/{ticket_id:int}/comments", status_code=201)
 async def comment(ticket_id: int, body: CommentIn, principal: SignedIn, engine: Engine) -> dict:
+    """Add a comment to a ticket's history (the state does not change); answers the event id. 400 for an empty comment
+    or one over 4000 characters, 403 for a role that may not comment, 404 outside the scope."""
     async with engine.begin() as conn:
         return {"event_id": await workflow.comment(conn, principal, ticket_id, body.note)}
 
@@ -321,6 +350,8 @@ async def comment(ticket_id: int, body: CommentIn, principal: SignedIn, engine: 
 @router.post("/{ticket_id:int}/photos", status_code=201)
 async def add_photo(ticket_id: int, principal: SignedIn, engine: Engine,
                     file: Annotated[UploadFile, File()], note: Annotated[str | None, Form()] = None) -> dict:
+    """Attach a photo (JPEG, PNG or WebP, judged by its bytes, at most 10 MB) to a ticket with an optional note. 400 for
+    an empty, too large or other file, 403 for a role that may not add photos, 404 outside the scope."""
     content = await file.read(workflow.MAX_PHOTO_BYTES + 1)
     async with engine.begin() as conn:
         return await workflow.add_photo(conn, principal, ticket_id, file.filename or "photo", content, note)
@@ -328,6 +359,8 @@ async def add_photo(ticket_id: int, principal: SignedIn, engine: Engine,
 
 @router.get("/{ticket_id:int}/photos/{photo_id:int}", response_class=Response)
 async def get_photo(ticket_id: int, photo_id: int, principal: SignedIn, conn: Connection) -> Response:
+    """A ticket photo's bytes with its image type; 404 for an unknown photo, one of another ticket, outside the scope,
+    or for a view that shows no photos."""
     kind, content = await queries.get_photo(conn, principal, ticket_id, photo_id)
     return Response(content, media_type=kind)
 
@@ -340,5 +373,8 @@ class RatingIn(BaseModel):
 
 @router.post("/{ticket_id:int}/rating")
 async def rate(ticket_id: int, body: RatingIn, principal: CurrentPrincipal, engine: Engine) -> dict:
+    """Rate a closed ticket 1 to 5 (考核评价): by the reporter, who proves it with the complaint's phone number, or recorded
+    by staff from a call-back. 400 for a score out of range or a missing phone, 403 for a role that may not record
+    ratings, 404 when the ticket or phone does not match, 409 when the ticket is not closed or already rated."""
     async with engine.begin() as conn:
         return await workflow.rate(conn, principal, ticket_id, body.score, body.comment, body.reporter_phone)

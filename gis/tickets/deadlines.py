@@ -18,6 +18,7 @@ WORKDAY_MINUTES = 480
 
 
 async def list_policies(conn: AsyncConnection) -> list[dict]:
+    """Every deadline class with its amount, unit, basis and response hours, shortest first."""
     rows = await conn.execute(text("SELECT * FROM deadline_policy ORDER BY amount * CASE unit WHEN 'days' THEN 24 "
                                    "ELSE 1 END"))
     return [dict(row) for row in rows.mappings()]
@@ -41,6 +42,8 @@ async def set_policy(conn: AsyncConnection, deadline_class: str, amount: int, un
 
 
 async def due_at(conn: AsyncConnection, start: datetime, deadline_class: str) -> datetime:
+    """When a ticket of `deadline_class` started at `start` is due, counted in SQL (`ticket_due_at`) in calendar or
+    working time; NotFound for an unknown class."""
     if deadline_class not in DEADLINE_CLASSES:
         raise NotFound(f"no deadline class {deadline_class!r}")
     return (await conn.execute(text("SELECT ticket_due_at(:s, :c)"), {"s": start, "c": deadline_class})).scalar_one()
@@ -67,6 +70,7 @@ async def set_day(conn: AsyncConnection, day: date, is_workday: bool, note: str 
 
 
 async def calendar(conn: AsyncConnection, start: date, end: date) -> list[dict]:
+    """The working calendar's days from `start` to `end`, both included; InvalidInput for more than 800 days."""
     if (end - start).days > 800:
         raise InvalidInput("ask for at most 800 days at a time")
     rows = await conn.execute(text("SELECT day, is_workday, start_time, minutes, note FROM work_calendar "

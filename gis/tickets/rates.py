@@ -200,6 +200,9 @@ def month_bounds(month: str, period_from: datetime, period_to: datetime) -> tupl
 async def rates(conn: AsyncConnection, principal: Principal, level: str, period_from: datetime,
                 period_to: datetime, unit: str | None = None, by: str = "unit", min_sample: int | None = None,
                 sort: str | None = None) -> list[dict]:
+    """The four rates per unit of `level` (or per month when `by` is month) over [period_from, period_to), ranked among
+    the units with at least `min_sample` tickets and ordered by `sort`; InvalidInput for an unknown level, by or
+    sort."""
     sql, params = rates_query(principal, level, period_from, period_to, unit, by)
     rows = (await conn.execute(text(sql), params)).mappings().all()
     return settle(rows, min_sample, sort, by, period_from, period_to)

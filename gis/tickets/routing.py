@@ -17,6 +17,7 @@ RULE_COLUMNS = ("priority", "name", "category_code", "responsible_kind", "place"
 
 
 async def list_rules(conn: AsyncConnection) -> list[dict]:
+    """Every routing rule, active or not, lowest priority number first."""
     rows = await conn.execute(text(f"SELECT id, {', '.join(RULE_COLUMNS)}, updated_at FROM routing_rule "
                                    "ORDER BY priority, id"))
     return [dict(row) for row in rows.mappings()]
@@ -49,6 +50,8 @@ async def _validate(conn: AsyncConnection, rule: dict) -> dict:
 
 
 async def create_rule(conn: AsyncConnection, rule: dict) -> dict:
+    """Validate and store a new routing rule, in the caller's transaction; returns it with its id. InvalidInput for a
+    bad field or an unknown category."""
     rule = await _validate(conn, rule)
     row = (await conn.execute(text(f"""
         INSERT INTO routing_rule ({', '.join(RULE_COLUMNS)})
@@ -57,6 +60,8 @@ async def create_rule(conn: AsyncConnection, rule: dict) -> dict:
 
 
 async def update_rule(conn: AsyncConnection, rule_id: int, rule: dict) -> dict:
+    """Validate and replace a routing rule, in the caller's transaction; NotFound for an unknown rule, InvalidInput for
+    a bad field."""
     rule = await _validate(conn, rule)
     done = (await conn.execute(text(f"""
         UPDATE routing_rule SET {', '.join(f'{c} = :{c}' for c in RULE_COLUMNS)}, updated_at = now()

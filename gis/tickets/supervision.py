@@ -267,6 +267,8 @@ def _stats_rows(rows) -> list[dict]:
 
 async def stats(conn: AsyncConnection, principal: Principal, level: str, period_from: datetime,
                 period_to: datetime) -> list[dict]:
+    """The supervision figures per unit of `level` for [period_from, period_to) (see stats_query); Forbidden for the
+    public, InvalidInput for an unknown level."""
     sql, params = stats_query(principal, level, period_from, period_to)
     return _stats_rows((await conn.execute(text(sql), params)).mappings())
 

@@ -196,6 +196,9 @@ def photo_type(content: bytes) -> str:
 
 async def add_photo(conn: AsyncConnection, principal: Principal, ticket_id: int, filename: str, content: bytes,
                     note: str | None = None) -> dict:
+    """Attach a photo to a ticket as a `photo` event of its history, in the caller's transaction; InvalidInput for an
+    empty file, one over MAX_PHOTO_BYTES or not JPEG/PNG/WebP, NotFound outside the scope, Forbidden for a role that may
+    not comment."""
     if not content:
         raise InvalidInput("the photo is empty")
     if len(content) > MAX_PHOTO_BYTES:
