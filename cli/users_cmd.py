@@ -46,6 +46,7 @@ def disable(username: str) -> None:
 
 @users_app.command()
 def enable(username: str) -> None:
+    """Enable a disabled user again; its old tokens stay revoked, so it signs in anew."""
     from gis.access import auth
     run_async(lambda conn: auth.set_active(conn, username, True))
     typer.echo(f"enabled {username}")

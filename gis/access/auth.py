@@ -77,6 +77,7 @@ _UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
+    """The Argon2 hash of a password; InvalidInput when it is shorter than the settings' minimum length."""
     settings = auth_settings()
     if len(password) < settings.min_password_length:
         raise InvalidInput(f"a password needs at least {settings.min_password_length} characters")
@@ -84,6 +85,8 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    """Whether `password` matches `password_hash`; False (never an exception) for a wrong password or a malformed
+    hash."""
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -91,6 +94,7 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 def token_digest(token: str) -> str:
+    """The SHA-256 hex digest under which an access token is stored (the token itself never is)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -157,11 +161,13 @@ async def create_user(
 
 
 async def list_users(conn: AsyncConnection) -> list[dict]:
+    """Every user (no password hashes), by username."""
     rows = (await conn.execute(text(f"SELECT {USER_COLUMNS} FROM app_user ORDER BY username"))).mappings()
     return [dict(row) for row in rows]
 
 
 async def get_user(conn: AsyncConnection, username: str) -> dict:
+    """One user (no password hash); NotFound for an unknown username."""
     row = (await conn.execute(text(f"SELECT {USER_COLUMNS} FROM app_user WHERE username = :u"),
                               {"u": username})).mappings().first()
     if row is None:
@@ -189,6 +195,8 @@ async def set_active(conn: AsyncConnection, username: str, active: bool) -> dict
 
 
 async def set_password(conn: AsyncConnection, username: str, password: str) -> None:
+    """Hash and store a new password for a user, in the caller's transaction; InvalidInput when too short, NotFound for
+    an unknown username."""
     password_hash = await asyncio.to_thread(hash_password, password)
     done = (await conn.execute(text("UPDATE app_user SET password_hash = :h WHERE username = :u RETURNING id"),
                                {"h": password_hash, "u": username})).first()
@@ -309,6 +317,7 @@ async def login(conn: AsyncConnection, username: str, password: str, client_addr
 
 
 async def revoke_token(conn: AsyncConnection, token: str) -> bool:
+    """Revoke an access token; whether a live token was revoked (False for an unknown or already revoked one)."""
     done = (await conn.execute(
         text("UPDATE auth_token SET revoked_at = now() WHERE token_digest = :d AND revoked_at IS NULL RETURNING id"),
         {"d": token_digest(token)},
