@@ -13,6 +13,7 @@ from cli.complaints_cmd import complaints_app
 from cli.db_cmd import db_app
 from cli.fixtures_cmd import fixtures_app
 from cli.layers_cmd import layers_app
+from cli.registry_cmd import registry_app
 from cli.serve_cmd import serve
 from cli.users_cmd import users_app
 
@@ -28,6 +29,7 @@ app.add_typer(complaints_app, name="complaints")     # gridgov complaints import
 app.add_typer(users_app, name="users")               # gridgov users add|list|disable|enable
 app.add_typer(analytics_app, name="analytics")       # gridgov analytics evaluate
 app.add_typer(audit_app, name="audit")               # gridgov audit reads
+app.add_typer(registry_app, name="registry")         # gridgov registry kinds|template|import|export
 
 if __name__ == "__main__":
     app(prog_name="gridgov")
