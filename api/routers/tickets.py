@@ -265,8 +265,8 @@ async def deactivate_rule(rule_id: int, principal: Admin, engine: Engine) -> Res
 
 @router.get("/deadlines")
 async def list_deadlines(conn: Connection) -> list[dict]:
-    """The deadline classes (处置时限): amount, unit (hours or days), basis (working or calendar time) and response hours,
-    shortest first."""
+    """The deadline classes (处置时限): amount, unit (hours or days), basis (working or calendar time) and response
+    hours, shortest first."""
     return await deadlines.list_policies(conn)
 
 
@@ -373,8 +373,8 @@ class RatingIn(BaseModel):
 
 @router.post("/{ticket_id:int}/rating")
 async def rate(ticket_id: int, body: RatingIn, principal: CurrentPrincipal, engine: Engine) -> dict:
-    """Rate a closed ticket 1 to 5 (考核评价): by the reporter, who proves it with the complaint's phone number, or recorded
-    by staff from a call-back. 400 for a score out of range or a missing phone, 403 for a role that may not record
-    ratings, 404 when the ticket or phone does not match, 409 when the ticket is not closed or already rated."""
+    """Rate a closed ticket 1 to 5 (考核评价): by the reporter, who proves it with the complaint's phone number, or
+    recorded by staff from a call-back. 400 for a score out of range or a missing phone, 403 for a role that may not
+    record ratings, 404 when the ticket or phone does not match, 409 when the ticket is not closed or already rated."""
     async with engine.begin() as conn:
         return await workflow.rate(conn, principal, ticket_id, body.score, body.comment, body.reporter_phone)
