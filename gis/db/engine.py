@@ -11,6 +11,8 @@ from gis.settings import DatabaseSettings, database_settings
 
 
 def embedded_cluster(settings: DatabaseSettings | None = None) -> EmbeddedCluster:
+    """The embedded PostgreSQL cluster the settings describe (data directory, server binaries, database name); not
+    started."""
     settings = settings or database_settings()
     return EmbeddedCluster(data_dir=settings.data_dir, pg_bin=settings.pg_bin, db_name=settings.db_name)
 
@@ -35,6 +37,8 @@ def libpq_url(url: str) -> str:
 
 
 def sync_engine(url: str | None = None) -> Engine:
+    """A synchronous psycopg engine for the CLI and batch work (the settings' URL when `url` is None), pinged before
+    use, with twenty times the API's statement timeout."""
     settings = database_settings()
     return create_engine(
         with_driver(url or database_url(), "psycopg"),
@@ -44,6 +48,8 @@ def sync_engine(url: str | None = None) -> Engine:
 
 
 def async_engine(url: str | None = None) -> AsyncEngine:
+    """The asyncpg engine of the API (the settings' URL when `url` is None): a pool of `pool_max` connections without
+    overflow, a 10 s wait for a free one, the settings' statement timeout and JIT off."""
     settings = database_settings()
     return create_async_engine(
         with_driver(url or database_url(), "asyncpg"),

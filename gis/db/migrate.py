@@ -27,6 +27,8 @@ SERVER_PACKAGES = {"postgis": "postgresql-15-postgis-3", "pg_trgm": "postgresql-
 
 
 def alembic_config(url: str) -> Config:
+    """An Alembic configuration for gridgov's migrations on the database at `url` (any driver given is replaced by
+    psycopg)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", with_driver(url, "psycopg").replace("%", "%%"))
@@ -86,6 +88,7 @@ def upgrade(url: str) -> None:
 
 
 def current(url: str) -> list[str]:
+    """The revisions the database at `url` is at (empty before the first migration)."""
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
 

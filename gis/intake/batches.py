@@ -18,6 +18,7 @@ IMPORT_ROLES = ("admin", "street")
 
 
 def require_importer(principal: Principal) -> None:
+    """Refuse (Forbidden) any role but admin and street: only they import batches."""
     if principal.role not in IMPORT_ROLES:
         raise Forbidden("批量导入仅限管理员和街道用户")
 
@@ -28,6 +29,8 @@ def owner_of(principal: Principal) -> tuple[int | None, list[str] | None]:
 
 
 async def get_batch(conn: AsyncConnection, principal: Principal, batch_id: int) -> dict:
+    """One import batch with its counts, once batches whose import died are marked failed; Forbidden for roles that may
+    not import, NotFound for a batch the caller does not own."""
     require_importer(principal)
     await conn.execute(text(SETTLE_ABANDONED_SQL))
     await conn.commit()

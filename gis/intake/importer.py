@@ -244,6 +244,7 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[list[str | None]]]:
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 hex digest of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -57,6 +57,7 @@ ATTRIBUTES = [
 
 
 def hash_key(key: str) -> str:
+    """The SHA-256 hex digest under which an Open311 API key is stored (the key itself never is)."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -64,6 +65,7 @@ def hash_key(key: str) -> str:
 
 
 def discovery(base_url: str) -> dict:
+    """The GeoReport v2 discovery document for the endpoint at `base_url`."""
     return {
         "changeset": "2026-01-01T00:00:00+08:00",
         "contact": "The city's grid-governance office (网格化服务管理中心)",
@@ -79,6 +81,7 @@ def discovery(base_url: str) -> dict:
 
 
 async def services(conn: AsyncConnection) -> list[dict]:
+    """The active complaint categories as GeoReport v2 services, by code."""
     rows = (await conn.execute(text(
         "SELECT code, name, name_zh, class_kind, major_class, minor_class, keywords FROM category WHERE active "
         "ORDER BY code"))).all()
@@ -90,6 +93,7 @@ async def services(conn: AsyncConnection) -> list[dict]:
 
 
 async def service_definition(conn: AsyncConnection, code: str) -> dict:
+    """The attributes a request of service `code` may carry; NotFound for an unknown or inactive code."""
     found = (await conn.execute(text("SELECT 1 FROM category WHERE code = :code AND active"),
                                 {"code": code})).first()
     if not found:
@@ -116,6 +120,7 @@ def new_api_key(url: str, name: str) -> str:
 
 
 def revoke_api_key(url: str, name: str) -> None:
+    """Revoke the active API key called `name` at once; NotFound when there is none."""
     import psycopg
 
     from gis.db.engine import libpq_url
@@ -327,6 +332,8 @@ async def query_requests(conn: AsyncConnection, params: dict[str, str]) -> list[
 
 
 async def get_request(conn: AsyncConnection, request_id: str) -> list[dict]:
+    """One request in the spec's shape (a list of one), in the public view; NotFound for an unknown or non-numeric
+    id."""
     if not request_id.isdigit():
         raise NotFound(f"service_request_id {request_id} not found")
     found = await _select(conn, "c.id = :id", {"id": int(request_id)})
@@ -336,6 +343,7 @@ async def get_request(conn: AsyncConnection, request_id: str) -> list[dict]:
 
 
 async def token_lookup(conn: AsyncConnection, token: str) -> list[dict]:
+    """The service request id a submission token stands for, in the spec's shape; NotFound for an unknown token."""
     row = (await conn.execute(text("SELECT complaint_id FROM complaint_intake WHERE token = :token"),
                               {"token": token})).first()
     if row is None:

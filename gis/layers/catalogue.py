@@ -13,6 +13,7 @@ DEFAULT_CATALOGUE = Path(__file__).parents[1] / "data" / "categories.csv"
 
 
 def read_catalogue(path: Path = DEFAULT_CATALOGUE) -> list[dict]:
+    """The category catalogue CSV as rows of its columns, `keywords` split on `|` into a list."""
     with path.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:

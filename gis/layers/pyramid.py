@@ -46,6 +46,7 @@ PYRAMID = ("district", "street", "community", "grid", "micro_grid", "building")
 
 
 def get_layer(name: str) -> Layer:
+    """The pyramid layer called `name`; NotFound naming the layers there are."""
     try:
         return LAYERS[name]
     except KeyError:

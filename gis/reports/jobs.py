@@ -58,6 +58,7 @@ class Job:
 
 
 def current_half_year() -> str:
+    """The current half-year as a period such as 2026H1, by today's date in Beijing time."""
     today = datetime.now(LOCAL_TIME).date()
     return f"{today.year}H{1 if today.month <= 6 else 2}"
 
