@@ -118,6 +118,7 @@ COLLECTIONS = _collections()
 
 
 def get_collection(collection_id: str) -> Collection:
+    """The OGC collection called `collection_id`; NotFound for any other."""
     try:
         return COLLECTIONS[collection_id]
     except KeyError:
@@ -201,6 +202,7 @@ def _complaint_query(principal: Principal) -> Query:
 
 
 def collection_query(collection: Collection, principal: Principal) -> Query:
+    """The SQL pieces of a collection as `principal` may see it (boundaries, party organisations or complaints)."""
     if collection.kind == "boundary":
         return _boundary_query(collection)
     if collection.kind == "party":
@@ -212,6 +214,8 @@ def collection_query(collection: Collection, principal: Principal) -> Query:
 
 
 def parse_limit(value: str | None) -> int:
+    """The `limit` parameter: DEFAULT_LIMIT when absent, larger values cut to MAX_LIMIT as the standard asks;
+    InvalidInput for anything but a positive integer."""
     if value is None:
         return DEFAULT_LIMIT
     limit = parse_int(value, "limit", low=1, high=BIGINT_MAX)  # strict (gis.numbers): no '1_0', no '١٠'
@@ -219,6 +223,7 @@ def parse_limit(value: str | None) -> int:
 
 
 def parse_offset(value: str | None) -> int:
+    """The `offset` parameter: 0 when absent; InvalidInput for anything but a non-negative integer."""
     if value is None:
         return 0
     return parse_int(value, "offset", low=0, high=BIGINT_MAX)

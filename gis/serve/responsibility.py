@@ -109,6 +109,7 @@ _CONTACT = re.compile(r"\{contact:((?:[^{}()]|\([^()]*\))+)\}")
 
 
 def check_point(lon: float, lat: float) -> None:
+    """Refuse (InvalidInput) a point outside WGS-84's range of longitude and latitude, in degrees."""
     if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
         raise InvalidInput("lon must lie in [-180, 180] and lat in [-90, 90] (WGS-84 degrees)")
 

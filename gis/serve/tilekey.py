@@ -55,6 +55,8 @@ def cell_of(lon: float, lat: float) -> tuple[int, int]:
 
 
 def tile_key(lon: float, lat: float) -> int:
+    """The tile key of a WGS-84 point (its zoom-20 cell in Z-order), as the SQL function `gridgov_tile_key` computes
+    it."""
     return interleave(*cell_of(lon, lat))
 
 

@@ -107,12 +107,15 @@ TILE_LAYERS: dict[str, TileLayer] = {
 
 
 def get_tile_layer(name: str) -> TileLayer:
+    """The tile layer called `name`; NotFound naming the layers there are."""
     if name not in TILE_LAYERS:
         get_layer(name)  # raises NotFound with the list of layers
     return TILE_LAYERS[name]
 
 
 def check_tile_address(z: int, x: int, y: int) -> None:
+    """Refuse (InvalidInput) a tile address outside the tile matrix: a zoom above MAX_ZOOM, or x or y outside
+    [0, 2**z)."""
     if not 0 <= z <= MAX_ZOOM:
         raise InvalidInput(f"zoom must be between 0 and {MAX_ZOOM}, not {z}")
     side = 1 << z
