@@ -32,6 +32,8 @@ def _year_of_complaints(conn) -> str:
 
 
 def run(city_url: str) -> list[dict]:
+    """Rows for each hot-spot level: counts and neighbours in PostGIS, Gi* with FDR bins and the permutation test in
+    numpy, and hotspots() end to end, against esda when it is installed."""
     rows = []
     engine = sync_engine(city_url)
     with engine.connect() as conn:

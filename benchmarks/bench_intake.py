@@ -277,6 +277,8 @@ def _import_memory(clone: str, folder: Path) -> list[dict]:
 
 
 def run(city_url: str) -> list[dict]:
+    """Rows for batch geocoding, Open311 POST latency and the importer's peak memory, measured in one clone of the city
+    database that is dropped afterwards."""
     clone = _clone(city_url)  # one clone for all three: cloning a city of a million complaints takes a while
     try:
         with tempfile.TemporaryDirectory() as folder:

@@ -42,6 +42,8 @@ def _raw_copy_seconds(url: str, rows: int) -> float:
 
 
 def run(city_url: str) -> list[dict]:
+    """Rows for loading the city fixture (wall time, the loader's peak memory) against a bare COPY of as many
+    complaints; a city already loaded is kept and reported as such."""
     from gis.db.migrate import upgrade
 
     upgrade(city_url)

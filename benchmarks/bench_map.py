@@ -115,6 +115,8 @@ def _moves(page) -> dict[str, list[float]]:
 
 
 def run(city_url: str) -> list[dict]:
+    """Rows for the map in headless Chromium: the first view on a cold cache, and pan and zoom redraws with the default
+    layers, all layers, and all layers with the heat map."""
     from playwright.sync_api import sync_playwright
 
     app = _App(city_url)

@@ -128,6 +128,8 @@ def _trigger_cost(url: str, count: int) -> list[dict]:
 
 
 def run(city_url: str) -> list[dict]:
+    """Rows for listing tickets and the rates, repeated GRIDGOV_BENCH_REPEATS times, and the intake trigger's cost on a
+    COPY of GRIDGOV_BENCH_TICKET_ROWS complaints (rolled back)."""
     repeats = int(os.environ.get("GRIDGOV_BENCH_REPEATS", "200"))
     copy_rows = int(os.environ.get("GRIDGOV_BENCH_TICKET_ROWS", "200000"))
     rows = asyncio.run(_listing(city_url, repeats))

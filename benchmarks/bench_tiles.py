@@ -24,6 +24,7 @@ P95_TARGET_MS = 50.0
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """The Web Mercator tile (x, y) holding a WGS-84 point at zoom `z`."""
     n = 1 << z
     return (int((lon + 180) / 360 * n),
             int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n))
@@ -44,6 +45,8 @@ def tile_addresses(city_url: str) -> dict[int, list[tuple[int, int, int]]]:
 
 
 def run(city_url: str) -> list[dict]:
+    """Rows for tile latency (p50, p95) and tiles per second per layer and zoom against tipg, cached buildings with four
+    clients, and both servers' peak memory."""
     addresses = tile_addresses(city_url)
     rows = []
     tipg = start_tipg(city_url, list(LAYERS))

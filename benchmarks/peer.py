@@ -24,6 +24,7 @@ TIPG_REQUIREMENT = "tipg>=1.0"
 
 
 def free_port() -> int:
+    """A TCP port on the loopback interface that is free at the time of asking."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -74,6 +75,8 @@ def _start(name: str, python: Path, app: str, env: dict, ready_path: str, timeou
 
 
 def start_gridgov(database_url: str) -> Server:
+    """Start gridgov under uvicorn on `database_url` and return it once /health answers; RuntimeError when it exits or
+    does not answer within 60 s."""
     return _start("gridgov", Path(sys.executable), "api.main:app", {"GRIDGOV_DATABASE_URL": database_url}, "/health")
 
 
@@ -142,6 +145,8 @@ def throughput(base_url: str, paths: list[str], clients: int = 4) -> float:
 
 
 def percentile(values: list[float], share: float) -> float:
+    """The `share` percentile of `values` (0.95 for p95), by the inclusive method; the value itself when there is only
+    one."""
     ordered = sorted(values)
     if len(ordered) == 1:
         return ordered[0]
@@ -149,4 +154,5 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def row(area: str, metric: str, value: float, unit: str, note: str = "") -> dict:
+    """One result row of a benchmark, the value rounded to two decimals."""
     return {"area": area, "metric": metric, "value": round(value, 2), "unit": unit, "note": note}

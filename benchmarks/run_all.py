@@ -39,6 +39,9 @@ def city_database() -> str:
 
 
 def main(selected: list[str]) -> int:
+    """Run the selected benchmark modules (all when none is named, bench_load first), print one table and write
+    benchmarks/results/latest.md; a partial run keeps the other areas' last figures. Exit status 1 when any module
+    failed."""
     console = Console()
     url = city_database()
     modules = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))

@@ -55,6 +55,8 @@ def prepare_city(size: str, seed: int) -> tuple[str, object]:
 
 
 def start_server(url: str) -> tuple[subprocess.Popen, str]:
+    """Start the app under uvicorn on a free loopback port against `url`; the process and its base URL once /health
+    answers. Exits when it does not start within 60 s."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -197,6 +199,7 @@ class Soak:
 
 
 def percentile(values: list[float], share: float) -> float:
+    """The value at rank `share` × count of the sorted `values` (0.95 for p95); NaN for no values."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -216,6 +219,9 @@ def count_lost(url: str, marker: str, accepted: list[str]) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the soak test (loading a city into a temporary cluster unless a database is given), print the figures as JSON
+    and optionally write them; exit status 1 on any error, lost or duplicated complaint, or an unhealthy app
+    afterwards."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a database holding a loaded city (default: load one)")
     parser.add_argument("--size", default="city", choices=["small", "demo", "city"])
