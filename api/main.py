@@ -22,6 +22,7 @@ from api.deps import get_connection, get_engine
 from api.routers import (
     analytics,
     apidocs,
+    app_shell,
     audit,
     auth,
     complaints,
@@ -48,6 +49,7 @@ ROUTERS = (
     layers.router,          # /layers
     apidocs.router,         # /docs
     pages.site,             # / and the map page /map
+    app_shell.router,       # /sw.js and /manifest.webmanifest: the installable field app
     pages.router,           # /map/... the map's own reads
     responsibility.router,  # /responsibility
     tiles.router,           # /tiles

@@ -10,3 +10,8 @@ mkdir -p "$dest/heat" && cp node_modules/leaflet.heat/dist/leaflet-heat.js "$des
 mkdir -p "$dest/vectorgrid" && cp node_modules/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js "$dest/vectorgrid/"
 mkdir -p "$dest/swagger-ui"
 cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css "$dest/swagger-ui/"
+# Workbox for the service worker (webmap/static/sw.js): the loader and the modules it imports, prod builds only.
+mkdir -p "$dest/workbox" && cp node_modules/workbox-sw/build/workbox-sw.js "$dest/workbox/"
+for module in core routing strategies precaching expiration cacheable-response; do
+  cp "node_modules/workbox-$module/build/workbox-$module.prod.js" "$dest/workbox/"
+done

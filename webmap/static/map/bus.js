@@ -13,6 +13,8 @@
  *   area:assigned    the area's tickets were assigned in bulk (desk/assign.js); the area list refreshes
  *   desk:open        the street desk's sheet shows a view; detail {view} (desk/sheet.js)
  *   desk:drill       the tickets behind one rate are asked for; detail {rate, level, unit, from, to} (desk/drill.js)
+ *   outbox:change    the offline queue changed; detail {waiting, conflicts, refused, offline} (offline/outbox.js)
+ *   outbox:conflict  a queued request met a ticket moved meanwhile (409); detail {record, ticket}
  */
 
 const handlers = new Map();

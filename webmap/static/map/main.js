@@ -31,6 +31,7 @@ import { initArea } from './work/area.js';
 import { initReview } from './work/review.js';
 import { initSignin } from './work/signin.js';
 import { initTickets } from './work/tickets.js';
+import { initOffline } from './offline/install.js';
 
 function createMap(config) {
   setMap(L.map('map', { preferCanvas: true, zoomControl: true, maxZoom: 19, minZoom: 5 }), L.canvas({ padding: 0.3 }));
@@ -111,6 +112,7 @@ async function start() {
   initReview();
   initArea();
   initDesk();
+  initOffline(); // before sign-in: it keeps a session's tickets for offline use
   initSignin();
   initPanel();
   initSearch();
