@@ -15,7 +15,16 @@ import psycopg
 import pytest
 
 from gis.db.engine import async_engine, libpq_url
-from tests.browser.harness import Browser, map_pixel, screenshot, settle, wait_until
+from tests.browser.harness import (
+    Browser,
+    bearer_token,
+    checked_page,
+    map_pixel,
+    screenshot,
+    settle,
+    sign_in,
+    wait_until,
+)
 from tests.conftest import LiveServer
 
 PASSWORD = "desk-test-password-1"
@@ -91,28 +100,16 @@ def browser(live_app, city):
 
 @pytest.fixture
 def page(browser):
-    page = browser.new_page()
-    yield page
-    foreign = browser.foreign_requests()
-    errors = list(browser.errors)
-    browser.errors.clear()
-    page.close()
-    assert foreign == [], f"requests left the app: {foreign[:5]}"
-    assert errors == [], f"script errors in the page: {errors[:5]}"
+    with checked_page(browser) as page:
+        yield page
 
 
 def login(page, username: str) -> None:
-    page.fill("#login-user", username)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-button")
-    page.wait_for_selector("#whoami:not([hidden])")
-    settle(page)
+    sign_in(page, username, PASSWORD)
 
 
 def token(live_app, username: str) -> str:
-    response = httpx.post(f"{live_app.url}/auth/login", json={"username": username, "password": PASSWORD})
-    response.raise_for_status()
-    return response.json()["access_token"]
+    return bearer_token(live_app.url, username, PASSWORD)
 
 
 LATIN_WORD = re.compile(r"[A-Za-z]{3,}")

@@ -19,10 +19,13 @@ import pytest
 from gis.db.engine import async_engine, libpq_url
 from tests.browser.harness import (
     Browser,
+    bearer_token,
+    checked_page,
     click_map_centre,
     map_pixel,
     screenshot,
     settle,
+    sign_in,
     wait_until,
 )
 from tests.conftest import LiveServer
@@ -108,28 +111,16 @@ def browser(live_app, city):
 
 @pytest.fixture
 def page(browser):
-    page = browser.new_page()
-    yield page
-    foreign = browser.foreign_requests()
-    errors = list(browser.errors)
-    browser.errors.clear()
-    page.close()
-    assert foreign == [], f"requests left the app: {foreign[:5]}"
-    assert errors == [], f"script errors in the page: {errors[:5]}"
+    with checked_page(browser) as page:
+        yield page
 
 
 def login(page, username: str) -> None:
-    page.fill("#login-user", username)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-button")
-    page.wait_for_selector("#whoami:not([hidden])")
-    settle(page)
+    sign_in(page, username, PASSWORD)
 
 
 def token(live_app, username: str) -> str:
-    response = httpx.post(f"{live_app.url}/auth/login", json={"username": username, "password": PASSWORD})
-    response.raise_for_status()
-    return response.json()["access_token"]
+    return bearer_token(live_app.url, username, PASSWORD)
 
 
 def tiny_png() -> bytes:

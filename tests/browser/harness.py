@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -105,3 +107,33 @@ def map_pixel(page: Page, lon: float, lat: float) -> tuple[float, float]:
                           " return [p.x, p.y]; }", [lat, lon])
     box = page.locator("#map").bounding_box()
     return box["x"] + point[0], box["y"] + point[1]
+
+
+@contextmanager
+def checked_page(browser: Browser):
+    """A new page of `browser` that, when closed, must have sent nothing off the app's origin and met no script
+    error."""
+    page = browser.new_page()
+    yield page
+    foreign = browser.foreign_requests()
+    errors = list(browser.errors)
+    browser.errors.clear()
+    page.close()
+    assert foreign == [], f"requests left the app: {foreign[:5]}"
+    assert errors == [], f"script errors in the page: {errors[:5]}"
+
+
+def sign_in(page: Page, username: str, password: str) -> None:
+    """Signs in through the page's own form and waits until the page has settled."""
+    page.fill("#login-user", username)
+    page.fill("#login-password", password)
+    page.click("#login-button")
+    page.wait_for_selector("#whoami:not([hidden])")
+    settle(page)
+
+
+def bearer_token(base_url: str, username: str, password: str) -> str:
+    """A session token for `username`, through the API's sign-in."""
+    response = httpx.post(f"{base_url}/auth/login", json={"username": username, "password": password})
+    response.raise_for_status()
+    return response.json()["access_token"]
