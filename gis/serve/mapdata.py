@@ -208,43 +208,30 @@ async def property_companies(conn: AsyncConnection, ids: list[int]) -> list[dict
 # so the micro-grids themselves can be limited and the complaint counts read from the index alone.
 _PREFIX_SCOPES = {"street", "community", "grid_worker"}
 
+_UNIT_COUNT_TEMPLATE = """
+WITH units AS MATERIALIZED (
+    SELECT {unit_id} AS id, m.code, m.geom FROM {table} m
+    WHERE {current}m.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326) AND {{unit_scope}}
+),
+counts AS (
+    SELECT k.{complaint_key} AS id, count(*) AS complaints FROM complaint k
+    WHERE k.{complaint_key} = ANY(ARRAY(SELECT {unit_key} FROM units)) AND {{complaint_scope}}
+    GROUP BY 1
+),
+overdue AS ({{overdue}})
+SELECT coalesce(json_agg(json_build_array(
+    round(ST_X(u.spot)::numeric, 6), round(ST_Y(u.spot)::numeric, 6), c.complaints, coalesce(o.overdue, 0))
+), '[]'::json)::text
+FROM (SELECT id, ST_PointOnSurface(geom) AS spot FROM units) u
+JOIN counts c USING (id) LEFT JOIN overdue o USING (id)
+"""
 _UNIT_COUNT_SQL = {
     # micro-grids by version row: complaints placed in a since-redrawn micro-grid still count where they were placed
-    "micro_grid": """
-WITH units AS MATERIALIZED (
-    SELECT m.id, m.code, m.geom FROM micro_grid m
-    WHERE m.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326) AND {unit_scope}
-),
-counts AS (
-    SELECT k.micro_grid_id AS id, count(*) AS complaints FROM complaint k
-    WHERE k.micro_grid_id = ANY(ARRAY(SELECT id FROM units)) AND {complaint_scope}
-    GROUP BY 1
-),
-overdue AS ({overdue})
-SELECT coalesce(json_agg(json_build_array(
-    round(ST_X(u.spot)::numeric, 6), round(ST_Y(u.spot)::numeric, 6), c.complaints, coalesce(o.overdue, 0))
-), '[]'::json)::text
-FROM (SELECT id, ST_PointOnSurface(geom) AS spot FROM units) u
-JOIN counts c USING (id) LEFT JOIN overdue o USING (id)
-""",
+    "micro_grid": _UNIT_COUNT_TEMPLATE.format(unit_id="m.id", table="micro_grid", current="",
+                                              complaint_key="micro_grid_id", unit_key="id"),
     # grids by code, drawn at their current boundary
-    "grid": """
-WITH units AS MATERIALIZED (
-    SELECT m.code AS id, m.code, m.geom FROM grid m
-    WHERE m.valid_to IS NULL AND m.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326) AND {unit_scope}
-),
-counts AS (
-    SELECT k.grid_code AS id, count(*) AS complaints FROM complaint k
-    WHERE k.grid_code = ANY(ARRAY(SELECT code FROM units)) AND {complaint_scope}
-    GROUP BY 1
-),
-overdue AS ({overdue})
-SELECT coalesce(json_agg(json_build_array(
-    round(ST_X(u.spot)::numeric, 6), round(ST_Y(u.spot)::numeric, 6), c.complaints, coalesce(o.overdue, 0))
-), '[]'::json)::text
-FROM (SELECT id, ST_PointOnSurface(geom) AS spot FROM units) u
-JOIN counts c USING (id) LEFT JOIN overdue o USING (id)
-""",
+    "grid": _UNIT_COUNT_TEMPLATE.format(unit_id="m.code", table="grid", current="m.valid_to IS NULL AND ",
+                                        complaint_key="grid_code", unit_key="code"),
 }
 # Open overdue tickets, read through the ticket grid index for the grids in view only.
 _OVERDUE_SQL = {
