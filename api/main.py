@@ -26,6 +26,7 @@ from api.routers import (
     audit,
     auth,
     complaints,
+    field,
     health,
     layers,
     ogc,
@@ -63,6 +64,7 @@ ROUTERS = (
     audit.router,           # /audit
     supervision.router,     # /supervision
     reports.router,         # /reports
+    field.router,           # /field: the grid worker's phone
 )
 """Every router of the API, included in this order; the map's static files are mounted at /static beside them."""
 

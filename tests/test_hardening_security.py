@@ -471,6 +471,12 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
                                                        json={"state": "dismissed"})
                                                   for link in v["links"].values()],
         "GET /audit/personal-reads": [Case("GET", "/audit/personal-reads", params={"limit": 50})],
+        "GET /field/place": [Case("GET", "/field/place", params={"lon": lon, "lat": lat})
+                             for lon, lat in (v["point_a"], v["point_x"])],
+        # an unknown category: the scope check runs, nothing is stored
+        "POST /field/reports": [Case("POST", "/field/reports", json={
+            "client_id": "0f8e3f4e-1c1a-4c55-9d38-6a1b0f3a2c11", "category_code": "NO-SUCH", "lon": lon, "lat": lat})
+            for lon, lat in (v["point_a"], v["point_x"])],
     }
     found = ticket_cases.get(key) or other_cases.get(key)
     if found is not None:
@@ -488,7 +494,7 @@ PLAIN_ROUTES = {
     "GET /ogc", "GET /ogc/api", "GET /ogc/collections", "GET /ogc/conformance",
     "GET /analytics/complaints", "GET /analytics/coverage", "GET /analytics/emerging", "GET /analytics/hexagons",
     "GET /analytics/hotspots",
-    "GET /auth/me", "POST /auth/logout", "GET /users",
+    "GET /auth/me", "POST /auth/logout", "GET /users", "GET /field/me",
     "GET /complaints/review",
     "GET /tickets.csv", "GET /tickets/deadlines", "GET /tickets/rates", "GET /tickets/rules", "GET /tickets/workflow",
     "GET /supervision/escalations", "GET /supervision/stats",

@@ -180,6 +180,8 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/supervision/overdue": [{"limit": 1000}], "/supervision/escalations": [{}], "/supervision/stats": [{}],
         "/reports/jobs/{job_id}": [("/reports/jobs/none", {})],
         "/reports/jobs/{job_id}/report.pdf": [("/reports/jobs/none/report.pdf", {})],
+        "/field/me": [{}],
+        "/field/place": [{"lon": POINT[n][0], "lat": POINT[n][1]} for n in both],
     }
     if path not in table:
         raise AssertionError(f"GET {path} has no row in the privacy matrix: add the requests that exercise it")

@@ -38,6 +38,8 @@ FEATURE_ROUTES = {
     "POST /complaints/{complaint_id}/placement": "/complaints/1/placement",
     "GET /analytics/hotspots": "/analytics/hotspots",
     "GET /tiles/{layer}/{z}/{x}/{y}.mvt": "/tiles/building/16/0/0.mvt",
+    "POST /tickets/{ticket_id}/comments": "/tickets/1/comments",
+    "GET /field/me": "/field/me", "GET /field/place": "/field/place", "POST /field/reports": "/field/reports",
 }
 
 

@@ -391,16 +391,23 @@ dup AS (
     ON CONFLICT DO NOTHING)"""
 
 
-def one_request_sql(open_filter: str) -> str:
-    """One statement for one request (Open311 POST): check the API key and the category, place the point,
-    store the complaint, its intake facts and parties, and link a possible duplicate, in a single round trip.
+OPEN311_KEY_SQL = "SELECT id FROM open311_api_key WHERE key_sha256 = CAST(:key_hash AS text) AND revoked_at IS NULL"
+"""The API key of an Open311 request (no row: the key is not valid)."""
+NO_KEY_SQL = "SELECT CAST(NULL AS bigint) AS id"
+"""A request from a signed-in person (a field report): no API key, one row so the request is stored."""
+
+
+def one_request_sql(open_filter: str, key_sql: str = OPEN311_KEY_SQL) -> str:
+    """One statement for one request (Open311 POST, or a field report with `NO_KEY_SQL`): check the API key and
+    the category, place the point, store the complaint, its intake facts and parties, and link a possible
+    duplicate, in a single round trip.
 
     Nothing is stored unless the key is valid and the category active; the answer row says which failed
     (key_id or category_name NULL). Parameters: the stage columns, key_hash, snap_m, snap_deg, radius_m,
     radius_deg, window_days. Each lookup goes through an index (a few rows read), so the statement costs
     about the same on a city of a million complaints as on an empty one."""
     return f"""
-WITH key AS (SELECT id FROM open311_api_key WHERE key_sha256 = CAST(:key_hash AS text) AND revoked_at IS NULL),
+WITH key AS ({key_sql}),
 cat AS (SELECT code, name_zh FROM category WHERE code = CAST(:category_code AS text) AND active),
 s AS MATERIALIZED (SELECT r.*, key.id AS key_id, cat.name_zh AS category_name
                    FROM {one_row_source()} r CROSS JOIN key CROSS JOIN cat),

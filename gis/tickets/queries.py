@@ -33,6 +33,40 @@ SORTS = {"due": "t.due_at, t.id", "reported": "t.reported_at, t.id", "-reported"
 MAX_LIMIT = 1000
 
 
+_NUMERIC = "'^[0-9]{1,18}$'"
+
+
+def _person_sql(user_id: str) -> str:
+    """A user's name as people read it: the display name (or username), and for a grid worker the grids."""
+    return f"""(SELECT coalesce(u.display_name, u.username) || CASE WHEN u.role = 'grid_worker' THEN coalesce(
+                    '（网格员，' || (SELECT string_agg(g.name, '、' ORDER BY g.code) FROM grid g
+                                   WHERE g.code = ANY(u.scope_codes) AND g.valid_to IS NULL) || '）', '（网格员）')
+                    ELSE '' END
+                FROM app_user u WHERE u.id = {user_id})"""
+
+
+def holder_sql(alias: str = "t", people: bool = True) -> str:
+    """Who holds the ticket now (承办), in Chinese: the organisation by name — property company, community,
+    street department, utility — or the person, and the named person of the organisation when there is one.
+    Without `people` (callers who see no staff names) a person reads as 指定人员."""
+    code = f"{alias}.assignee_code"
+    as_id = f"CASE WHEN {code} ~ {_NUMERIC} THEN CAST({code} AS bigint) END"
+    person = _person_sql(as_id) if people else "'指定人员'"
+    named = (_person_sql(f"{alias}.assignee_user_id") if people else "'指定人员'")
+    return f"""(CASE {alias}.assignee_kind
+        WHEN 'property_company' THEN '物业 · ' || coalesce((SELECT pc.name FROM property_company pc
+                                                          WHERE pc.id = {as_id}), '企业 ' || {code})
+        WHEN 'community' THEN '社区 · ' || coalesce((SELECT u.name FROM community u
+                                                  WHERE u.code = {code} AND u.valid_to IS NULL), {code})
+        WHEN 'street_department' THEN '街道 · ' || concat_ws(' ', (SELECT u.name FROM street u
+                                                  WHERE u.code = {code} AND u.valid_to IS NULL), {alias}.department)
+        WHEN 'utility' THEN '专业单位 · ' || coalesce({alias}.department, {code})
+        WHEN 'user' THEN '人员 · ' || coalesce({person}, {code})
+        ELSE '未派遣' END
+        || CASE WHEN {alias}.assignee_user_id IS NOT NULL AND {alias}.assignee_kind IS DISTINCT FROM 'user'
+                THEN '（指定 ' || coalesce({named}, '指定人员') || '）' ELSE '' END)"""
+
+
 def _fields(principal: Principal) -> list[tuple[str, str]]:
     """(name, SQL) of what a ticket shows to this principal, as the visibility policy allows."""
     view = visibility(principal)
@@ -60,6 +94,7 @@ def _fields(principal: Principal) -> list[tuple[str, str]]:
             ("reject_reason", text_sql(view, "t.reject_reason")), ("reopen_count", "t.reopen_count"),
             ("send_back_count", "t.send_back_count"), ("rating", "t.rating"), ("rated_at", "t.rated_at"),
             *supervision_sql("t"),
+            ("holder_zh", holder_sql("t", view.history_people)),
         ]
     if view.reporter:
         fields += [("reporter_name", "c.reporter_name"), ("reporter_phone", "c.reporter_phone"),
@@ -244,6 +279,8 @@ async def get_ticket(conn: AsyncConnection, principal: Principal, ticket_id: int
 
 
 async def get_photo(conn: AsyncConnection, principal: Principal, ticket_id: int, photo_id: int) -> tuple[str, bytes]:
+    """A ticket photo as (content type, bytes); NotFound for an unknown photo, one of another ticket, outside the
+    caller's scope, or when the caller's view shows no photos."""
     if not visibility(principal).photos:
         raise NotFound(f"no photo {photo_id}")
     scope, params = ticket_scope_sql(principal, "t")

@@ -13,6 +13,9 @@
  *   area:assigned    the area's tickets were assigned in bulk (desk/assign.js); the area list refreshes
  *   desk:open        the street desk's sheet shows a view; detail {view} (desk/sheet.js)
  *   desk:drill       the tickets behind one rate are asked for; detail {rate, level, unit, from, to} (desk/drill.js)
+ *   ticket:open      a ticket's details are shown; detail {id, place} (work/tickets.js; field/ marks it)
+ *   panel:closed     the side panel was closed (field/sheet.js)
+ *   field:reported   a new issue was reported from the field; detail is the answer (field/report.js)
  *   outbox:change    the offline queue changed; detail {waiting, conflicts, refused, offline} (offline/outbox.js)
  *   outbox:conflict  a queued request met a ticket moved meanwhile (409); detail {record, ticket}
  */

@@ -27,6 +27,7 @@ import { refresh, refreshNow } from './redraw.js';
 import { map, setMap } from './state.js';
 import { activeTool } from './tools.js';
 import { initDesk } from './desk/desk.js';
+import { initField } from './field/field.js';
 import { initArea } from './work/area.js';
 import { initReview } from './work/review.js';
 import { initSignin } from './work/signin.js';
@@ -115,6 +116,7 @@ async function start() {
   initOffline(); // before sign-in: it keeps a session's tickets for offline use
   initSignin();
   initPanel();
+  initField();
   initSearch();
   initTabs();
   if (hash.planner) loadHotspots();

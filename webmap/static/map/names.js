@@ -31,7 +31,15 @@ export const ACTION_NAMES = {
   handle: '处置完成', resolve: '处置完成', send_back: '退回', close: '结案', verify: '核查结案', reopen: '重新打开',
   merge: '合并', rate: '评价', assign: '派单', report: '上报', note: '备注', photo: '照片',
   supervise: '督办', escalate: '吹哨报到', escalation_answer: '部门报到', reassign: '改派',
+  auto_dispatch: '自动派遣', comment: '备注', absorb: '并入重复工单', return: '退单', reroute: '重新派遣',
+  place: '人工定位', placement: '人工定位',
 };
+
+/* A history event's name in Chinese: the workflow's own title, else the table above, else a plain word
+ * (an English code is never shown). */
+export function actionName(action, titles = {}) {
+  return titles[action] || ACTION_NAMES[action] || '处理';
+}
 export const KIND_NAMES = {
   compound: '小区', building: '楼栋', street: '街道', community: '社区', grid: '网格', micro_grid: '微网格',
   complaint: '工单',

@@ -3,10 +3,14 @@
 import { api, has, session } from '../api.js';
 import { emit, on } from '../bus.js';
 import { $, el, status } from '../dom.js';
-import { ACTION_NAMES, categoryName, STATE_NAMES } from '../names.js';
+import { ACTION_NAMES, actionName, categoryName, STATE_NAMES } from '../names.js';
+import { submit } from '../offline/outbox.js';
 import { showPanel } from '../panel.js';
 import { map } from '../state.js';
 import { BEIJING, beijingLabelled, beijingMinute, holderText } from '../desk/format.js';
+import { sentText, ticketActions } from '../field/actions.js';
+import { renderSplit } from '../field/list.js';
+import { gallery, photoFiles } from '../field/photo.js';
 
 let workflow = null; // the closed loop's actions: [{action, from, roles, title_zh}], fetched once
 
@@ -24,7 +28,7 @@ export function ticketLine(ticket, onClick) {
     t.supervision_count ? el('span', { class: 'badge supervision', title: `最近督办 ${beijingLabelled(t.supervised_at)}` },
       `督办 ${t.supervision_count}`) : null,
     el('div', { class: 'muted line-detail' }, [t.address, t.due_at ? `期限 ${beijingMinute(t.due_at)}（${BEIJING}）` : null,
-      t.assignee_kind !== undefined ? `承办 ${holderText(t)}` : null].filter(Boolean).join(' · ')));
+      t.assignee_kind !== undefined ? `承办 ${t.holder_zh || holderText(t)}` : null].filter(Boolean).join(' · ')));
 }
 
 export async function loadMyTickets() {
@@ -33,6 +37,8 @@ export async function loadMyTickets() {
     // a grid worker's own tickets are the open ones of its grids; other roles see what is assigned to them
     const query = session.role === 'grid_worker' ? 'state=open&sort=due&limit=200' : 'state=open&mine=true&sort=due&limit=200';
     const tickets = ticketsOf(await api(`/tickets?${query}`));
+    const line = (t) => ticketLine(t, () => openTicket(ticketProps(t).id));
+    if (session.role === 'grid_worker') { await renderSplit(list, tickets.map(ticketProps), line); return; }
     list.replaceChildren(...(tickets.length ? tickets.map((t) => ticketLine(t, () => openTicket(ticketProps(t).id)))
       : [el('li', { class: 'muted' }, '没有工单')]));
   } catch (error) {
@@ -75,23 +81,23 @@ function transitionForm(t, actions) {
     el('label', {}, '操作', el('select', { id: 'transition-action' }, ...actions.map((a) => el('option', { value: a.action },
       a.title_zh || ACTION_NAMES[a.action] || a.action)))),
     el('label', {}, '说明', el('textarea', { id: 'transition-note', placeholder: '处置情况说明' })),
-    el('label', {}, '照片', el('input', { id: 'transition-photo', type: 'file', accept: 'image/*' })),
+    el('label', {}, '照片', el('input', { id: 'transition-photo', type: 'file', accept: 'image/*', capture: 'environment' })),
     el('button', { type: 'submit', id: 'transition-submit' }, '提交'),
     el('p', { id: 'transition-result', class: 'hint' }));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const result = $('#transition-result');
     try {
-      await api(`/tickets/${t.id}/transitions`, { method: 'POST', body: {
-        action: $('#transition-action').value, note: $('#transition-note').value, version: t.version } });
-      const file = $('#transition-photo').files[0];
-      if (file) {
-        const data = new FormData();
-        data.append('file', file);
-        data.append('note', $('#transition-note').value);
-        await api(`/tickets/${t.id}/photos`, { method: 'POST', body: data });
+      const note = $('#transition-note').value;
+      const moved = await submit({ kind: 'transition', method: 'POST', path: `/tickets/${t.id}/transitions`,
+        body: { action: $('#transition-action').value, note, version: t.version }, ticketId: t.id, version: t.version,
+        label: `工单 #${t.id} ${$('#transition-action').selectedOptions[0].textContent}` });
+      const files = (await photoFiles($('#transition-photo'), 'file')).slice(0, 1);
+      if (files.length) {
+        await submit({ kind: 'photo', method: 'POST', path: `/tickets/${t.id}/photos`, body: { note }, files,
+          ticketId: t.id, label: `工单 #${t.id} 照片` });
       }
-      result.textContent = '已提交';
+      result.textContent = sentText(moved, '已提交');
       emit('ticket:changed', { ids: [t.id] });
       loadMyTickets();
       openTicket(t.id);
@@ -109,7 +115,7 @@ function historyOf(t) {
   const titles = Object.fromEntries((workflow || []).map((a) => [a.action, a.title_zh]));
   return (t.history || []).map((e) => el('li',
     { class: ['supervise', 'escalate', 'escalation_answer'].includes(e.action) ? 'supervision-event' : '' },
-    `${beijingMinute(e.at)} ${titles[e.action] || ACTION_NAMES[e.action] || e.action}` +
+    `${beijingMinute(e.at)} ${actionName(e.action, titles)}` +
     `${e.to_state && e.to_state !== e.from_state ? ` → ${STATE_NAMES[e.to_state] || e.to_state}` : ''} ${e.note || ''}`));
 }
 
@@ -120,6 +126,7 @@ export async function openTicket(id) {
   if (!workflow && has('GET', '/tickets/workflow')) workflow = await api('/tickets/workflow');
   const place = placeOf(ticket, t);
   if (place) map.setView(place, Math.max(map.getZoom(), 17));
+  emit('ticket:open', { id: t.id, place });
   const actions = (workflow || []).filter((a) => a.from.includes(t.state) && a.roles.includes(session.role));
   const history = historyOf(t);
   showPanel(el('div', { id: 'ticket', 'data-ticket': t.id, 'data-state': t.state },
@@ -130,13 +137,15 @@ export async function openTicket(id) {
       el('dt', {}, '描述'), el('dd', {}, t.description || ''),
       el('dt', {}, '地址'), el('dd', {}, t.address || ''),
       el('dt', {}, '期限'), el('dd', {}, beijingLabelled(t.due_at)),
-      t.assignee_kind !== undefined ? [el('dt', {}, '承办'), el('dd', {}, holderText(t))] : null,
+      t.assignee_kind !== undefined ? [el('dt', {}, '承办'), el('dd', { id: 'ticket-holder' }, t.holder_zh || holderText(t))] : null,
       t.supervision_count ? [el('dt', {}, '督办'), el('dd', { id: 'ticket-supervision', class: 'supervised' },
         `已督办 ${t.supervision_count} 次，最近 ${beijingLabelled(t.supervised_at)}`,
         lastSupervision(t) ? el('div', { class: 'supervision-note' }, `${ACTION_NAMES[lastSupervision(t).action]}：${lastSupervision(t).note || ''}`) : null)] : null,
       el('dt', {}, '照片'), el('dd', { id: 'ticket-photos' }, `${(t.photos || []).length} 张`)),
+    t.photos ? gallery(t) : null,
     actions.length ? transitionForm(t, actions) : el('p', { class: 'hint' }, '当前状态下没有可执行的操作。'),
-    history.length ? el('div', {}, el('h4', {}, '处理记录'), el('ol', { class: 'history' }, ...history)) : null));
+    ticketActions(t, openTicket),
+    history.length ? el('div', {}, el('h4', {}, `处理记录（${BEIJING}）`), el('ol', { class: 'history' }, ...history)) : null));
 }
 
 export function initTickets() {

@@ -1,0 +1,81 @@
+/* A note or a photo on a ticket without changing its state (the API's comments and photos), from the ticket's
+ * details. Every write goes through the outbox (offline/outbox.js), which may send it now or queue it. */
+import { session } from '../api.js';
+import { emit } from '../bus.js';
+import { el } from '../dom.js';
+import { submit } from '../offline/outbox.js';
+import { photoFiles } from './photo.js';
+
+const WRITERS = ['admin', 'street', 'community', 'grid_worker', 'property_company'];
+
+/* Whether the outbox sent the request now (else it is queued until the network returns). */
+export const wasSent = (result) => !result || result.sent === true;
+
+/* What the outbox answered, in words: sent, or kept to be sent when the network returns. */
+export function sentText(result, done) {
+  return wasSent(result) ? done : '已保存到待发送队列，联网后自动发送';
+}
+
+function noteForm(t, refresh) {
+  const text = el('textarea', { id: 'note-text', placeholder: '现场情况、沟通记录等（不改变工单状态）', maxlength: 4000 });
+  const result = el('p', { id: 'note-result', class: 'hint', role: 'status' });
+  const form = el('form', { id: 'note-form', class: 'field-form' }, el('label', { for: 'note-text' }, '备注'), text,
+    el('button', { type: 'submit', id: 'note-submit' }, '添加备注'), result);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const note = text.value.trim();
+    if (!note) { result.textContent = '请先填写备注内容'; return; }
+    form.querySelector('button').disabled = true;
+    try {
+      const answer = await submit({ kind: 'note', method: 'POST', path: `/tickets/${t.id}/comments`, body: { note },
+        ticketId: t.id, version: t.version, label: `工单 #${t.id} 备注` });
+      result.textContent = sentText(answer, '备注已添加');
+      result.dataset.done = '1';
+      text.value = '';
+      emit('ticket:changed', { ids: [t.id] });
+      if (wasSent(answer)) refresh(t.id);
+    } catch (error) {
+      result.textContent = `添加失败：${error.message}`;
+    } finally {
+      form.querySelector('button').disabled = false;
+    }
+  });
+  return form;
+}
+
+function photoForm(t, refresh) {
+  const input = el('input', { id: 'photo-input', type: 'file', accept: 'image/*', capture: 'environment' });
+  const caption = el('input', { id: 'photo-note', type: 'text', placeholder: '照片说明（可选）', maxlength: 200 });
+  const result = el('p', { id: 'photo-result', class: 'hint', role: 'status' });
+  const form = el('form', { id: 'photo-form', class: 'field-form' }, el('label', { for: 'photo-input' }, '拍照或选择照片'),
+    input, caption, el('button', { type: 'submit', id: 'photo-submit' }, '上传照片'), result);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (!input.files.length) { result.textContent = '请先拍照或选择一张照片'; return; }
+    form.querySelector('button').disabled = true;
+    result.textContent = '正在压缩照片…';
+    try {
+      const files = await photoFiles(input, 'file');
+      const body = caption.value.trim() ? { note: caption.value.trim() } : {};
+      const answer = await submit({ kind: 'photo', method: 'POST', path: `/tickets/${t.id}/photos`, body, files,
+        ticketId: t.id, version: t.version, label: `工单 #${t.id} 照片` });
+      result.textContent = sentText(answer, '照片已上传');
+      result.dataset.done = '1';
+      input.value = '';
+      emit('ticket:changed', { ids: [t.id] });
+      if (wasSent(answer)) refresh(t.id);
+    } catch (error) {
+      result.textContent = `上传失败：${error.message}`;
+    } finally {
+      form.querySelector('button').disabled = false;
+    }
+  });
+  return form;
+}
+
+/* The note and photo forms for a ticket the signed-in person may write on; `refresh(id)` reopens it. */
+export function ticketActions(t, refresh) {
+  if (!session.token || !WRITERS.includes(session.role)) return null;
+  return el('div', { class: 'field-actions' }, el('h4', {}, '补充记录（不改变状态）'), noteForm(t, refresh),
+    photoForm(t, refresh));
+}

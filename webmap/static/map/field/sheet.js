@@ -1,0 +1,78 @@
+/* The phone layout (widths up to 700 px): the map fills the screen under a compact top bar, the sidebar and the
+ * side panel become bottom sheets (collapsed, half, full) that never hide the whole map, and the account menu
+ * opens from a button in the top bar. On wider screens none of this applies and the page is as it was.
+ *
+ * Sheet states are the sheets' data-sheet attributes, styled in map.css; a tap on a sheet's handle cycles them.
+ * The panel is at most 60% of the height, so an opened ticket always leaves the map in sight. */
+import { emit, on } from '../bus.js';
+import { $ } from '../dom.js';
+import { map } from '../state.js';
+
+const PHONE = window.matchMedia('(max-width: 700px)');
+export const isPhone = () => PHONE.matches;
+
+const CYCLE = { collapsed: 'half', half: 'full', full: 'collapsed' };
+
+export function setSheet(node, state) {
+  node.dataset.sheet = state;
+  if (map) map.invalidateSize({ pan: false });
+}
+
+/* The height of the map the sheets leave in sight at the bottom of the screen, in pixels (0 on wide screens). */
+export function coveredHeight() {
+  if (!isPhone()) return 0;
+  const panel = $('#panel');
+  const sheet = panel.hidden ? $('#sidebar') : panel;
+  return sheet.getBoundingClientRect().height;
+}
+
+/* Moves the map so that a point shows in the middle of the part of the map the sheets leave in sight. */
+export function showAbove(latlng, zoom) {
+  map.setView(latlng, zoom, { animate: false });
+  const covered = coveredHeight();
+  if (covered) map.panBy([0, covered / 2], { animate: false });
+}
+
+function initAccountMenu() {
+  const toggle = $('#account-toggle');
+  const bar = $('#topbar');
+  const close = () => { bar.classList.remove('account-open'); toggle.setAttribute('aria-expanded', 'false'); };
+  toggle.addEventListener('click', () => {
+    const open = !bar.classList.contains('account-open');
+    bar.classList.toggle('account-open', open);
+    toggle.setAttribute('aria-expanded', String(open));
+    if (open && !$('#login-form').hidden) $('#login-user').focus();
+  });
+  on('session:change', ({ signedIn }) => {
+    close();
+    toggle.textContent = signedIn ? '账户' : '登录';
+  });
+  document.addEventListener('keydown', (event) => { if (event.key === 'Escape') close(); });
+}
+
+function initSheets() {
+  const sidebar = $('#sidebar');
+  const panel = $('#panel');
+  setSheet(sidebar, 'collapsed');
+  $('#sidebar-handle').addEventListener('click', () => setSheet(sidebar, CYCLE[sidebar.dataset.sheet] || 'half'));
+  // a tab chosen on a collapsed sheet opens it
+  sidebar.querySelectorAll('.tabs button').forEach((button) => button.addEventListener('click', () => {
+    if (sidebar.dataset.sheet === 'collapsed') setSheet(sidebar, 'half');
+  }));
+  $('#panel-handle').addEventListener('click', () => {
+    setSheet(panel, panel.dataset.sheet === 'full' ? 'half' : 'full');
+  });
+  // the panel is shown and hidden by panel.js: follow its hidden attribute
+  new MutationObserver(() => {
+    document.body.classList.toggle('panel-open', !panel.hidden);
+    if (panel.hidden) emit('panel:closed');
+    else if (!panel.dataset.sheet || panel.dataset.sheet === 'collapsed') setSheet(panel, 'half');
+  }).observe(panel, { attributes: true, attributeFilter: ['hidden'] });
+  PHONE.addEventListener('change', () => map && map.invalidateSize());
+}
+
+export function initPhoneLayout() {
+  initAccountMenu();
+  initSheets();
+  $('#account-toggle').textContent = $('#login-form').hidden ? '账户' : '登录';
+}
