@@ -32,6 +32,7 @@ from api.routers import (
     ogc,
     open311,
     pages,
+    registry,
     reports,
     responsibility,
     supervision,
@@ -64,6 +65,7 @@ ROUTERS = (
     audit.router,           # /audit
     supervision.router,     # /supervision
     reports.router,         # /reports
+    registry.router,        # /registry
     field.router,           # /field: the grid worker's phone
 )
 """Every router of the API, included in this order; the map's static files are mounted at /static beside them."""

@@ -477,6 +477,17 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "POST /field/reports": [Case("POST", "/field/reports", json={
             "client_id": "0f8e3f4e-1c1a-4c55-9d38-6a1b0f3a2c11", "category_code": "NO-SUCH", "lon": lon, "lat": lat})
             for lon, lat in (v["point_a"], v["point_x"])],
+        # the registry: templates, exports in scope, an import of no rows, a takeover of no compound
+        "GET /registry/{kind}/template.csv": [Case("GET", "/registry/owners_committee/template.csv")],
+        "GET /registry/{kind}/template.xlsx": [Case("GET", "/registry/grid_worker/template.xlsx")],
+        "GET /registry/{kind}/export.csv": [Case("GET", f"/registry/{kind}/export.csv")
+                                            for kind in ("grid_worker", "compound_attributes", "property_company")],
+        "GET /registry/{kind}/export.xlsx": [Case("GET", "/registry/party_organisation/export.xlsx")],
+        "POST /registry/{kind}/imports": [Case("POST", "/registry/building_leader/imports", files={
+            "file": ("matrix.csv", "楼栋编码,楼长姓名\n".encode(), "text/csv")})],
+        "POST /registry/compounds/{compound_code}/takeover": [Case(
+            "POST", "/registry/compounds/NO-SUCH/takeover",
+            json={"company_credit_code": "91350100M000100Y43", "on_date": "2026-01-01", "reason": "矩阵"})],
     }
     found = ticket_cases.get(key) or other_cases.get(key)
     if found is not None:
@@ -495,6 +506,7 @@ PLAIN_ROUTES = {
     "GET /analytics/complaints", "GET /analytics/coverage", "GET /analytics/emerging", "GET /analytics/hexagons",
     "GET /analytics/hotspots",
     "GET /auth/me", "POST /auth/logout", "GET /users", "GET /field/me",
+    "GET /registry/kinds", "GET /registry/committees/expiring",
     "GET /complaints/review",
     "GET /tickets.csv", "GET /tickets/deadlines", "GET /tickets/rates", "GET /tickets/rules", "GET /tickets/workflow",
     "GET /supervision/escalations", "GET /supervision/stats",

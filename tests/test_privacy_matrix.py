@@ -121,6 +121,11 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
 BBOX = "117.09,36.19,117.15,36.23"
 
 
+REGISTRY_KINDS = ("property_company", "party_organisation", "owners_committee", "grid_worker", "building_leader",
+                  "cross_appointment", "compound_attributes")
+"""Every registry kind, each exported as CSV (the XLSX export is the same records, compressed)."""
+
+
 def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
     """The concrete requests that exercise one GET route: its path parameters filled with both streets' objects
     and the query parameters the route needs. A route missing here fails the walk."""
@@ -182,6 +187,11 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/reports/jobs/{job_id}/report.pdf": [("/reports/jobs/none/report.pdf", {})],
         "/field/me": [{}],
         "/field/place": [{"lon": POINT[n][0], "lat": POINT[n][1]} for n in both],
+        "/registry/kinds": [{}], "/registry/committees/expiring": [{"within_days": 3650}],
+        "/registry/{kind}/template.csv": [("/registry/owners_committee/template.csv", {})],
+        "/registry/{kind}/template.xlsx": [("/registry/owners_committee/template.xlsx", {})],
+        "/registry/{kind}/export.csv": [(f"/registry/{kind}/export.csv", {}) for kind in REGISTRY_KINDS],
+        "/registry/{kind}/export.xlsx": [("/registry/compound_attributes/export.xlsx", {})],
     }
     if path not in table:
         raise AssertionError(f"GET {path} has no row in the privacy matrix: add the requests that exercise it")
