@@ -178,15 +178,10 @@ ins AS (
     ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING
     RETURNING id, source, external_id, placement, micro_grid_code, grid_code, community_code, street_code,
               compound_code, building_code),
-intake AS (
-    INSERT INTO complaint_intake (complaint_id, batch_id, row_number, token, api_key_id, match_score,
-        snap_distance_m, review_reason, address_check, attributes, extra)
-    SELECT i.id, s.batch_id, s.row_no, s.token, s.api_key_id, s.match_score, p.snap_m,
-        {review_reason_sql("%(snap_m)s")},
-        {ADDRESS_CHECK_SQL},
-        s.attributes, s.extra
-    FROM ins i JOIN {src} s ON s.source = i.source AND s.external_id = i.external_id
-    LEFT JOIN placed p ON p.row_no = s.row_no),
+intake AS ({intake_insert(
+    "api_key_id", "%(snap_m)s",
+    f"FROM ins i JOIN {src} s ON s.source = i.source AND s.external_id = i.external_id "
+    "LEFT JOIN placed p ON p.row_no = s.row_no")}),
 party AS ({party_insert("ins")}),
 new_ids AS (INSERT INTO intake_new (id) SELECT id FROM ins)
 SELECT placement, count(*) FROM ins GROUP BY placement
@@ -212,6 +207,22 @@ ADDRESS_CHECK_SQL = """CASE WHEN s.match_level = 'coordinates' AND s.address IS 
                 CASE WHEN s.addr_community = i.community_code THEN 'agrees' ELSE 'disagrees' END
             ELSE CASE WHEN s.addr_street = i.street_code THEN 'agrees' ELSE 'disagrees' END END END"""
 """Whether the address given beside coordinates names the place the coordinates fell in."""
+
+
+
+def intake_insert(key_column: str, snap_m: str, source: str) -> str:
+    """INSERT of the intake facts of the stored complaints `i` from their staged rows `s` and placements `p`
+    (joined by `source`, a FROM clause): the batch, row and token, the API key (staged as `key_column`), the
+    match score and snap distance, why it awaits review, and whether its address agrees with its place."""
+    return f"""
+    INSERT INTO complaint_intake (complaint_id, batch_id, row_number, token, api_key_id, match_score,
+        snap_distance_m, review_reason, address_check, attributes, extra)
+    SELECT i.id, s.batch_id, s.row_no, s.token, s.{key_column}, s.match_score, p.snap_m,
+        {review_reason_sql(snap_m)},
+        {ADDRESS_CHECK_SQL},
+        s.attributes, s.extra
+    {source}"""
+
 
 PARTY_COLUMNS = ("grid_worker_ids", "community_party_id", "grid_party_id", "compound_party_id", "building_party_id",
                  "property_company_id", "owners_committee_id", "management_mode")
@@ -427,14 +438,7 @@ ins AS (
     FROM s LEFT JOIN placed p ON true
     RETURNING id, category_code, reported_at, geom, placement, micro_grid_code, grid_code, community_code,
               street_code, compound_code, building_code),
-intake AS (
-    INSERT INTO complaint_intake (complaint_id, batch_id, row_number, token, api_key_id, match_score,
-        snap_distance_m, review_reason, address_check, attributes, extra)
-    SELECT i.id, s.batch_id, s.row_no, s.token, s.key_id, s.match_score, p.snap_m,
-        {review_reason_sql(":snap_m")},
-        {ADDRESS_CHECK_SQL},
-        s.attributes, s.extra
-    FROM ins i CROSS JOIN s LEFT JOIN placed p ON true),
+intake AS ({intake_insert("key_id", ":snap_m", "FROM ins i CROSS JOIN s LEFT JOIN placed p ON true")}),
 party AS ({party_insert("ins", per_row=True)}),
 {_request_duplicate_ctes(open_filter)}
 SELECT (SELECT id FROM key) AS key_id, (SELECT name_zh FROM cat) AS category_name, i.id,
