@@ -26,6 +26,7 @@ from api.routers import (
     audit,
     auth,
     complaints,
+    evaluation,
     field,
     health,
     layers,
@@ -57,6 +58,7 @@ ROUTERS = (
     tiles.router,           # /tiles
     ogc.router,             # /ogc
     analytics.router,       # /analytics
+    evaluation.router,      # /evaluation
     auth.router,            # /auth
     users.router,           # /users
     tickets.router,         # /tickets

@@ -15,6 +15,7 @@ settings in one module.
 | tiles and collection caching | TileSettings | GRIDGOV_TILES_ |
 | ticket rates | RatesSettings | GRIDGOV_RATES_ |
 | red/black list and subsidy | EvaluationSettings | GRIDGOV_EVAL_ |
+| credit file scoring | CreditSettings | GRIDGOV_CREDIT_ |
 
 An accessor reads the environment once per process; tests that change a variable in-process call its
 `cache_clear()`.
@@ -179,6 +180,20 @@ class EvaluationSettings(BaseSettings):
     residents_weight: float = 5.0
     regulator_weight: float = 3.0
     street_weight: float = 2.0
+    community_weight: float = 0.0
+    """The community party organisation's own part (its ratings apart from the street's); 0 folds community
+    ratings into the street part (Panshi's 5 : 3 : 2). Tai'an's variant gives it 60%: see `EVALUATION_SCHEMES`."""
+    min_inspections: int = 2
+    """Least inspections in a half-year for the regulator's part to count; below it (or below `min_ratings`
+    ratings) a company is listed as insufficient data (数据不足), not ranked."""
+    min_ratings: int = 2
+    """Least street and community ratings in a half-year for the street part to count."""
+    min_ticket_sample: int = 10
+    """Least rated (satisfaction) or valid (resolution) tickets for a ticket input to enter the residents' part."""
+    min_survey_sample: int = 30
+    """Least residents answering a company's surveys in a half-year for the surveys to enter the residents' part."""
+    rectification_days: int = 90
+    """Days after the evaluated half-year's end a black-listed company has to rectify (整改)."""
     red_share: float = 0.10
     black_share: float = 0.10
     excellent_score: float = 90.0
@@ -186,6 +201,32 @@ class EvaluationSettings(BaseSettings):
     satisfied_rating: int = 4
     """Ticket ratings (1–5) at or above this count as satisfied."""
     subsidy_yuan_per_m2_month: float = 0.2
+
+
+EVALUATION_SCHEMES = {
+    "panshi": {"residents_weight": 5.0, "regulator_weight": 3.0, "street_weight": 2.0, "community_weight": 0.0},
+    "taian": {"residents_weight": 2.0, "regulator_weight": 1.0, "street_weight": 1.0, "community_weight": 6.0},
+}
+"""Weights of the red/black list as two cities set them: Panshi residents : regulator : street = 5 : 3 : 2; Tai'an
+gives the community party organisation 60% and the rest 2 : 1 : 1 (GRIDGOV_EVAL_*_WEIGHT sets any other)."""
+
+
+class CreditSettings(BaseSettings):
+    """How approved credit-file items score and grade a company (gis/analytics/credit.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_CREDIT_", extra="ignore")
+
+    base_score: float = 80.0
+    points: dict[str, float] = {
+        "party_building": 5.0, "staffing": 2.0, "service_record": 2.0, "award": 5.0, "praise": 2.0,
+        "owner_complaint": -3.0, "penalty": -10.0, "bad_credit": -15.0,
+    }
+    """Points of one approved item per category (GRIDGOV_CREDIT_POINTS as JSON); basic information of another
+    category is recorded and scores nothing."""
+    cap_per_category: float = 15.0
+    """Most points, up or down, one category can add."""
+    grades: dict[str, float] = {"A": 90.0, "B": 80.0, "C": 60.0}
+    """Least score of each grade, best first; below the last is D."""
 
 
 @lru_cache
@@ -241,3 +282,9 @@ def rates_settings() -> RatesSettings:
 @lru_cache
 def evaluation_settings() -> EvaluationSettings:
     return EvaluationSettings()
+
+
+@lru_cache
+def credit_settings() -> CreditSettings:
+    """How credit-file items score and grade (GRIDGOV_CREDIT_*), read once and cached."""
+    return CreditSettings()

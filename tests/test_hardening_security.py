@@ -471,6 +471,27 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
                                                        json={"state": "dismissed"})
                                                   for link in v["links"].values()],
         "GET /audit/personal-reads": [Case("GET", "/audit/personal-reads", params={"limit": 50})],
+        # evaluation inputs and consequences: each refused or answered in scope, never a server error
+        "POST /evaluation/inspections": [Case("POST", "/evaluation/inspections", json={
+            "company_id": v["company"], "inspected_on": "2026-03-01", "score": 101})],
+        "GET /evaluation/inspections": [Case("GET", "/evaluation/inspections", params={"period": "2026H1"})],
+        "POST /evaluation/ratings": [Case("POST", "/evaluation/ratings", json={
+            "company_id": v["company"], "period": "2026H1", "score": -1})],
+        "GET /evaluation/ratings": [Case("GET", "/evaluation/ratings", params={"period": "2026H1"})],
+        "POST /evaluation/surveys": [Case("POST", "/evaluation/surveys", json={
+            "compound_code": "NO-SUCH", "surveyed_on": "2026-03-01", "sample_size": 10, "score": 80})],
+        "GET /evaluation/surveys": [Case("GET", "/evaluation/surveys", params={"period": "2026H1"})],
+        "POST /evaluation/rectifications/{task_id}/follow-up": [
+            Case("POST", "/evaluation/rectifications/999999/follow-up", json={"result": "passed"})],
+        "POST /evaluation/exits": [Case("POST", "/evaluation/exits", json={"company_id": v["company"],
+                                                                           "period": "1999H1"})],
+        "POST /evaluation/subsidy-ledger/{period}": [Case("POST", "/evaluation/subsidy-ledger/1999H1")],
+        "GET /evaluation/subsidy-ledger/{period}": [Case("GET", f"/evaluation/subsidy-ledger/{v['period']}")],
+        "POST /evaluation/credit-items": [Case("POST", "/evaluation/credit-items", json={
+            "company_id": v["company"], "kind": "good", "category": "no_such", "title": "矩阵",
+            "occurred_on": "2026-03-01"})],
+        "POST /evaluation/credit-items/{item_id}/review": [
+            Case("POST", "/evaluation/credit-items/999999/review", json={"decision": "approve", "reason": "矩阵"})],
         "GET /field/place": [Case("GET", "/field/place", params={"lon": lon, "lat": lat})
                              for lon, lat in (v["point_a"], v["point_x"])],
         # an unknown category: the scope check runs, nothing is stored
@@ -510,6 +531,8 @@ PLAIN_ROUTES = {
     "GET /complaints/review",
     "GET /tickets.csv", "GET /tickets/deadlines", "GET /tickets/rates", "GET /tickets/rules", "GET /tickets/workflow",
     "GET /supervision/escalations", "GET /supervision/stats",
+    "GET /evaluation/rectifications", "GET /evaluation/exits", "GET /evaluation/credit-items",
+    "GET /evaluation/credit-grades", "GET /evaluation/credit-grades.html",
 }
 """Routes the matrix calls as they are (no path parameter, no body of their own): a row each, written out, so a
 new route of the app with no row here or in `cases_for` fails `test_every_route_is_covered`."""

@@ -228,6 +228,7 @@ def requests_for(world: dict, path: str, operation: dict) -> list[tuple[str, dic
         "/tickets/assignees": [("/tickets/assignees", {"kind": "community", "code": code})
                                for code in layer_codes["community"]],
         "/reports/jobs/{job_id}": [("/reports/jobs/none", {})],
+        "/evaluation/subsidy-ledger/{period}": [("/evaluation/subsidy-ledger/2026H1", {})],
         "/reports/jobs/{job_id}/report.pdf": [("/reports/jobs/none/report.pdf", {})],
         "/tiles/{layer}/{z}/{x}/{y}.mvt": [(f"/tiles/{layer}/{z}/{x}/{y}.mvt", {})
                                            for layer in (*LAYERS, "complaint") for z, x, y in tiles],

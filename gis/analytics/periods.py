@@ -108,5 +108,5 @@ def half_year(text: str) -> Period:
     """A half-year period (the unit of the red/black list)."""
     period = parse_period(text)
     if period.kind != "half":
-        raise InvalidInput(f"evaluations are half-yearly: use YYYYH1 or YYYYH2, not {text!r}")
+        raise InvalidInput(f"评价按半年进行：请写作 YYYYH1 或 YYYYH2，{text!r} 不是")
     return period
