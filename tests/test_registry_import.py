@@ -268,3 +268,71 @@ def test_a_file_with_a_column_the_template_lacks_is_refused_whole(hand_city, tmp
     with hand_city.begin() as conn:
         report = load.import_file(conn, ADMIN, "building_leader", path)
     assert [(r.state, r.reason) for r in report.rows] == [("rejected", "列“(第 3 列)”有内容，但模板中没有这一列")]
+
+
+# --- the demo city comes through the same import -------------------------------------------------------------
+
+def test_the_generated_city_came_through_the_registry_import(city_db):
+    """The generator writes property companies and compound attributes as template files and imports them: the
+    stored values are the generator's own, every row was accepted, and the change log names the import."""
+    from conftest import SMALL_SEED
+
+    from fixtures.city import generate_city
+
+    city = generate_city("small", SMALL_SEED)
+    companies, compounds = city.tables["property_company"], city.tables["compound"]
+    engine = sync_engine(city_db)
+    try:
+        with engine.connect() as conn:
+            batches = conn.execute(text("SELECT kind, rows_read, imported, updated, rejected, username "
+                                        "FROM registry_import ORDER BY id")).all()
+            stored_companies = conn.execute(text(
+                "SELECT id, credit_code, name, is_community_led, has_party_org, party_work_only, contact_name, "
+                "contact_phone, founded_year FROM property_company ORDER BY id")).all()
+            stored_compounds = {row.code: row for row in conn.execute(text(
+                "SELECT code, build_year, is_old_estate, floor_area_m2, households, property_fee_yuan_m2, "
+                "management_mode, property_company_id FROM compound WHERE valid_to IS NULL"))}
+    finally:
+        engine.dispose()
+    assert [tuple(b) for b in batches] == [
+        ("property_company", len(companies), len(companies), 0, 0, "fixtures"),
+        ("compound_attributes", len(compounds), 0, len(compounds), 0, "fixtures")]
+    assert [tuple(row) for row in stored_companies] == [
+        (i + 1, r.credit_code, r.name, r.is_community_led, r.has_party_org, r.party_work_only, r.contact_name,
+         r.contact_phone, r.founded_year) for i, r in enumerate(companies.itertuples())]
+    assert len(stored_compounds) == len(compounds)
+    for row in compounds.itertuples():
+        got = stored_compounds[row.code]
+        fee = None if row.property_fee_yuan_m2 is None or row.property_fee_yuan_m2 != row.property_fee_yuan_m2 \
+            else round(row.property_fee_yuan_m2, 2)
+        company = None if row.property_company_id != row.property_company_id or row.property_company_id is None \
+            else int(row.property_company_id)
+        assert (got.build_year, got.is_old_estate, got.floor_area_m2, got.households, got.management_mode,
+                got.property_company_id) == (row.build_year, row.is_old_estate, row.floor_area_m2, row.households,
+                                             row.management_mode, company), row.code
+        assert (None if got.property_fee_yuan_m2 is None else float(got.property_fee_yuan_m2)) == fee, row.code
+
+
+def test_committees_ending_on_the_test_city_match_an_independent_count(city_db):
+    """Every committee whose current term ends within 90 days of the day or has ended, per community."""
+    import datetime
+
+    from gis.registry.history import expiring_committees
+
+    day = datetime.date(2026, 6, 1)
+    engine = sync_engine(city_db)
+    try:
+        with engine.connect() as conn:
+            listed = expiring_committees(conn, ADMIN, day=day)
+            terms = conn.execute(text("SELECT compound_code, term_end FROM owners_committee")).all()
+            street = conn.execute(text("SELECT code FROM street ORDER BY code LIMIT 1")).scalar_one()
+            own = expiring_committees(conn, Principal(role="street", username="s", scope=(street,)), day=day)
+    finally:
+        engine.dispose()
+    expected = {code for code, end in terms if end is not None and end <= day + datetime.timedelta(days=90)}
+    assert {row["compound_code"] for row in listed} == expected
+    assert sum(row["ended"] for row in listed) == sum(1 for _, end in terms if end is not None and end <= day)
+    assert 0 < len(own) < len(listed)
+    assert all(row["community_code"].startswith(street) for row in own)
+    print(f"\ntest city on {day}: {len(terms)} committees, {len(expected)} ending within 90 days or ended, "
+          f"{sum(row['ended'] for row in listed)} ended")
