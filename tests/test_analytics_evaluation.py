@@ -16,8 +16,8 @@ from gis.analytics.subsidy import subsidy
 from gis.db.engine import with_driver
 
 PERIOD, NEXT = "2026H1", "2026H2"
-MIN_TICKETS = 10
-"""The documented least sample of a ticket share (GRIDGOV_EVAL_MIN_TICKET_SAMPLE)."""
+MIN_TICKETS, MIN_SURVEY = 10, 30
+"""The documented least samples of a ticket share and of a company's survey respondents (GRIDGOV_EVAL_MIN_*)."""
 BOUNDS = {"2026H1": ("2026-01-01", "2026-07-01"), "2026H2": ("2026-07-01", "2027-01-01")}
 
 
@@ -43,6 +43,8 @@ def expected_ranking(engine, period: str, weights=(5, 3, 2), red_share=0.1, blac
             "JOIN category k ON k.code = c.category_code"), conn)
         inspections = pd.read_sql("SELECT * FROM regulator_inspection", conn)
         ratings = pd.read_sql(text("SELECT * FROM company_rating WHERE period = :p"), conn, params={"p": period})
+        surveys = pd.read_sql(text("SELECT company_id, sample_size, score FROM satisfaction_survey "
+                                   "WHERE surveyed_on >= :s AND surveyed_on < :e"), conn, params={"s": start, "e": end})
         has_tickets = conn.execute(text("SELECT to_regclass('public.ticket') IS NOT NULL")).scalar()
         tickets = pd.read_sql("SELECT complaint_id, state, rating FROM ticket", conn) if has_tickets else None
     local = complaints["reported_at"].dt.tz_convert("Asia/Shanghai")
@@ -55,6 +57,10 @@ def expected_ranking(engine, period: str, weights=(5, 3, 2), red_share=0.1, blac
     rate = frame["complaints"] * 1000 / frame["households"]
     frame["rate_score"] = 100 * (rate.max() - rate) / (rate.max() - rate.min())
     parts = [frame["rate_score"]]
+    # Residents' surveys: the mean score weighted by sample size, once a company's respondents reach MIN_SURVEY.
+    weighted = surveys.assign(w=surveys["score"] * surveys["sample_size"]).groupby("company_id")[
+        ["w", "sample_size"]].sum()
+    parts.append((weighted["w"] / weighted["sample_size"])[weighted["sample_size"] >= MIN_SURVEY])
     if tickets is not None:
         # Ticket inputs count once the period has any rating (satisfaction) or any closed ticket (resolution).
         of_period = tickets.merge(all_in_period[["id"]], left_on="complaint_id", right_on="id")
@@ -117,6 +123,7 @@ def test_black_twice_in_a_row_flags_exit_and_the_credit_file_keeps_history(http,
         conn.execute(text("UPDATE company_rating SET score = 20 WHERE company_id = :c"), {"c": worst})
         # Its residents too, through satisfaction surveys large enough to count: a ticket share of one or two
         # tickets no longer decides the list (issue 15), so a poor company needs residents' evidence.
+        conn.execute(text("DELETE FROM satisfaction_survey WHERE company_id = :c"), {"c": worst})
         conn.execute(text("""
             INSERT INTO satisfaction_survey (compound_code, company_id, surveyed_on, sample_size, score)
             SELECT code, :c, day, 100, 0 FROM compound, unnest(ARRAY[DATE '2026-03-01', DATE '2026-09-01']) day
@@ -179,7 +186,7 @@ def test_ticket_ratings_and_closures_enter_the_residents_score(fresh_city_db):
         # Start from tickets without outcomes (the loader gave the demo year closures and ratings).
         conn.execute(text("UPDATE ticket SET state = 'dispatched', closed_at = NULL, rating = NULL"))
         before = compute_evaluation(conn, PERIOD)
-        assert before.meta["residents_inputs"] == ["complaint_rate_score"]
+        assert before.meta["residents_inputs"] == ["complaint_rate_score", "survey_score"]
         # Tickets with a history: every third closed, ratings spread over 1-5 (made here, whatever the loader did).
         conn.execute(text("""
             INSERT INTO ticket (complaint_id, category_code, state, reported_at, street_code, community_code,
@@ -197,7 +204,8 @@ def test_ticket_ratings_and_closures_enter_the_residents_score(fresh_city_db):
         after = compute_evaluation(conn, PERIOD)
     expected = expected_ranking(engine, PERIOD)
     engine.dispose()
-    assert after.meta["residents_inputs"] == ["complaint_rate_score", "satisfaction", "resolution_rate"]
+    assert after.meta["residents_inputs"] == ["complaint_rate_score", "survey_score", "satisfaction",
+                                              "resolution_rate"]
     got = pd.DataFrame(after.rows).set_index("company_id")
     np.testing.assert_allclose(got["residents_score"], expected["residents"].reindex(got.index), atol=1e-3)
     assert list(got.index) == list(expected.index)

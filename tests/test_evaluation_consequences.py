@@ -33,6 +33,7 @@ def _poor_company(url: str) -> int:
         LIMIT 1""")[0][0]
     sql(url, "UPDATE regulator_inspection SET score = 20 WHERE company_id = %s", [worst])
     sql(url, "UPDATE company_rating SET score = 20 WHERE company_id = %s", [worst])
+    sql(url, "DELETE FROM satisfaction_survey WHERE company_id = %s", [worst])
     sql(url, """
         INSERT INTO satisfaction_survey (compound_code, company_id, surveyed_on, sample_size, score)
         SELECT code, %(c)s, day, 100, 0 FROM compound, unnest(ARRAY[DATE '2026-03-01', DATE '2026-09-01']) day

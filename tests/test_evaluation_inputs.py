@@ -49,7 +49,8 @@ def sql(url: str, statement: str, params=None) -> list[tuple]:
 def world(city_db):
     url = city_db
     # Start from a city with no evaluation inputs: everything below comes in through the API.
-    sql(url, "DELETE FROM regulator_inspection; DELETE FROM company_rating; DELETE FROM company_evaluation")
+    sql(url, "DELETE FROM regulator_inspection; DELETE FROM company_rating; DELETE FROM company_evaluation; "
+             "DELETE FROM satisfaction_survey")
     units = sql(url, """
         SELECT cp.property_company_id, cp.code, cp.community_code, cm.street_code FROM compound cp
         JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL
@@ -220,3 +221,37 @@ def test_planners_read_the_inputs_without_staff_names(world):
     assert answer.status_code == 200
     rows = answer.json()["rows"]
     assert rows and all(row["recorded_by"] is None and row["note"] is None for row in rows)
+
+
+def test_inputs_import_from_a_gbk_file_in_the_callers_scope(world, tmp_path):
+    from gis.access.auth import Principal
+    from gis.db.engine import sync_engine
+    from gis.registry import load
+
+    units = world["units"]
+    own = units[units["street"] == world["street"]].iloc[0]
+    other = units[units["street"] != world["street"]].iloc[0]
+    credit = dict(sql(world["url"], "SELECT id, credit_code FROM property_company"))
+    lines = ["物业企业信用代码,评价期间（如2026H1）,评分单位层级,评分单位编码,得分",
+             f"{credit[own['company']]},2025H2,街道,{world['street']},88.5",
+             f"{credit[other['company']]},2025H2,街道,{other['street']},70",
+             f"{credit[own['company']]},2025Q3,街道,{world['street']},80",
+             f"{credit[own['company']]},2025H2,街道,{world['street']},101"]
+    path = tmp_path / "评分.csv"
+    path.write_bytes("\r\n".join(lines).encode("gbk"))
+    street = Principal(role="street", username="street", scope=(world["street"],))
+    engine = sync_engine(world["url"])
+    try:
+        with engine.begin() as conn:
+            report = load.import_file(conn, street, "company_rating", path)
+        with engine.begin() as conn:
+            again = load.import_file(conn, street, "company_rating", path)
+    finally:
+        engine.dispose()
+    states = [row.state for row in report.rows]
+    assert states == ["imported", "rejected", "rejected", "rejected"], report.rows
+    reasons = " ".join(row.reason for row in report.rows[1:])
+    assert "管辖范围" in reasons and "半年" in reasons
+    assert [row.state for row in again.rows] == ["unchanged", "rejected", "rejected", "rejected"]
+    stored = sql(world["url"], "SELECT score, recorded_by FROM company_rating WHERE period = '2025H2'")
+    assert stored == [(88.5, "street")]

@@ -221,7 +221,9 @@ def compute_evaluation(conn: Connection, period_label: str,
     for index, part in enumerate(PARTS):
         if weights[index] == 0 and part == "community_score":
             continue
-        neutral = _mean([r[part] for r in rows if not r["insufficient_data"]]) or _mean([r[part] for r in rows])
+        neutral = _mean([r[part] for r in rows if not r["insufficient_data"]])
+        if neutral is None:
+            neutral = _mean([r[part] for r in rows])
         for row in rows:
             if row[part] is None:
                 row[part] = neutral if neutral is not None else 0.0

@@ -18,6 +18,7 @@ from gis.access.auth import Principal
 from gis.analytics.figures import Figure
 from gis.analytics.periods import half_year
 from gis.errors import Forbidden, InvalidInput, NotFound
+from gis.registry.history import management_as_of
 from gis.times import BEIJING, check_time
 
 RATER_ROLES = ("admin", "street", "community")
@@ -162,23 +163,26 @@ def record_rating(conn: Connection, principal: Principal, company_id: int, perio
 
 def record_survey(conn: Connection, principal: Principal, compound_code: str, surveyed_on: date,
                   sample_size: int, score: float, note: str | None = None) -> dict:
-    """A residents' satisfaction survey of a compound, counted for the company managing it on that day."""
+    """A residents' satisfaction survey of a compound, counted for the company managing it on that day (the
+    dated management versions)."""
     _require(principal, RATER_ROLES, "满意度调查")
-    compound = _compound_in_scope(conn, principal, compound_code)
+    _compound_in_scope(conn, principal, compound_code)
     check_plausible_date(surveyed_on, "调查日期")
     if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size <= 0:
         raise InvalidInput("调查样本量须为正整数")
     score = _score(score, "满意度得分")
-    if compound["property_company_id"] is None:
-        raise InvalidInput(f"小区 {compound_code} 当前没有物业服务企业，满意度调查无从计入")
+    managed = management_as_of(conn, surveyed_on, [compound_code]).get(compound_code) or {}
+    company_id = managed.get("property_company_id")
+    if company_id is None:
+        raise InvalidInput(f"小区 {compound_code} 在 {surveyed_on.isoformat()} 没有物业服务企业，满意度调查无从计入")
     survey_id = conn.execute(text("""
         INSERT INTO satisfaction_survey (compound_code, company_id, surveyed_on, sample_size, score, note, recorded_by)
         VALUES (:code, :company, :on, :n, :score, :note, :by)
         ON CONFLICT (compound_code, surveyed_on) DO UPDATE SET sample_size = EXCLUDED.sample_size,
             score = EXCLUDED.score, note = EXCLUDED.note, recorded_by = EXCLUDED.recorded_by, recorded_at = now()
-        RETURNING id"""), {"code": compound_code, "company": compound["property_company_id"], "on": surveyed_on,
+        RETURNING id"""), {"code": compound_code, "company": company_id, "on": surveyed_on,
                            "n": sample_size, "score": score, "note": note, "by": principal.username}).scalar_one()
-    return {"id": survey_id, "compound_code": compound_code, "company_id": compound["property_company_id"],
+    return {"id": survey_id, "compound_code": compound_code, "company_id": company_id,
             "surveyed_on": surveyed_on.isoformat(), "sample_size": sample_size, "score": score}
 
 

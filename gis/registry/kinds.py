@@ -34,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gis.access.auth import Principal
+from gis.analytics.input_kinds import EVALUATION_KINDS
 from gis.layers.models import MANAGEMENT_MODES
 from gis.registry import history
 from gis.registry.scope import Scope
@@ -633,6 +634,12 @@ register(Kind(
     key=("compound_code",), fetch=_compound_fetch, check=_compound_check, save=_compound_save,
     export=_compound_export,
 ))
+
+
+# --- the evaluation's inputs (specs in gis/analytics/input_kinds.py) ------------------------------------------
+
+for _spec in EVALUATION_KINDS:
+    register(Kind(**{**_spec, "columns": tuple(Column(*column) for column in _spec["columns"])}))
 
 
 def get_kind(name: str) -> Kind:
