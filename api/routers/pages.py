@@ -14,6 +14,7 @@ from api.params import QueryBool, QueryDate
 from api.security import CurrentPrincipal
 from gis.errors import InvalidInput
 from gis.serve import mapdata
+from gis.serve import search as place_search
 from gis.serve.bbox import parse_bbox
 from gis.settings import api_settings
 from webmap import TEMPLATES_DIR
@@ -76,7 +77,7 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> list[dict]:
     """Compounds, buildings, addresses, units and ticket numbers matching `q`, best first."""
-    return await mapdata.search(conn, q, principal, limit)
+    return await place_search.search(conn, q, principal, limit)
 
 
 @router.get("/property-companies.json")

@@ -1,10 +1,8 @@
-"""The map's own read queries: place search (地名搜索), the catalogue for filters, party organisations drawn
-where they serve, and complaint points in view. Each answer is one PostGIS statement."""
+"""The map's own read queries: the catalogue for filters, party organisations drawn where they serve, and
+complaint points in view (place search is gis.serve.search). Each answer is one PostGIS statement."""
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import date
 
 from sqlalchemy import text
@@ -16,84 +14,12 @@ from gis.errors import InvalidInput
 from gis.serve.bbox import BBox
 from gis.tickets.models import overdue_sql
 
-_BUILDING_QUERY = re.compile(r"^(?P<compound>.*?)\s*(?P<number>\d{1,3})\s*(号楼|号|栋|幢|#)\s*$")
-_TICKET_QUERY = re.compile(r"^#?\s*(?P<number>[0-9A-Za-z-]{1,40})$")
-
 
 async def categories(conn: AsyncConnection) -> list[dict]:
     """Active complaint categories, for the filter list."""
     rows = await conn.execute(text(
         "SELECT code, name, name_zh, major_class FROM category WHERE active ORDER BY major_class, code"))
     return [dict(row._mapping) for row in rows]
-
-
-_SEARCH_SQL = """
-WITH hits AS (
-    SELECT 'compound' AS kind, c.code, c.name, coalesce(c.address, '') AS detail, c.geom,
-           CASE WHEN c.name = :q OR :q = ANY(c.aliases) THEN 0 ELSE 1 END AS rank
-    FROM compound c
-    WHERE c.valid_to IS NULL AND (c.name ILIKE :like OR c.address ILIKE :like
-          OR EXISTS (SELECT 1 FROM unnest(c.aliases) alias WHERE alias ILIKE :like))
-    UNION ALL
-    SELECT 'building', b.code, c.name || b.number || '号楼', coalesce(c.address, ''), b.geom, 0
-    FROM building b JOIN compound c ON c.code = b.compound_code AND c.valid_to IS NULL
-    WHERE b.valid_to IS NULL AND CAST(:number AS integer) IS NOT NULL AND b.number = CAST(:number AS integer)
-      AND (c.name ILIKE CAST(:compound_like AS text) OR EXISTS (
-          SELECT 1 FROM unnest(c.aliases) alias WHERE alias ILIKE CAST(:compound_like AS text)))
-    UNION ALL
-    SELECT layer, code, name, '', geom, 2 FROM (
-        SELECT 'street' AS layer, code, name, geom FROM street WHERE valid_to IS NULL AND name ILIKE :like
-        UNION ALL SELECT 'community', code, name, geom FROM community WHERE valid_to IS NULL AND name ILIKE :like
-        UNION ALL SELECT 'grid', code, name, geom FROM grid WHERE valid_to IS NULL AND (name ILIKE :like OR code = :q)
-        UNION ALL SELECT 'micro_grid', code, name, geom FROM micro_grid
-            WHERE valid_to IS NULL AND (name ILIKE :like OR code = :q)
-    ) units
-    UNION ALL
-    SELECT 'complaint', k.id::text, coalesce(k.external_id, '#' || k.id), '',
-           {complaint_place}, 0
-    FROM complaint k
-    WHERE CAST(:ticket AS text) IS NOT NULL AND k.geom IS NOT NULL
-      AND (k.external_id = CAST(:ticket AS text)
-           OR (CAST(:ticket AS text) ~ '^[0-9]{1,18}$' AND k.id = CAST(:ticket_id AS bigint)))
-)
-SELECT coalesce(json_agg(json_build_object(
-    'kind', kind, 'code', code, 'name', name, 'detail', detail,
-    'lon', round(ST_X(ST_PointOnSurface(geom))::numeric, 6), 'lat', round(ST_Y(ST_PointOnSurface(geom))::numeric, 6),
-    'bbox', json_build_array(ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom))
-) ORDER BY rank, length(name), code), '[]'::json)::text
-FROM (SELECT * FROM hits ORDER BY rank, length(name), code LIMIT :limit) best
-"""
-"""`{complaint_place}` is the complaint's place as the caller may see it (gis.access.visibility.place_sql)."""
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-async def search(conn: AsyncConnection, query: str, principal: Principal, limit: int = 10) -> list[dict]:
-    """Compounds (name, alias, address), buildings ("东苑小区3号楼"), units by name or code, and complaints by
-    ticket number (the hotline's number or gridgov's id; the public gets the place snapped to about 50 m and
-    never the complaint's text)."""
-    query = " ".join(query.split())
-    if not 1 <= len(query) <= 100:
-        raise InvalidInput("the search text must have 1 to 100 characters")
-    if "\x00" in query:
-        raise InvalidInput("the search text must not contain NUL characters")
-    building = _BUILDING_QUERY.match(query)
-    ticket = _TICKET_QUERY.match(query)
-    ticket_number = ticket.group("number") if ticket and any(ch.isdigit() for ch in query) else None
-    params = {
-        "q": query,
-        "like": f"%{_escape_like(query)}%",
-        "number": int(building.group("number")) if building else None,
-        "compound_like": f"%{_escape_like(building.group('compound'))}%" if building else None,
-        "ticket": ticket_number,
-        "ticket_id": int(ticket_number) if ticket_number and ticket_number.isdigit() and len(ticket_number) < 19
-        else 0,
-        "limit": limit,
-    }
-    sql = _SEARCH_SQL.replace("{complaint_place}", place_sql(visibility(principal), "k.geom"))
-    return json.loads((await conn.execute(text(sql), params)).scalar_one())
 
 
 _PARTY_SQL = text(
