@@ -181,6 +181,10 @@ ROUTES = get_routes()
 PERIODS = ("2026H1", "2025", "2026-01-01..2026-12-31")
 
 
+REGISTRY_KINDS = ("property_company", "party_organisation", "owners_committee", "grid_worker", "building_leader",
+                  "cross_appointment", "compound_attributes")
+
+
 def requests_for(world: dict, path: str, operation: dict) -> list[tuple[str, dict]]:
     """Concrete GET requests of one route, reaching the rows that hold odd values wherever ids are involved."""
     ids = world["ids"]
@@ -229,6 +233,8 @@ def requests_for(world: dict, path: str, operation: dict) -> list[tuple[str, dic
                                for code in layer_codes["community"]],
         "/reports/jobs/{job_id}": [("/reports/jobs/none", {})],
         "/evaluation/subsidy-ledger/{period}": [("/evaluation/subsidy-ledger/2026H1", {})],
+        **{f"/registry/{{kind}}/{what}.{fmt}": [(f"/registry/{kind}/{what}.{fmt}", {}) for kind in REGISTRY_KINDS]
+           for what in ("template", "export") for fmt in ("csv", "xlsx")},
         "/reports/jobs/{job_id}/report.pdf": [("/reports/jobs/none/report.pdf", {})],
         "/tiles/{layer}/{z}/{x}/{y}.mvt": [(f"/tiles/{layer}/{z}/{x}/{y}.mvt", {})
                                            for layer in (*LAYERS, "complaint") for z, x, y in tiles],
