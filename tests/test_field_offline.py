@@ -1,9 +1,9 @@
 """The field app offline (issue 16), in Debian's Chromium at phone sizes against the running app.
 
 A grid worker signs in online and the service worker keeps the app shell, the map's reads and the worker's
-tickets. With the browser offline the worker adds a note and a photo and closes one ticket (核查结案), reports a
-new issue, and closes a second ticket that a street officer sends back meanwhile (through the API, as another
-user). The page is reloaded while offline: it comes back from the service worker with its queue. Back online
+tickets. With the browser offline the worker opens a ticket from the kept list and adds a note and a photo through
+the field screens, closes that ticket (核查结案), reports a new issue, and closes a second ticket that a street
+officer sends back meanwhile (through the API, as another user); the last three go through the outbox's façade. The page is reloaded while offline: it comes back from the service worker with its queue. Back online
 the queue is sent in order; the server then holds the note, the photo, the closing and the report exactly once
 each, and the second ticket shows the conflict screen (both sides, Beijing time) until the worker decides.
 Screenshots of each step go to test-artifacts/field-offline/; no request leaves the app's own origin.
@@ -152,12 +152,21 @@ def test_work_done_offline_is_queued_kept_over_a_reload_and_sent_once(field, vie
                 "action": "send_back", "note": "现场复核未完成，退回重办", "version": versions[moved]})
             assert answer.status_code == 200, answer.text
 
+        # offline, through the worker's own screens: the ticket opens from the kept list, a note and a photo
+        page.evaluate(f"document.querySelector('#my-tickets li[data-ticket=\"{first}\"]').click()")
+        wait_until(page, "document.querySelector('#note-text') && document.querySelector('#photo-input')")
+        page.evaluate("([note]) => { document.querySelector('#note-text').value = note; "
+                      "document.querySelector('#note-submit').click(); }", [NOTE])
+        wait_until(page, "document.querySelector('#note-result').dataset.done === '1'")
+        assert page.inner_text("#note-result") == "已保存到待发送队列，联网后自动发送"
+        page.set_input_files("#photo-input", files=[{"name": "stairwell.png", "mimeType": "image/png",
+                                                     "buffer": png_bytes()}])
+        page.evaluate("document.querySelector('#photo-submit').click()")
+        wait_until(page, "document.querySelector('#photo-result').dataset.done === '1'")
+        shot(page, f"{size}-2-offline-note-and-photo")
+
         client_id = str(uuid.uuid4())
         requests = [
-            {"kind": "note", "path": f"/tickets/{first}/comments", "body": {"note": NOTE}, "ticketId": first,
-             "version": versions[first], "label": f"备注 工单 #{first}"},
-            {"kind": "photo", "path": f"/tickets/{first}/photos", "body": {"note": "现场照片"}, "files": True,
-             "ticketId": first, "version": versions[first], "label": f"照片 工单 #{first}"},
             {"kind": "transition", "path": f"/tickets/{first}/transitions",
              "body": {"action": "verify", "note": "核查无误，结案"}, "ticketId": first, "version": versions[first],
              "label": f"核查结案 工单 #{first}"},
@@ -169,9 +178,9 @@ def test_work_done_offline_is_queued_kept_over_a_reload_and_sent_once(field, vie
              "label": f"核查结案 工单 #{moved}"},
         ]
         answers = page.evaluate(SUBMIT_JS, [requests, base64.b64encode(png_bytes()).decode()])
-        assert answers == [{"queued": True}] * 5
+        assert answers == [{"queued": True}] * 3
         wait_until(page, "document.querySelector('#offline-banner-text').textContent === '离线：5 项待发送'")
-        shot(page, f"{size}-2-offline-queued")
+        shot(page, f"{size}-3-offline-queued")
         assert events(url, first, "comment") == [] and events(url, first, "verify") == []
 
         # reloaded without a network: the page comes from the service worker, the queue from IndexedDB
@@ -183,7 +192,7 @@ def test_work_done_offline_is_queued_kept_over_a_reload_and_sent_once(field, vie
         kept = page.evaluate("async () => (await window.gridgov.outbox.records()).map((r) => [r.kind, r.state])")
         assert kept == [["note", "waiting"], ["photo", "waiting"], ["transition", "waiting"],
                         ["report", "waiting"], ["transition", "waiting"]]
-        shot(page, f"{size}-3-offline-reloaded")
+        shot(page, f"{size}-4-offline-reloaded")
 
         # back online: sent in order; the moved ticket waits as a conflict on its screen
         browser.context.set_offline(False)
@@ -200,11 +209,13 @@ def test_work_done_offline_is_queued_kept_over_a_reload_and_sent_once(field, vie
             box = page.locator(button).bounding_box()
             assert box["height"] >= 44 and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
             assert box["y"] + box["height"] <= viewport["height"]
-        shot(page, f"{size}-4-conflict")
+        shot(page, f"{size}-5-conflict")
 
         # the server holds exactly what was made, once each; the moved ticket is not overwritten
         assert events(url, first, "comment") == [(NOTE, "field-worker")]
-        assert sql(url, "SELECT count(*) FROM ticket_photo WHERE ticket_id = %s", (first,)) == [(1,)]
+        # the photo as the phone made it: downscaled to a JPEG by the photo form
+        assert sql(url, "SELECT count(*), min(content_type) FROM ticket_photo WHERE ticket_id = %s",
+                   (first,)) == [(1, "image/jpeg")]
         assert len(events(url, first, "verify")) == 1
         assert sql(url, "SELECT state FROM ticket WHERE id = %s", (first,)) == [("closed",)]
         assert sql(url, "SELECT count(*), min(description) FROM complaint WHERE source = 'patrol' "
@@ -216,7 +227,7 @@ def test_work_done_offline_is_queued_kept_over_a_reload_and_sent_once(field, vie
         wait_until(page, "!document.querySelector('#conflict-screen')")
         wait_until(page, "document.querySelector('#offline-banner').hidden")
         assert page.evaluate("async () => (await window.gridgov.outbox.records()).length") == 0
-        shot(page, f"{size}-5-sent")
+        shot(page, f"{size}-6-sent")
         # sending again sends nothing twice
         page.evaluate("() => window.gridgov.outbox.flush()")
         assert len(events(url, first, "comment")) == 1 and len(events(url, first, "verify")) == 1

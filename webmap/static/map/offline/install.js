@@ -11,6 +11,7 @@ import { initOutbox } from './outbox.js';
 const PREFETCH_TICKETS = 100;
 const WARM_LIMIT = 400;
 const OPEN_TICKETS = '/tickets?state=open&sort=due&limit=200';
+const OFFLINE_READS = ['/tickets/workflow', '/map/categories.json', '/field/me']; // a ticket's actions, the report form
 const API_READ = /^\/(map\/|layers|tiles|tickets|auth\/me|field)/;
 
 export const offlineState = { registered: false, controlled: false, warmed: 0, prefetched: 0, prefetchDone: false };
@@ -54,6 +55,7 @@ async function register() {
 async function prefetchTickets() {
   if (!navigator.onLine || session.role !== 'grid_worker' || !(await controlled())) return;
   try {
+    for (const path of OFFLINE_READS) await api(path);
     const answer = await api(OPEN_TICKETS);
     const tickets = Array.isArray(answer) ? answer : answer.items || answer.features || [];
     for (const ticket of tickets.slice(0, PREFETCH_TICKETS)) {
