@@ -204,6 +204,8 @@ PARTY_KIND_LABELS = {"社区党委": "community_committee", "网格党支部": "
 _UNIT_LEVEL = {"community_committee": "community", "grid_branch": "grid", "compound_branch": "compound",
                "building_group": "building"}
 _UNIT_NAME = {"community": "社区", "grid": "网格", "compound": "小区", "building": "楼栋"}
+# The parent chain (community committee → grid branch → compound branch → building group) follows from the units'
+# own chain in the pyramid (building → micro-grid → grid → community), so a row names its unit, not its parent.
 _PARTY_FIELDS = ("code", "kind", "name", "unit_code", "secretary_name", "secretary_phone", "member_count",
                  "founded_on")
 _PARTY_SELECT = f"SELECT {', '.join(_PARTY_FIELDS)} FROM party_organisation"
@@ -381,6 +383,9 @@ def _worker_check(ctx: Context, row: dict, old: dict | None) -> str | None:
     if row["grid_code"] not in ctx.scope.codes("grid"):
         return OUT_OF_SCOPE.format(what="网格", code=row["grid_code"])
     credit = row["company_credit_code"]
+    # A part-time grid worker is a property company's project manager serving the grid, so the company is part of
+    # the record: without it, or with a company the registry does not know, the row is rejected with the reason
+    # rather than stored with the company left empty (that would silently drop what the file says).
     if row["is_part_time"] and credit is None:
         return "兼职网格员必须填写所属物业企业的统一社会信用代码"
     if credit is not None and ctx.company_id(credit) is None:
