@@ -22,6 +22,7 @@ match). `python -m benchmarks.bench_phone [--only demo|city] [city database URL]
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -268,6 +269,15 @@ def measure(label: str, url: str, browser) -> list[dict]:
     return rows
 
 
+def _with_load(rows: list[dict]) -> list[dict]:
+    """Each note ends with the machine's load: task durations are wall time, so other work on the machine's
+    cores lengthens them."""
+    one, five, _ = os.getloadavg()
+    for row in rows:
+        row["note"] += f"; load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
+    return rows
+
+
 def run(city_url: str, only: str | None = None) -> list[dict]:
     """Rows for the demo city and the city fixture (or `only` one of them: "demo" or "city"), throttled as a
     mid-range phone on a slow network."""
@@ -285,7 +295,7 @@ def run(city_url: str, only: str | None = None) -> list[dict]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             for label, url in targets:
-                rows += measure(label, url, browser)
+                rows += _with_load(measure(label, url, browser))
         finally:
             browser.close()
     return rows
