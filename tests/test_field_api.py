@@ -101,7 +101,8 @@ def test_the_same_client_id_twice_stores_one_complaint(live_app, city, city_db):
     events = [a for a, in sql(city_db, "SELECT action FROM ticket_event WHERE ticket_id = %s ORDER BY id",
                               (made["ticket_id"],))]
     assert events and events[0] in ("report", "auto_dispatch")
-    assert sql(city_db, "SELECT count(*) FROM complaint_party WHERE complaint_id = %s", (made["complaint_id"],)) == [(1,)]
+    parties = sql(city_db, "SELECT count(*) FROM complaint_party WHERE complaint_id = %s", (made["complaint_id"],))
+    assert parties == [(1,)]
 
 
 def test_simultaneous_retries_store_one_complaint(live_app, city, city_db):

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from gis.db.engine import libpq_url
-from tests.browser.harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Browser, settle, wait_until
+from tests.browser.harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Browser, map_pixel, settle, wait_until
 
 PASSWORD = "field-demo-password-1"
 PHONES = {"390x844": {"width": 390, "height": 844}, "360x640": {"width": 360, "height": 640}}
@@ -226,7 +226,8 @@ def test_grid_worker_on_the_phone(playwright, live_app, city, city_db, size, tmp
         assert page.get_attribute("#photo-input", "capture") == "environment"
         page.click("#photo-submit")
         page.locator("#photo-gallery[data-count='1'] img[data-loaded='1']").wait_for()
-        kind, content = sql(city_db, "SELECT content_type, content FROM ticket_photo WHERE ticket_id = %s", (ticket,))[0]
+        kind, content = sql(city_db, "SELECT content_type, content FROM ticket_photo WHERE ticket_id = %s",
+                            (ticket,))[0]
         assert kind == "image/jpeg" and Image.open(io.BytesIO(content)).size == (1600, 800)
         assert sql(city_db, "SELECT state FROM ticket WHERE id = %s", (ticket,)) == [("handled",)]
         assert sql(city_db, "SELECT version FROM ticket WHERE id = %s", (ticket,)) == [(version,)]
@@ -320,3 +321,66 @@ def test_server_errors_read_in_chinese(playwright, live_app, city):
                    for _, text in shown), shown
     finally:
         phone.close()
+
+
+def test_report_at_a_tapped_place_on_the_phone(playwright, live_app, city, city_db):
+    """No GPS needed: the worker taps the place on the map; the address is filled from the layers there."""
+    phone = Phone(live_app.url, playwright, PHONES["360x640"], None)
+    try:
+        page = phone.new_page()
+        phone.open_map(page)
+        page.click("#account-toggle")
+        page.fill("#login-user", "demo_grid_worker")
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-button")
+        wait_until(page, "document.body.dataset.ownArea !== undefined")
+        settle(page)
+        page.click("#sidebar-handle")
+        page.click("#field-report-open")
+        page.locator("#field-report-form").wait_for()
+        page.fill("#field-report-category-search", city["category_name"])
+        page.fill("#field-report-text", "路面塌陷")
+        page.click("#field-report-pick")
+        page.evaluate(f"() => window.gridgov.map.setView([{city['lat']}, {city['lon']}], 18, {{animate: false}})")
+        settle(page)
+        page.mouse.click(*map_pixel(page, city["lon"], city["lat"]))
+        wait_until(page, "document.querySelector('#field-report-place').dataset.inScope === '1'")
+        address = page.input_value("#field-report-address")
+        assert address.endswith("号楼")
+        page.click("#field-report-submit")
+        wait_until(page, "document.querySelector('#field-report-result').dataset.done === '1'")
+        ticket = int(page.get_attribute("#field-report-result", "data-ticket"))
+        stored = sql(city_db, """SELECT c.address, c.building_code, c.source FROM complaint c
+                                 JOIN ticket t ON t.complaint_id = c.id WHERE t.id = %s""", (ticket,))
+        assert stored == [(address, city["building"], "patrol")]
+        shot(page, "360x640", "13-reported-by-tap")
+        assert phone.foreign_requests() == []
+        assert phone.errors == [], phone.errors[:5]
+    finally:
+        phone.close()
+
+
+def test_a_tablet_keeps_the_map_beside_an_opened_ticket(playwright, live_app, city):
+    """At 800 px the sidebar stays, and the ticket's panel lies over the map instead of squeezing it."""
+    tablet = Phone(live_app.url, playwright, {"width": 800, "height": 1100}, None)
+    try:
+        page = tablet.new_page()
+        tablet.open_map(page)
+        page.fill("#login-user", "demo_grid_worker")
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-button")
+        wait_until(page, "document.body.dataset.ownArea !== undefined")
+        settle(page)
+        width = page.locator("#map").bounding_box()["width"]
+        page.click(f"#my-tickets li[data-ticket='{city['handled'][0]}']")
+        page.locator(f"#ticket[data-ticket='{city['handled'][0]}']").wait_for()
+        settle(page)
+        assert page.locator("#map").bounding_box()["width"] == width > 450
+        assert page.locator("#sidebar").bounding_box()["width"] == 270
+        pin = page.locator(f".ticket-pin[data-ticket='{city['handled'][0]}']").bounding_box()
+        assert pin and 270 < pin["x"] and pin["x"] + pin["width"] <= page.locator("#panel").bounding_box()["x"]
+        shot(page, "800x1100", "tablet-ticket")
+        assert tablet.foreign_requests() == []
+        assert tablet.errors == [], tablet.errors[:5]
+    finally:
+        tablet.close()

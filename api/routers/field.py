@@ -83,7 +83,8 @@ async def _report_values(request: Request) -> tuple[dict, list[field.Photo]]:
 @router.post("/reports", status_code=201, openapi_extra={"requestBody": REPORT_BODY}, responses={
     200: {"description": "This client_id was stored before: nothing new is stored",
           "content": {"application/json": {"schema": REPORT_ANSWER}}},
-    201: {"description": "Stored: the complaint and its ticket", "content": {"application/json": {"schema": REPORT_ANSWER}}},
+    201: {"description": "Stored: the complaint and its ticket",
+          "content": {"application/json": {"schema": REPORT_ANSWER}}},
 })
 async def report(request: Request, principal: SignedIn, engine: Engine) -> JSONResponse:
     """Report a new issue from the field (巡查上报): placed, routed and ticketed as an Open311 request is, with

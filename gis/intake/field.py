@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.access.auth import Principal
+from gis.access.auth import SCOPE_TABLE, Principal, complaint_scope_sql
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.intake.normalise import LOCAL_ZONE, parse_time
 from gis.intake.placement import (
@@ -65,11 +65,12 @@ compound AS (SELECT c.code, c.name FROM compound c, pt
 building AS (SELECT b.code, b.number FROM building b, pt
              WHERE b.valid_to IS NULL AND b.micro_grid_code = (SELECT code FROM micro) AND ST_Intersects(b.geom, pt.g)
              ORDER BY b.code LIMIT 1)
+SELECT p.*, ({scope}) AS in_scope FROM (
 SELECT (SELECT code FROM street) AS street_code, (SELECT name FROM street) AS street,
        (SELECT code FROM community) AS community_code, (SELECT name FROM community) AS community,
        (SELECT code FROM grid) AS grid_code, (SELECT name FROM grid) AS grid,
        (SELECT code FROM compound) AS compound_code, (SELECT name FROM compound) AS compound,
-       (SELECT code FROM building) AS building_code, (SELECT number FROM building) AS building_number
+       (SELECT code FROM building) AS building_code, (SELECT number FROM building) AS building_number) p
 """
 
 
@@ -102,23 +103,17 @@ async def place_at(conn: AsyncConnection, principal: Principal, lon: float | Non
     the report form; `in_scope` says whether a ticket there falls in the caller's own scope."""
     check_reporter(principal)
     lon, lat = check_point(lon, lat)
-    row = (await conn.execute(text(_PLACE_SQL), {"lon": lon, "lat": lat})).mappings().one()
+    # the place is in scope as a complaint there would be: the one rule of gis.access.auth
+    scope, params = complaint_scope_sql(principal, "p")
+    statement = text(_PLACE_SQL.format(scope=scope))
+    row = (await conn.execute(statement, {"lon": lon, "lat": lat, **params})).mappings().one()
     place = dict(row)
     if place["street_code"] is None:
         raise NotFound(f"位置（{lon:.6f}, {lat:.6f}）不在本市任何街道的范围内")
     place["address"] = _address(place)
-    place["in_scope"] = _in_scope(principal, place)
+    place["in_scope"] = bool(place["in_scope"])
     place["lon"], place["lat"] = lon, lat
     return place
-
-
-def _in_scope(principal: Principal, place: dict) -> bool:
-    codes = set(principal.scope)
-    if principal.role == "admin":
-        return True
-    column = {"street": "street_code", "community": "community_code", "grid_worker": "grid_code",
-              "property_company": "compound_code"}.get(principal.role)
-    return column is not None and place.get(column) in codes
 
 
 @dataclass
@@ -197,7 +192,8 @@ def _reported_at(value: str | None, now: datetime) -> datetime:
         return now
     moment = parse_time(value)
     if moment is None:
-        raise InvalidInput(f"上报时间 reported_at {value[:40]!r} 无法识别；请用 ISO 8601 时间，如 2026-12-01T14:05:00+08:00")
+        raise InvalidInput(f"上报时间 reported_at {value[:40]!r} 无法识别；"
+                           "请用 ISO 8601 时间，如 2026-12-01T14:05:00+08:00")
     if problem := time_problem(moment, "上报时间 reported_at", now):
         raise InvalidInput(problem)
     return moment
@@ -242,7 +238,8 @@ async def submit_report(conn: AsyncConnection, principal: Principal, report: Rep
         return _answer_existing(principal, found)
     place = await place_at(conn, principal, report.lon, report.lat)
     if not place["in_scope"]:
-        raise InvalidInput(f"上报位置（{place['address'] or '未知地址'}）不在您负责的范围内；请确认定位，或在地图上点选您网格内的位置")
+        raise InvalidInput(f"上报位置（{place['address'] or '未知地址'}）不在您负责的范围内；"
+                           "请确认定位，或在地图上点选您网格内的位置")
     row = await _staged_row(conn, principal, report, place)
     try:
         async with conn.begin_nested():
@@ -273,7 +270,7 @@ async def field_profile(conn: AsyncConnection, principal: Principal) -> dict:
     if principal.user_id is None:
         raise Forbidden("请先登录")
     name = await _reporter_name(conn, principal)
-    table = {"street": "street", "community": "community", "grid_worker": "grid"}.get(principal.role)
+    table = SCOPE_TABLE.get(principal.role)
     units, bbox = [], None
     if table is not None and principal.scope:
         rows = (await conn.execute(text(f"""

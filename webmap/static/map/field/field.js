@@ -25,7 +25,7 @@ function markTicket({ id, place }) {
     icon: L.divIcon({ className: 'ticket-pin', html: '<span></span>', iconSize: [30, 30], iconAnchor: [15, 30] }) })
     .addTo(map);
   ticketPin.getElement().dataset.ticket = id;
-  if (isPhone()) showAbove(place, Math.max(map.getZoom(), 17));
+  showAbove(place, Math.max(map.getZoom(), 17));
 }
 
 /* After sign-in the map shows the signed-in person's own units (a grid worker's grids). */

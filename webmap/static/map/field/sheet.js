@@ -26,11 +26,17 @@ export function coveredHeight() {
   return sheet.getBoundingClientRect().height;
 }
 
-/* Moves the map so that a point shows in the middle of the part of the map the sheets leave in sight. */
+/* Moves the map so that a point shows in the middle of the part of the map the sheets leave in sight: above the
+ * bottom sheet on a phone, left of the panel lying over the map on a tablet. */
 export function showAbove(latlng, zoom) {
   map.setView(latlng, zoom, { animate: false });
   const covered = coveredHeight();
-  if (covered) map.panBy([0, covered / 2], { animate: false });
+  if (covered) { map.panBy([0, covered / 2], { animate: false }); return; }
+  const panel = $('#panel');
+  if (panel.hidden) return;
+  const box = map.getContainer().getBoundingClientRect();
+  const overlap = box.right - panel.getBoundingClientRect().left;
+  if (overlap > 0 && overlap < box.width) map.panBy([overlap / 2, 0], { animate: false });
 }
 
 function initAccountMenu() {

@@ -125,8 +125,7 @@ export async function openTicket(id) {
   const t = ticketProps(ticket);
   if (!workflow && has('GET', '/tickets/workflow')) workflow = await api('/tickets/workflow');
   const place = placeOf(ticket, t);
-  if (place) map.setView(place, Math.max(map.getZoom(), 17));
-  emit('ticket:open', { id: t.id, place });
+  if (place) map.setView(place, Math.max(map.getZoom(), 17), { animate: false });
   const actions = (workflow || []).filter((a) => a.from.includes(t.state) && a.roles.includes(session.role));
   const history = historyOf(t);
   showPanel(el('div', { id: 'ticket', 'data-ticket': t.id, 'data-state': t.state },
@@ -146,6 +145,7 @@ export async function openTicket(id) {
     actions.length ? transitionForm(t, actions) : el('p', { class: 'hint' }, '当前状态下没有可执行的操作。'),
     ticketActions(t, openTicket),
     history.length ? el('div', {}, el('h4', {}, `处理记录（${BEIJING}）`), el('ol', { class: 'history' }, ...history)) : null));
+  emit('ticket:open', { id: t.id, place });
 }
 
 export function initTickets() {
