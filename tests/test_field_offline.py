@@ -3,10 +3,12 @@
 A grid worker signs in online and the service worker keeps the app shell, the map's reads and the worker's
 tickets. With the browser offline the worker opens a ticket from the kept list and adds a note and a photo through
 the field screens, closes that ticket (核查结案), reports a new issue, and closes a second ticket that a street
-officer sends back meanwhile (through the API, as another user); the last three go through the outbox's façade. The page is reloaded while offline: it comes back from the service worker with its queue. Back online
-the queue is sent in order; the server then holds the note, the photo, the closing and the report exactly once
-each, and the second ticket shows the conflict screen (both sides, Beijing time) until the worker decides.
-Screenshots of each step go to test-artifacts/field-offline/; no request leaves the app's own origin.
+officer sends back meanwhile (through the API, as another user); the last three go through the outbox's façade.
+The page is reloaded while offline: it comes back from the service worker with its queue. Back online the queue
+is sent in order; the server then holds the note, the photo, the closing and the report exactly once each, and
+the second ticket shows the conflict screen (both sides, Beijing time) until the worker decides. Signing out
+forgets the kept personal answers. Screenshots of each step go to test-artifacts/field-offline/; no request
+leaves the app's own origin.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import base64
 import json
 import re
 import struct
+import time
 import uuid
 import zlib
 
@@ -232,6 +235,16 @@ def test_work_done_offline_is_queued_kept_over_a_reload_and_sent_once(field, vie
         page.evaluate("() => window.gridgov.outbox.flush()")
         assert len(events(url, first, "comment")) == 1 and len(events(url, first, "verify")) == 1
         assert events(url, moved, "verify") == []
+
+        # signing out forgets the answers kept for the worker (tickets, profile); the app shell stays
+        assert page.evaluate("caches.has('gridgov-personal')")
+        page.evaluate("document.querySelector('#logout-button').click()")
+        wait_until(page, "!sessionStorage.getItem('gridgov.token')")
+        deadline = time.monotonic() + 20
+        while page.evaluate("caches.has('gridgov-personal')") and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+        assert not page.evaluate("caches.has('gridgov-personal')")
+        assert page.evaluate("caches.keys().then((names) => names.some((n) => n.startsWith('workbox-precache')))")
 
         assert browser.foreign_requests() == []
         errors = [error for error in browser.errors if not any(noise in error for noise in OFFLINE_NOISE)]
