@@ -8,6 +8,7 @@ import { session } from '../api.js';
 import { on } from '../bus.js';
 import { $ } from '../dom.js';
 import { initDrill } from './drill.js';
+import { initEvaluationForm } from './evaluation.js';
 import { initRates } from './rates.js';
 import { fillStreets, initReport } from './report.js';
 import { closeSheet, initSheet, openSheet } from './sheet.js';
@@ -27,6 +28,7 @@ export function initDesk() {
   initDrill();
   initSupervision();
   initReport();
+  initEvaluationForm();
   $('#desk-rates-open').addEventListener('click', () => openSheet('rates'));
   $('#desk-overdue-open').addEventListener('click', () => openSheet('overdue'));
   on('session:change', showDesk);
