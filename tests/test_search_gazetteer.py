@@ -253,5 +253,8 @@ def test_the_generated_search_set_is_found_in_the_first_three(city):
     print(f"\nsearch set: {sum(found)}/{len(found)} = {share:.1%} found in the first three results")
     for kind, oks in by_kind.items():
         print(f"  {kind:15} {sum(oks)}/{len(oks)}")
-    missed = [(case.kind, case.text, hits[:3]) for case, hits, ok in zip(cases, answers, found) if not ok]
+    missed = [(case.kind, case.text, case.expected, hits[:3]) for case, hits, ok in zip(cases, answers, found)
+              if not ok]
+    for miss in missed[:10]:
+        print("  missed:", *miss)
     assert share >= SEARCH_SET_MIN_SHARE, missed[:20]

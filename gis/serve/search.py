@@ -22,6 +22,10 @@ Fuzzy results are offered only when no exact, prefix or contains result and no c
 found: a query that names a place is not answered with its look-alikes. A place found in several tiers is kept
 in its best one. Every result has its kind, code, name, detail (its street office and community in Chinese),
 lon/lat (a point on it) and bbox (so the map can frame it).
+
+The gazetteer is the intake's, rebuilt at most every few minutes (`gis.intake.open311.gazetteer_for`): a
+compound renamed a moment ago is read as an address only after that, but its new name is found at once by the
+name tiers, which read the tables.
 """
 
 from __future__ import annotations
