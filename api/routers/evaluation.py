@@ -26,6 +26,7 @@ router = APIRouter(prefix="/evaluation", tags=["evaluation"])
 
 PeriodQuery = Annotated[str, Query(description="A half-year, YYYYH1 or YYYYH2", max_length=16)]
 Score = Annotated[float, Field(description="0-100; outside it a 400 with the reason")]
+NOT_FOUND = {404: {"description": "No such company or compound, or one outside the caller's scope"}}
 
 
 class InspectionItemIn(BaseModel):
@@ -45,7 +46,7 @@ class InspectionIn(BaseModel):
     note: str | None = Field(default=None, max_length=4000)
 
 
-@router.post("/inspections", status_code=201)
+@router.post("/inspections", status_code=201, responses=NOT_FOUND)
 async def record_inspection(body: InspectionIn, principal: SignedIn, engine: Engine) -> dict:
     """A regulator's inspection (行业主管部门检查) with its items and notes; the administrator records it."""
     async with engine.begin() as conn:
@@ -69,7 +70,7 @@ class RatingIn(BaseModel):
     rater_code: str | None = Field(default=None, max_length=32)
 
 
-@router.post("/ratings", status_code=201)
+@router.post("/ratings", status_code=201, responses=NOT_FOUND)
 async def record_rating(body: RatingIn, principal: SignedIn, engine: Engine) -> dict:
     """A street's or community's rating of a company it serves, for a half-year (replaces its earlier one)."""
     async with engine.begin() as conn:
@@ -93,7 +94,7 @@ class SurveyIn(BaseModel):
     note: str | None = Field(default=None, max_length=4000)
 
 
-@router.post("/surveys", status_code=201)
+@router.post("/surveys", status_code=201, responses=NOT_FOUND)
 async def record_survey(body: SurveyIn, principal: SignedIn, engine: Engine) -> dict:
     """A residents' satisfaction survey of a compound in the caller's area (sample size, score 0-100)."""
     async with engine.begin() as conn:
@@ -139,7 +140,7 @@ class ExitIn(BaseModel):
                                                                          "names to take it over")
 
 
-@router.post("/exits", status_code=201)
+@router.post("/exits", status_code=201, responses=NOT_FOUND)
 async def start_exit(body: ExitIn, principal: Admin, engine: Engine) -> dict:
     """清退: hand over every compound of a company flagged for exit, as dated takeovers."""
     async with engine.begin() as conn:
@@ -178,7 +179,7 @@ class CreditItemIn(BaseModel):
     occurred_on: date
 
 
-@router.post("/credit-items", status_code=201)
+@router.post("/credit-items", status_code=201, responses=NOT_FOUND)
 async def report_credit_item(body: CreditItemIn, principal: SignedIn, engine: Engine) -> dict:
     """A company reports an item of its credit file (pending until reviewed)."""
     async with engine.begin() as conn:
@@ -186,7 +187,7 @@ async def report_credit_item(body: CreditItemIn, principal: SignedIn, engine: En
                                    body.title, body.occurred_on, body.detail)
 
 
-@router.get("/credit-items", responses=TABLE_ANSWERS)
+@router.get("/credit-items", responses={**TABLE_ANSWERS, **NOT_FOUND})
 async def list_credit_items(conn: Connection, principal: SignedIn, company_id: int | None = None,
                             status: Literal["pending", "approved", "rejected"] | None = None,
                             format: TableFormat = "json") -> Response:
