@@ -119,3 +119,31 @@ def export_command(
         fail(error)
     file.write_bytes(body)
     typer.echo(f"{count:,} records written to {file}")
+
+
+@registry_app.command("takeover")
+def takeover_command(
+    compound: Annotated[str, typer.Argument(help="The compound's code.")],
+    credit_code: Annotated[str, typer.Argument(help="The unified social credit code of the company taking over.")],
+    on: Annotated[str, typer.Option("--on", help="The day the takeover takes effect, e.g. 2026-07-01.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the change log).")],
+) -> None:
+    """接管: the company takes COMPOUND over from --on, in one audited action (the old management version closes,
+    the new one opens)."""
+    from gis.db.engine import database_url, sync_engine
+    from gis.errors import GridgovError
+    from gis.registry.history import take_over
+    from gis.registry.values import parse_credit_code, parse_date
+
+    try:
+        day, credit = parse_date(on), parse_credit_code(credit_code)
+        engine = sync_engine(database_url())
+        try:
+            with engine.begin() as conn:
+                result = take_over(conn, _principal(), compound, credit, day, reason)
+        finally:
+            engine.dispose()
+    except GridgovError as error:
+        fail(error)
+    typer.echo(f"compound {compound} taken over by {credit} from {result['valid_from']} "
+               f"(mode {result['management_mode']})")

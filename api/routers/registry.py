@@ -19,7 +19,7 @@ from api.deps import Connection
 from api.security import SignedIn
 from gis.access.auth import Principal
 from gis.errors import InvalidInput
-from gis.registry import export, history
+from gis.registry import edits, export, history
 from gis.registry.files import SUFFIXES
 from gis.registry.kinds import get_kind
 from gis.registry.load import import_file
@@ -82,6 +82,179 @@ async def take_over(compound_code: str, body: Takeover, principal: SignedIn, con
         lambda sync: history.take_over(sync, principal, compound_code, credit, body.on_date, body.reason))
     await conn.commit()
     return result
+
+
+class Reasoned(BaseModel):
+    """The date an edit takes effect and why."""
+
+    on_date: date
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ModeChange(Reasoned):
+    """A change of management mode without a new company (Chinese label or stored value)."""
+
+    management_mode: str = Field(min_length=1, max_length=20)
+
+
+class NewTerm(BaseModel):
+    """换届: an owners' committee's new term."""
+
+    term_start: date
+    term_end: date | None = None
+    member_count: int
+    party_member_count: int
+    chair_name: str = Field(min_length=1, max_length=100)
+    chair_is_party_member: bool
+    members: str | None = Field(default=None, max_length=2000)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class NewWorker(BaseModel):
+    """A grid worker not yet registered."""
+
+    name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(min_length=1, max_length=40)
+    is_party_member: bool
+    is_part_time: bool = False
+    company_credit_code: str | None = Field(default=None, max_length=40)
+
+
+class Joining(Reasoned):
+    """A grid worker joins a grid: one already registered (`worker_id`) or a new one (`worker`)."""
+
+    grid_code: str = Field(min_length=1, max_length=40)
+    worker_id: int | None = None
+    worker: NewWorker | None = None
+
+
+class Secretary(BaseModel):
+    """A party organisation's new secretary."""
+
+    secretary_name: str = Field(min_length=1, max_length=100)
+    secretary_phone: str | None = Field(default=None, max_length=40)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CompanyInfo(BaseModel):
+    """What a property company proposes about itself (fields left out stay as they are)."""
+
+    contact_name: str | None = Field(default=None, max_length=100)
+    contact_phone: str | None = Field(default=None, max_length=40)
+    has_party_org: bool | None = None
+    party_work_only: bool | None = None
+
+
+class Decision(BaseModel):
+    """A review's reason (required to reject)."""
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+async def _edit(conn, action) -> dict:
+    result = await conn.run_sync(action)
+    await conn.commit()
+    return result
+
+
+@router.get("/compounds/{compound_code}/parties")
+async def compound_parties(compound_code: str, principal: SignedIn, conn: Connection, request: Request) -> dict:
+    """What the compound's edit forms start from: management, committee terms, grid workers, party organisations."""
+    result = await conn.run_sync(lambda sync: edits.compound_parties(sync, principal, compound_code))
+    await log_personal_read(request, conn, principal, "registry_compound_parties", record_ids=[compound_code])
+    return result
+
+
+@router.post("/compounds/{compound_code}/management")
+async def change_mode(compound_code: str, body: ModeChange, principal: SignedIn, conn: Connection) -> dict:
+    """A change of the compound's management mode without a new company, dated and audited."""
+    return await _edit(conn, lambda sync: edits.change_mode(sync, principal, compound_code, body.management_mode,
+                                                            body.on_date, body.reason))
+
+
+@router.post("/compounds/{compound_code}/committee-terms")
+async def new_term(compound_code: str, body: NewTerm, principal: SignedIn, conn: Connection) -> dict:
+    """换届: the owners' committee's new term (overlapping a stored term: 400 with the reason)."""
+    values = body.model_dump(exclude={"reason"})
+    return await _edit(conn, lambda sync: edits.new_term(sync, principal, compound_code, values, body.reason))
+
+
+@router.post("/grid-workers/joins")
+async def join_grid(body: Joining, principal: SignedIn, conn: Connection) -> dict:
+    """A grid worker joins a grid from a date (a dated assignment)."""
+    if (body.worker_id is None) == (body.worker is None):
+        raise InvalidInput("请选择已登记的网格员，或填写新网格员的信息（二者选一）")
+    person = body.worker.model_dump() if body.worker else None
+    return await _edit(conn, lambda sync: edits.join_grid(sync, principal, body.grid_code, body.on_date,
+                                                          body.reason, worker_id=body.worker_id, person=person))
+
+
+@router.post("/grid-workers/{worker_id}/leave")
+async def leave_grid(worker_id: int, body: Reasoned, principal: SignedIn, conn: Connection) -> dict:
+    """A grid worker leaves the grid from a date (the open assignment ends)."""
+    return await _edit(conn, lambda sync: edits.leave_grid(sync, principal, worker_id, body.on_date, body.reason))
+
+
+@router.post("/party-organisations/{organisation_code}/secretary")
+async def change_secretary(organisation_code: str, body: Secretary, principal: SignedIn, conn: Connection) -> dict:
+    """A party organisation's new secretary, audited."""
+    return await _edit(conn, lambda sync: edits.change_secretary(sync, principal, organisation_code,
+                                                                 body.secretary_name, body.secretary_phone,
+                                                                 body.reason))
+
+
+@router.post("/party-organisations/{organisation_code}/dissolve")
+async def dissolve(organisation_code: str, body: Reasoned, principal: SignedIn, conn: Connection) -> dict:
+    """撤销: the party organisation's period ends at the date."""
+    return await _edit(conn, lambda sync: edits.dissolve(sync, principal, organisation_code, body.on_date,
+                                                         body.reason))
+
+
+@router.get("/company")
+async def own_company(principal: SignedIn, conn: Connection) -> dict:
+    """A property company's own basic information and its newest proposal."""
+    return await conn.run_sync(lambda sync: edits.own_company(sync, principal))
+
+
+@router.post("/company/proposals")
+async def propose(body: CompanyInfo, principal: SignedIn, conn: Connection) -> dict:
+    """A property company proposes its own basic information: pending until a street or the administrator
+    approves it."""
+    values = body.model_dump(exclude_none=True)
+    return await _edit(conn, lambda sync: edits.propose_company_info(sync, principal, values))
+
+
+@router.get("/proposals")
+async def proposals(
+    principal: SignedIn, conn: Connection,
+    state: Annotated[str | None, Query(description="pending, approved or rejected (default pending)")] = "pending",
+) -> list[dict]:
+    """Companies' proposals, newest first: a company its own, a street those of the companies serving it."""
+    return await conn.run_sync(lambda sync: edits.proposals(sync, principal, state))
+
+
+@router.post("/proposals/{proposal_id}/approve")
+async def approve(proposal_id: int, body: Decision, principal: SignedIn, conn: Connection) -> dict:
+    """Approve a pending proposal: the company's record changes, audited."""
+    return await _edit(conn, lambda sync: edits.decide(sync, principal, proposal_id, True, body.reason))
+
+
+@router.post("/proposals/{proposal_id}/reject")
+async def reject(proposal_id: int, body: Decision, principal: SignedIn, conn: Connection) -> dict:
+    """Reject a pending proposal with its reason; the company is unchanged."""
+    return await _edit(conn, lambda sync: edits.decide(sync, principal, proposal_id, False, body.reason))
+
+
+@router.get("/changes")
+async def changes(
+    principal: SignedIn, conn: Connection, request: Request,
+    limit: Annotated[int, Query(ge=1, le=edits.MAX_CHANGES)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, description="The smallest id of the previous page")] = None,
+) -> list[dict]:
+    """The change log newest first: the administrator all, a street or community its scope."""
+    rows = await conn.run_sync(lambda sync: edits.changes(sync, principal, limit, before_id))
+    await log_personal_read(request, conn, principal, "registry_changes", record_ids=[row["id"] for row in rows])
+    return rows
 
 
 async def _template(kind: str, fmt: str, principal: Principal) -> Response:

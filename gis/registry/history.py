@@ -196,6 +196,32 @@ def move_grid_worker(conn: Connection, worker_id: int, grid_code: str, on_date: 
     conn.execute(text("UPDATE grid_worker SET grid_code = :grid WHERE id = :id"), {"grid": grid_code, "id": worker_id})
 
 
+def end_assignment(conn: Connection, worker_id: int, on_date: date) -> None:
+    """The worker leaves: the open assignment ends at `on_date` (exclusive). `grid_worker.grid_code` keeps the last
+    grid (the column cannot be empty); the as-of functions no longer count the worker from `on_date`."""
+    materialise_assignment(conn, worker_id)
+    conn.execute(text("UPDATE grid_worker_assignment SET valid_to = :on WHERE grid_worker_id = :id "
+                      "AND valid_to IS NULL"), {"on": on_date, "id": worker_id})
+
+
+def open_party_period(conn: Connection, organisation_code: str) -> date | None:
+    """The start of the organisation's open period (None: it is dissolved, or unknown)."""
+    return conn.execute(text(f"SELECT valid_from FROM {PARTY_PERIODS} e WHERE organisation_code = :code "
+                             "AND valid_to IS NULL"), {"code": organisation_code}).scalar()
+
+
+def end_party_period(conn: Connection, organisation_code: str, on_date: date) -> None:
+    """Dissolution (撤销): the organisation's open period ends at `on_date` (exclusive)."""
+    conn.execute(text(f"""
+        INSERT INTO party_organisation_period (organisation_code, valid_from)
+        SELECT p.code, coalesce(p.founded_on, DATE '{EARLIEST.isoformat()}') FROM party_organisation p
+        WHERE p.code = :code
+          AND NOT EXISTS (SELECT 1 FROM party_organisation_period e WHERE e.organisation_code = p.code)"""),
+        {"code": organisation_code})
+    conn.execute(text("UPDATE party_organisation_period SET valid_to = :on WHERE organisation_code = :code "
+                      "AND valid_to IS NULL"), {"on": on_date, "code": organisation_code})
+
+
 # --- as of a date --------------------------------------------------------------------------------------------
 
 def _in_force(alias: str, start: str = "valid_from", end: str = "valid_to") -> str:
