@@ -69,7 +69,8 @@ def city(city_db) -> dict:
 def client(live_app, username: str | None) -> httpx.Client:
     if username is None:
         return live_app.client()
-    answer = httpx.post(f"{live_app.url}/auth/login", json={"username": username, "password": PASSWORD})
+    with live_app.client() as http:  # the app's own client timeout: sign-in hashes, slow on a loaded machine
+        answer = http.post("/auth/login", json={"username": username, "password": PASSWORD})
     answer.raise_for_status()
     return live_app.client(headers={"Authorization": f"Bearer {answer.json()['access_token']}"})
 

@@ -10,7 +10,6 @@ import io
 import shutil
 import tempfile
 
-import httpx
 import psycopg
 import pytest
 from PIL import Image
@@ -19,6 +18,7 @@ from gis.db.engine import libpq_url
 from tests.browser.harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Browser, map_pixel, settle, wait_until
 
 PASSWORD = "field-demo-password-1"
+ARGS = [*CHROMIUM_ARGS, "--lang=zh-CN"]  # the browser's own words (file pickers) in Chinese, as on the phones
 PHONES = {"390x844": {"width": 390, "height": 844}, "360x640": {"width": 360, "height": 640}}
 SHOTS = ARTIFACTS / "field"
 
@@ -42,7 +42,7 @@ class Phone(Browser):
         options = {"geolocation": {"longitude": position[0], "latitude": position[1], "accuracy": 8},
                    "permissions": ["geolocation"]} if position else {}
         self.context = playwright.chromium.launch_persistent_context(
-            self.profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, viewport=viewport,
+            self.profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport=viewport,
             has_touch=True, is_mobile=True, device_scale_factor=2, locale="zh-CN", timezone_id="Asia/Shanghai",
             **options)
         self.context.on("request", lambda request: self.requests.append(request.url))
@@ -303,8 +303,9 @@ def test_server_errors_read_in_chinese(playwright, live_app, city):
     try:
         page = phone.new_page()
         phone.open_map(page)
-        token = httpx.post(f"{live_app.url}/auth/login",
-                           json={"username": "demo_grid_worker", "password": PASSWORD}).json()["access_token"]
+        with live_app.client() as http:
+            token = http.post("/auth/login", json={"username": "demo_grid_worker", "password": PASSWORD}
+                              ).json()["access_token"]
         shown = page.evaluate("""async (token) => {
             const api = await import('/static/map/api.js');
             Object.assign(api.session, { token, role: 'grid_worker', username: 'demo_grid_worker' });
@@ -341,7 +342,8 @@ def test_report_at_a_tapped_place_on_the_phone(playwright, live_app, city, city_
         page.fill("#field-report-category-search", city["category_name"])
         page.fill("#field-report-text", "路面塌陷")
         page.click("#field-report-pick")
-        page.evaluate(f"() => window.gridgov.map.setView([{city['lat']}, {city['lon']}], 18, {{animate: false}})")
+        page.evaluate("([lat, lon]) => { window.gridgov.map.setView([lat, lon], 18, {animate: false}); }",
+                      [city["lat"], city["lon"]])
         settle(page)
         page.mouse.click(*map_pixel(page, city["lon"], city["lat"]))
         wait_until(page, "document.querySelector('#field-report-place').dataset.inScope === '1'")
