@@ -152,9 +152,15 @@ def test_the_search_key_makes_trigrams_of_chinese_names(city):
             "SELECT indexname FROM pg_indexes WHERE indexname LIKE '%search_trgm'")}
         assert {"ix_compound_name_search_trgm", "ix_community_name_search_trgm"} <= indexes
         assert conn.execute("SELECT show_trgm('东苑小区') = '{}'").fetchone()[0]  # why the key exists
-        near, far = conn.execute("SELECT similarity(gridgov_search_key('东苑小区'), gridgov_search_key('东菀小区')),"
-                                 " similarity(gridgov_search_key('东苑小区'), gridgov_search_key('泰山佳苑'))").fetchone()
+        near, far = conn.execute(
+            "SELECT similarity(gridgov_search_key('东苑小区'), gridgov_search_key('东菀小区')),"
+            " similarity(gridgov_search_key('东苑小区'), gridgov_search_key('泰山佳苑'))").fetchone()
         assert near > 0.45 > 0.1 > far
+
+
+@pytest.mark.parametrize("query", ["，。", "，3号楼", "%", "_"])
+def test_punctuation_alone_matches_nothing(city, query):
+    assert run(city["url"], query) == []
 
 
 @pytest.mark.parametrize("query", ["", " ", "x" * 101, "a\x00b"])

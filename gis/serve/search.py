@@ -70,7 +70,8 @@ named_compound AS (
                     SELECT 1 FROM unnest(c.aliases) alias WHERE alias ILIKE :part_prefix OR alias ILIKE :part_n_prefix)
                 THEN 1 ELSE 2 END AS tier
     FROM compound c
-    WHERE c.valid_to IS NULL AND length(:part) > 0 AND (c.name ILIKE :part_like OR c.name ILIKE :part_n_like
+    WHERE c.valid_to IS NULL AND length(:part) > 0 AND length(:part_n) > 0
+      AND (c.name ILIKE :part_like OR c.name ILIKE :part_n_like
           OR (CAST(:number AS integer) IS NULL AND c.address ILIKE :part_like)
           OR EXISTS (SELECT 1 FROM unnest(c.aliases) alias WHERE alias ILIKE :part_like OR alias ILIKE :part_n_like))
 ),
@@ -224,7 +225,7 @@ async def search(conn: AsyncConnection, query: str, principal: Principal, limit:
         raise InvalidInput(f"搜索内容须为 1 到 {MAX_QUERY_LENGTH} 个字符")
     if "\x00" in query:
         raise InvalidInput("搜索内容不能含有空字符（NUL）")
-    canonical_query = canonical(query)
+    canonical_query = canonical(query) or query  # punctuation alone reads as nothing: kept as typed
     part, number, unit = _house_parts(canonical_query)
     raw_part = _house_parts(query)[0] if number is not None else query
     if unit is None and number is not None:
