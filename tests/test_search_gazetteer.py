@@ -198,7 +198,7 @@ def _phase_swapped(name: str) -> str:
 
 
 CASE_KINDS = ("full", "full_unit", "building", "building_dong", "building_hash", "phase", "typo", "drop",
-              "alias_building", "typo_building", "no_district", "compound")
+              "alias_building", "typo_building", "no_district", "compound", "full_typo", "spaced")
 
 
 def generate_search_set(city: dict, count: int = SEARCH_SET_SIZE, seed: int = 18) -> list[SearchCase]:
@@ -232,6 +232,8 @@ def generate_search_set(city: dict, count: int = SEARCH_SET_SIZE, seed: int = 18
             "alias_building": (f"{(p['aliases'] or [name])[0]}{number}号楼", building),
             "typo_building": (f"{_typo(name, rng)}{number}号楼", building),
             "compound": (name, ("compound", code)),
+            "full_typo": (f"{prefix}{_typo(name, rng)}{number}号楼", building),
+            "spaced": (f"{p['district']} {p['street']}，{p['community']} {name} {number}号楼", building),
         }[kind]
         if kind == "phase":
             expected = building if text.endswith("号楼") else ("compound", code)
