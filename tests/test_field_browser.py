@@ -241,6 +241,11 @@ def test_grid_worker_on_the_phone(playwright, live_app, city, city_db, size, tmp
         page.click("#photo-viewer-close")
         page.locator("#photo-viewer").wait_for(state="hidden")
 
+        # the panel scrolled to its end keeps its close button in sight at the top
+        page.evaluate("() => { const p = document.querySelector('#panel'); p.scrollTop = p.scrollHeight; }")
+        close = page.locator("#panel-close").bounding_box()
+        assert panel_top(page) <= close["y"] <= panel_top(page) + 4 and close["height"] >= 44
+
         # report a new issue at the GPS position
         page.click("#panel-close")
         assert page.locator(".ticket-pin").count() == 0
