@@ -50,8 +50,8 @@ DEMO_SEED = 7
 USERNAME = "bench_phone_worker"
 PASSWORD = "bench-phone-worker-password"
 ALL_LAYERS = "street,community,grid,micro_grid,compound,building,party,complaint"
-OFFSETS = ([120, 0], [0, 200], [-120, 0], [0, -200], [180, 90], [-180, -90], [90, -240], [-90, 240],
-           [150, 150], [-150, -150])
+# A walk around the worker's area: five steps east, south, west and north of 150 px each (a 750 px square).
+OFFSETS = ([150, 0],) * 5 + ([0, 150],) * 5 + ([-150, 0],) * 5 + ([0, -150],) * 5
 
 # One pan: the metrics before, the move, its redraw and network, two frames and a quiet moment, the metrics after.
 _PAN_JS = """async ([dx, dy]) => {
@@ -143,8 +143,11 @@ def _metrics(cdp) -> dict[str, float]:
 
 
 def _pans(page, cdp) -> dict[str, list[float]]:
-    """Main-thread milliseconds of each pan: all tasks, scripting, style and layout, the rest."""
-    parts: dict[str, list[float]] = {"task": [], "script": [], "style_layout": [], "other": []}
+    """Main-thread milliseconds of each pan: all tasks, scripting, style and layout, the rest; and how many
+    GeoJSON layer fetches the pans made."""
+    parts: dict[str, list[float]] = {"task": [], "script": [], "style_layout": [], "other": [], "fetches": []}
+    fetched: list[str] = []
+    page.on("request", lambda request: "/layers/" in request.url and fetched.append(request.url))
     for n in range(PANS):
         before = _metrics(cdp)
         page.evaluate(_PAN_JS, OFFSETS[n % len(OFFSETS)])
@@ -156,6 +159,7 @@ def _pans(page, cdp) -> dict[str, list[float]]:
         parts["style_layout"].append(spent["LayoutDuration"] + spent["RecalcStyleDuration"])
         parts["other"].append(spent["TaskDuration"] - spent["ScriptDuration"] - spent["LayoutDuration"]
                               - spent["RecalcStyleDuration"])
+    parts["fetches"] = [float(len(fetched))]
     return parts
 
 
@@ -207,7 +211,8 @@ def _pan_rows(label: str, view: str, parts: dict[str, list[float]], extra: str) 
                         ("paint, compositor commit and the rest", parts["other"])))
     return [{"area": "phone", "metric": f"{label}: main-thread work per pan p95, {view}", "value": round(p95),
              "unit": "ms", "note": f"{p95 / PAN_AIM_MS:.2f} of the 100 ms aim; median {p50:.0f}, max "
-                                   f"{max(task):.0f} ms over {len(task)} pans; {shares}; {extra}"}]
+                                   f"{max(task):.0f} ms over {len(task)} pans; {shares}; "
+                                   f"{parts['fetches'][0]:.0f} layer fetches in the {len(task)} pans; {extra}"}]
 
 
 def measure(label: str, url: str, browser) -> list[dict]:
