@@ -255,3 +255,21 @@ def test_inputs_import_from_a_gbk_file_in_the_callers_scope(world, tmp_path):
     assert [row.state for row in again.rows] == ["unchanged", "rejected", "rejected", "rejected"]
     stored = sql(world["url"], "SELECT score, recorded_by FROM company_rating WHERE period = '2025H2'")
     assert stored == [(88.5, "street")]
+
+
+def test_the_street_report_lists_a_thin_company_as_insufficient_data(world, tmp_path):
+    from gis.analytics.report import build_report
+    from gis.db.engine import sync_engine
+
+    units = world["units"]
+    thin = int(min(units["company"]))  # rated once (see _post_inputs)
+    street = units.loc[units["company"] == thin, "street"].min()
+    engine = sync_engine(world["url"])
+    try:
+        with engine.connect() as conn:
+            files = build_report(conn, street, PERIOD, tmp_path, pdf=False)
+    finally:
+        engine.dispose()
+    page = files.html.read_text(encoding="utf-8")
+    section = page[page.index("物业企业红黑榜"):]
+    assert "<td>数据不足</td>" in section and "None" not in section[:section.index("</table>")]
