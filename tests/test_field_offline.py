@@ -289,3 +289,34 @@ def test_the_service_worker_precaches_every_file_of_the_shell_and_the_manifest_i
             assert 'rel="manifest" href="/manifest.webmanifest"' in http.get("/map").text
     finally:
         server.stop()
+
+
+def test_a_phone_pans_sideways_without_fetching_the_boundaries_again(field):
+    """On a 390 px wide phone the boundaries are fetched with a margin of at least 300 px on each side (30 % of
+    the width would be 117 px, so every sideways step refetched them): a 150 px pan reuses what was fetched, a
+    pan past the margin fetches again."""
+    browser = Browser(field["app"].url)
+    try:
+        page = browser.new_page()
+        page.set_viewport_size({"width": 390, "height": 844})
+        browser.open_map(page, f"#v=16/{field['lat']:.5f}/{field['lon']:.5f}&l=street,community,grid,compound")
+
+        def boundary_fetches() -> int:
+            return sum(1 for url in browser.requests
+                       if "/layers/grid.geojson" in url or "/layers/compound.geojson" in url)
+
+        def pan(dx: int) -> None:
+            page.evaluate("async (dx) => { const drawn = window.gridgov.nextDraw();"
+                          " window.gridgov.map.panBy([dx, 0], {animate: false}); await drawn; }", dx)
+            settle(page)
+
+        before = boundary_fetches()
+        assert before >= 2
+        pan(150)
+        pan(-150)
+        assert boundary_fetches() == before
+        pan(450)
+        assert boundary_fetches() == before + 2
+        assert browser.foreign_requests() == []
+    finally:
+        browser.close()

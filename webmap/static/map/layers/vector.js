@@ -27,6 +27,18 @@ export function makeVectorLayer(name) {
   return entry;
 }
 
+/* The view with a margin on each side of 30 % of the map's size, and at least MIN_MARGIN_PX: on a phone's
+ * narrow screen 30 % is about 120 px, so almost every sideways pan would leave what was fetched. */
+const MIN_MARGIN_PX = 300;
+
+function paddedView() {
+  const size = map.getSize();
+  const dx = Math.max(size.x * 0.3, MIN_MARGIN_PX);
+  const dy = Math.max(size.y * 0.3, MIN_MARGIN_PX);
+  return L.latLngBounds(map.containerPointToLatLng([-dx, size.y + dy]),
+    map.containerPointToLatLng([size.x + dx, -dy]));
+}
+
 /* Features handed over already fetched (the streets, fetched with the configuration at the start). */
 export function addWhole(entry, collection) {
   entry.group.addData(collection);
@@ -50,7 +62,7 @@ export async function loadVector(entry) {
     updateLabels(entry);
     return;
   }
-  const fetchBounds = view.pad(0.3);
+  const fetchBounds = paddedView();
   const limit = def.limit || 10000;
   const url = def.whole ? `/layers/${name}.geojson`
     : `/layers/${name}.geojson?bbox=${bboxParam(fetchBounds)}&limit=${limit}`;
