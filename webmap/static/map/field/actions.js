@@ -1,12 +1,18 @@
 /* A note or a photo on a ticket without changing its state (the API's comments and photos), from the ticket's
  * details. Every write goes through the outbox (offline/outbox.js), which may send it now or queue it. */
-import { session } from '../api.js';
+import { session, STATUS_TEXTS } from '../api.js';
 import { emit } from '../bus.js';
 import { el } from '../dom.js';
 import { submit } from '../offline/outbox.js';
 import { photoFiles } from './photo.js';
 
 const WRITERS = ['admin', 'street', 'community', 'grid_worker', 'property_company'];
+
+/* A refused photo's reason: the server's own in Chinese, else what a 400 means for a photo. */
+export function photoRefusal(error) {
+  return error.status === 400 && error.message === STATUS_TEXTS[400]
+    ? '照片须为 JPEG、PNG 或 WebP 格式的图片，且不超过 10 MB' : error.message;
+}
 
 /* Whether the outbox sent the request now (else it is queued until the network returns). */
 export const wasSent = (result) => !result || result.sent === true;
@@ -65,7 +71,7 @@ function photoForm(t, refresh) {
       emit('ticket:changed', { ids: [t.id] });
       if (wasSent(answer)) refresh(t.id);
     } catch (error) {
-      result.textContent = `上传失败：${error.message}`;
+      result.textContent = `上传失败：${photoRefusal(error)}`;
     } finally {
       form.querySelector('button').disabled = false;
     }

@@ -8,7 +8,7 @@ import { submit } from '../offline/outbox.js';
 import { showPanel } from '../panel.js';
 import { map } from '../state.js';
 import { dropTool, useTool } from '../tools.js';
-import { sentText } from './actions.js';
+import { photoRefusal, sentText } from './actions.js';
 import { locate, showPosition } from './locate.js';
 import { photoFiles } from './photo.js';
 
@@ -103,7 +103,7 @@ async function send(event) {
     emit('field:reported', data || {});
     current = { clientId: newClientId(), place: current.place }; // a new form keeps the place
   } catch (error) {
-    result.textContent = `上报失败：${error.message}`;
+    result.textContent = `上报失败：${photoRefusal(error)}`;
   } finally {
     button.disabled = false;
   }
