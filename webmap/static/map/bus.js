@@ -17,6 +17,8 @@
  *   panel:closed     the side panel was closed (field/sheet.js)
  *   field:reported   a new issue was reported from the field; detail is the answer (field/report.js)
  *   outbox:change    the offline queue changed; detail {waiting, conflicts, refused, offline} (offline/outbox.js)
+ *   registry:edit    a compound's registry forms are asked for; detail {code, latlng} (panels/responsibility.js)
+ *   registry:changed the registry was edited from the map; detail {compound} (work/registry.js)
  *   outbox:conflict  a queued request met a ticket moved meanwhile (409); detail {record, ticket}
  */
 

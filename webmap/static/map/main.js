@@ -29,6 +29,7 @@ import { activeTool } from './tools.js';
 import { initDesk } from './desk/desk.js';
 import { initField } from './field/field.js';
 import { initArea } from './work/area.js';
+import { initRegistry } from './work/registry.js';
 import { initReview } from './work/review.js';
 import { initSignin } from './work/signin.js';
 import { initTickets } from './work/tickets.js';
@@ -113,6 +114,7 @@ async function start() {
   initReview();
   initArea();
   initDesk();
+  initRegistry();
   initOffline(); // before sign-in: it keeps a session's tickets for offline use
   initSignin();
   initPanel();

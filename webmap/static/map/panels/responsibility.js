@@ -1,13 +1,16 @@
 /* "Who is responsible here": click anywhere (or find a place) and the panel lists the street office, community,
  * grid and its workers, the compound, the property company with its red/black standing, the owners' committee
  * and the party organisations. Contacts come only for signed-in staff (the API decides). */
-import { api } from '../api.js';
+import { api, session } from '../api.js';
+import { emit } from '../bus.js';
 import { el } from '../dom.js';
 import { MODE_NAMES, PARTY_KINDS, STANDING } from '../names.js';
 import { showPanel } from '../panel.js';
 import { map } from '../state.js';
 
 let marker = null;
+let place = null; // the point asked about, so an edit can ask again
+const EDITING_ROLES = ['admin', 'street', 'community'];
 
 function contactText(contact) {
   if (!contact) return null;
@@ -51,7 +54,9 @@ function renderResponsibility(r) {
     const c = r.compound;
     add('小区', el('strong', {}, c.name), c.is_old_estate ? el('span', { class: 'badge' }, '老旧小区') : null,
       el('div', { class: 'muted' },
-        `${MODE_NAMES[c.management_mode] || c.management_mode} · ${c.households} 户 · ${c.build_year} 年`));
+        `${MODE_NAMES[c.management_mode] || c.management_mode} · ${c.households} 户 · ${c.build_year} 年`),
+      session.token && EDITING_ROLES.includes(session.role) ? el('button', { type: 'button', class: 'registry-edit',
+        'data-compound': c.code, onclick: () => emit('registry:edit', { code: c.code, latlng: place }) }, '编辑') : null);
   }
   if (r.building) {
     add('楼栋', `${r.building.number}号楼 · ${r.building.floors} 层 ${r.building.households} 户`,
@@ -73,6 +78,7 @@ function renderResponsibility(r) {
 /* Marks the place and shows who is responsible for it. */
 export async function askResponsibility(latlng) {
   if (marker) marker.remove();
+  place = latlng;
   marker = L.circleMarker(latlng, { radius: 7, color: '#8b1a1a', weight: 3, fillOpacity: 0.2 }).addTo(map);
   try {
     const answer = await api(`/responsibility?lon=${latlng.lng.toFixed(6)}&lat=${latlng.lat.toFixed(6)}`);
