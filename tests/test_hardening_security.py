@@ -509,6 +509,32 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "POST /registry/compounds/{compound_code}/takeover": [Case(
             "POST", "/registry/compounds/NO-SUCH/takeover",
             json={"company_credit_code": "91350100M000100Y43", "on_date": "2026-01-01", "reason": "矩阵"})],
+        "GET /registry/compounds/{compound_code}/parties": [
+            Case("GET", f"/registry/compounds/{unit}C0001/parties") for unit in (world.grid_a[:12], v["community_x"])],
+        "POST /registry/compounds/{compound_code}/management": [Case(
+            "POST", "/registry/compounds/NO-SUCH/management",
+            json={"management_mode": "代管", "on_date": "2026-01-01", "reason": "矩阵"})],
+        "POST /registry/compounds/{compound_code}/committee-terms": [Case(
+            "POST", "/registry/compounds/NO-SUCH/committee-terms",
+            json={"term_start": "2026-01-01", "member_count": 5, "party_member_count": 1, "chair_name": "矩阵",
+                  "chair_is_party_member": True, "reason": "矩阵"})],
+        "POST /registry/grid-workers/joins": [Case("POST", "/registry/grid-workers/joins", json={
+            "grid_code": "NO-SUCH", "worker_id": 999999, "on_date": "2026-01-01", "reason": "矩阵"})],
+        "POST /registry/grid-workers/{worker_id}/leave": [Case(
+            "POST", "/registry/grid-workers/999999/leave", json={"on_date": "2026-01-01", "reason": "矩阵"})],
+        "POST /registry/party-organisations/{organisation_code}/secretary": [Case(
+            "POST", "/registry/party-organisations/NO-SUCH/secretary", json={"secretary_name": "矩阵",
+                                                                             "reason": "矩阵"})],
+        "POST /registry/party-organisations/{organisation_code}/dissolve": [Case(
+            "POST", "/registry/party-organisations/NO-SUCH/dissolve", json={"on_date": "2026-01-01",
+                                                                            "reason": "矩阵"})],
+        "POST /registry/company/proposals": [Case("POST", "/registry/company/proposals", json={
+            "has_party_org": True, "party_work_only": True})],
+        "GET /registry/proposals": [Case("GET", "/registry/proposals", params={"state": "pending"})],
+        "POST /registry/proposals/{proposal_id}/approve": [Case("POST", "/registry/proposals/999999/approve",
+                                                                json={})],
+        "POST /registry/proposals/{proposal_id}/reject": [Case("POST", "/registry/proposals/999999/reject",
+                                                               json={"reason": "矩阵"})],
     }
     found = ticket_cases.get(key) or other_cases.get(key)
     if found is not None:
@@ -527,7 +553,7 @@ PLAIN_ROUTES = {
     "GET /analytics/complaints", "GET /analytics/coverage", "GET /analytics/emerging", "GET /analytics/hexagons",
     "GET /analytics/hotspots",
     "GET /auth/me", "POST /auth/logout", "GET /users", "GET /field/me",
-    "GET /registry/kinds", "GET /registry/committees/expiring",
+    "GET /registry/kinds", "GET /registry/committees/expiring", "GET /registry/changes", "GET /registry/company",
     "GET /complaints/review",
     "GET /tickets.csv", "GET /tickets/deadlines", "GET /tickets/rates", "GET /tickets/rules", "GET /tickets/workflow",
     "GET /supervision/escalations", "GET /supervision/stats",

@@ -196,6 +196,9 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/registry/{kind}/template.xlsx": [("/registry/owners_committee/template.xlsx", {})],
         "/registry/{kind}/export.csv": [(f"/registry/{kind}/export.csv", {}) for kind in REGISTRY_KINDS],
         "/registry/{kind}/export.xlsx": [("/registry/compound_attributes/export.xlsx", {})],
+        "/registry/compounds/{compound_code}/parties": [(f"/registry/compounds/{GRID_OF[n][:12]}C0001/parties", {})
+                                                        for n in both],
+        "/registry/changes": [{}], "/registry/proposals": [{}, {"state": "rejected"}], "/registry/company": [{}],
     }
     if path not in table:
         raise AssertionError(f"GET {path} has no row in the privacy matrix: add the requests that exercise it")
