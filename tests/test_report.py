@@ -1,5 +1,6 @@
 """`gridgov report STREET --period ...` on the small city: HTML and PDF with maps and charts; the first page is
-kept as docs/img/report.png for the README."""
+kept as test-artifacts/report.png to read (the README's docs/img/report.png is copied from it by hand, so a test
+run never changes the tree)."""
 
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ def test_street_report_html_and_pdf(city_db, street, tmp_path):
     assert pdf.read_bytes().startswith(b"%PDF")
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
     assert int(re.search(r"Pages:\s+(\d+)", info)[1]) >= 2
-    # The first page, for the README.
-    target = ROOT / "docs" / "img"
+    # The first page, to look at.
+    target = ROOT / "test-artifacts"
     target.mkdir(parents=True, exist_ok=True)
     subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", str(pdf),
                     str(target / "report")], check=True)
