@@ -100,6 +100,10 @@ def test_a_self_reported_item_counts_only_after_approval(world):
         assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
     after = grades(world)
     assert after["grade"] == "A"  # 80 + party building 5 + award 5 = 90; the rejected praise counts nothing
+    with client(world) as public:  # the credit file holds the approved items only
+        file = public.get(f"/analytics/companies/{world['mine']}/credit-file", params={"part": "credit_items"})
+    assert sorted(row["title"] for row in file.json()["rows"]) == ["市级红色物业示范项目", "成立物业企业党支部"]
+    assert file.json()["meta"]["credit_grade"] == "A"
     with client(world, "company") as company:
         own = pd.DataFrame(company.get("/evaluation/credit-items").json()["rows"]).set_index("id")
     assert own.loc[ids[2], "status"] == "rejected" and own.loc[ids[2], "review_reason"] == "无锦旗照片"

@@ -169,10 +169,11 @@ async def run_evaluation(conn: Connection, period: str, admin: Admin, format: Ta
 async def credit_file(
     conn: Connection,
     company_id: int,
-    part: Literal["evaluations", "inspections", "ratings"] = "evaluations",
+    part: Literal["evaluations", "inspections", "ratings", "credit_items"] = "evaluations",
     format: TableFormat = "json",
 ) -> Response:
-    """A property company's credit file: evaluations over time, inspections and ratings."""
+    """A property company's credit file: evaluations over time, inspections, ratings and approved credit items
+    (with its credit grade)."""
     figures = await conn.run_sync(evaluation_core.credit_file, company_id)
     return _send(figures[part], format)
 

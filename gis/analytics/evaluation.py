@@ -34,6 +34,7 @@ import math
 
 from sqlalchemy import Connection, text
 
+from gis.analytics.credit import credit_scores
 from gis.analytics.figures import Figure
 from gis.analytics.periods import Period, half_year, parse_period
 from gis.analytics.rectification import open_tasks
@@ -441,7 +442,8 @@ def evaluation(conn: Connection, period_label: str) -> Figure:
 
 
 def credit_file(conn: Connection, company_id: int) -> dict[str, Figure]:
-    """A company's credit file (信用档案): its evaluations over time, inspections and ratings."""
+    """A company's credit file (信用档案): its evaluations over time, inspections, ratings and the approved items
+    of its credit file with its credit grade (pending and rejected items are not part of it)."""
     company = conn.execute(text("""
         SELECT pc.id, pc.name, pc.credit_code, pc.is_community_led, pc.has_party_org, pc.party_work_only,
                pc.founded_year,
@@ -470,6 +472,11 @@ def credit_file(conn: Connection, company_id: int) -> dict[str, Figure]:
     info["times_black"] = sum(h["standing"] == "black" for h in halves)
     info["year_end_standings"] = {h["period"]: h["standing"] for h in history if len(h["period"]) == 4}
     info["flagged_for_exit"] = bool(history and history[-1]["flagged_for_exit"])
+    grade = next(g for g in credit_scores(conn) if g["company_id"] == company_id)
+    info["credit_score"], info["credit_grade"] = grade["score"], grade["grade"]
+    items = [dict(r) for r in conn.execute(text(
+        "SELECT kind, category, title, occurred_on, reviewer_level, reviewed_at FROM credit_item "
+        "WHERE company_id = :id AND status = 'approved' ORDER BY occurred_on, id"), {"id": company_id}).mappings()]
     return {
         "evaluations": Figure("credit_file_evaluations", list(history[0]) if history else
                               ["period", "total_score", "standing"], history, info),
@@ -477,4 +484,7 @@ def credit_file(conn: Connection, company_id: int) -> dict[str, Figure]:
                                                           "note"], inspections, {"company_id": company_id}),
         "ratings": Figure("credit_file_ratings", ["period", "rater_level", "rater_code", "score"], ratings,
                           {"company_id": company_id}),
+        "credit_items": Figure("credit_file_items", ["kind", "category", "title", "occurred_on", "reviewer_level",
+                                                     "reviewed_at"], items,
+                               {"company_id": company_id, "credit_grade": grade["grade"]}),
     }
