@@ -235,6 +235,8 @@ def requests_for(world: dict, path: str, operation: dict) -> list[tuple[str, dic
         "/evaluation/subsidy-ledger/{period}": [("/evaluation/subsidy-ledger/2026H1", {})],
         **{f"/registry/{{kind}}/{what}.{fmt}": [(f"/registry/{kind}/{what}.{fmt}", {}) for kind in REGISTRY_KINDS]
            for what in ("template", "export") for fmt in ("csv", "xlsx")},
+        "/registry/compounds/{compound_code}/parties": [(f"/registry/compounds/{code}/parties", {})
+                                                        for code in layer_codes["compound"]],
         "/reports/jobs/{job_id}/report.pdf": [("/reports/jobs/none/report.pdf", {})],
         "/tiles/{layer}/{z}/{x}/{y}.mvt": [(f"/tiles/{layer}/{z}/{x}/{y}.mvt", {})
                                            for layer in (*LAYERS, "complaint") for z, x, y in tiles],
