@@ -74,6 +74,8 @@ ROUTERS = (
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
+    """The FastAPI application: one engine for `database_url` (the settings' URL when None) opened and disposed with the
+    app, the error handlers, middleware, static files and every router."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = async_engine(database_url)

@@ -231,56 +231,67 @@ class CreditSettings(BaseSettings):
 
 @lru_cache
 def input_settings() -> InputSettings:
+    """The bounds on plausible times users may write (GRIDGOV_INPUT_*), read once and cached."""
     return InputSettings()
 
 
 @lru_cache
 def database_settings() -> DatabaseSettings:
+    """Where the database is and how connections behave (GRIDGOV_*), read once and cached."""
     return DatabaseSettings()
 
 
 @lru_cache
 def api_settings() -> ApiSettings:
+    """The HTTP-facing settings (GRIDGOV_API_*), read once and cached."""
     return ApiSettings()
 
 
 @lru_cache
 def city_settings() -> CitySettings:
+    """The limits of the city served and the intake tolerances (GRIDGOV_CITY_*), read once and cached."""
     return CitySettings()
 
 
 @lru_cache
 def proxy_settings() -> ProxySettings:
+    """The trusted reverse proxies (GRIDGOV_TRUSTED_PROXIES), read once and cached."""
     return ProxySettings()
 
 
 @lru_cache
 def hardening_settings() -> HardeningSettings:
+    """Request limits and transport headers (GRIDGOV_HARDENING_*), read once and cached."""
     return HardeningSettings()
 
 
 @lru_cache
 def auth_settings() -> AuthSettings:
+    """Token lifetime, password rules and sign-in throttling (GRIDGOV_AUTH_*), read once and cached."""
     return AuthSettings()
 
 
 @lru_cache
 def audit_settings() -> AuditSettings:
+    """The personal-data access log's settings (GRIDGOV_AUDIT_*), read once and cached."""
     return AuditSettings()
 
 
 @lru_cache
 def tile_settings() -> TileSettings:
+    """Caching of tiles and collection metadata (GRIDGOV_TILES_*), read once and cached."""
     return TileSettings()
 
 
 @lru_cache
 def rates_settings() -> RatesSettings:
+    """How the ticket rates are ranked (GRIDGOV_RATES_*), read once and cached."""
     return RatesSettings()
 
 
 @lru_cache
 def evaluation_settings() -> EvaluationSettings:
+    """Weights and thresholds of the red/black list and the subsidy (GRIDGOV_EVAL_*), read once and cached."""
     return EvaluationSettings()
 
 

@@ -46,6 +46,7 @@ CROSS_PAIRS = [
 
 
 def coverage_columns() -> list[str]:
+    """The columns of a coverage table (code, name, parent, each measure per unit, each share), in export order."""
     columns = ["code", "name", "parent_code"]
     for measure in MEASURES:
         columns += [f"{measure}_{unit}" for unit in UNITS]

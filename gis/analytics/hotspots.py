@@ -69,6 +69,7 @@ MAX_SEED = 2**63 - 1
 
 
 def get_level(name: str, allowed: tuple[str, ...] | None = None) -> AreaLevel:
+    """The statistical unit called `name`, or InvalidInput naming the levels `allowed` (all when None)."""
     allowed = allowed or tuple(LEVELS)
     if name not in allowed:
         raise InvalidInput(f"level must be one of {', '.join(allowed)}, not {name!r}")
@@ -312,6 +313,8 @@ class HotspotInputs:
 
 
 def hotspot_inputs(conn: Connection, level_name: str, period: Period, categories: list[str] | None) -> HotspotInputs:
+    """The units of `level_name` with their complaint counts in `period` (of `categories`, all when None),
+    households and neighbour pairs: what the Gi* statistic is computed over."""
     level = get_level(level_name, HOTSPOT_LEVELS)
     started = time.perf_counter()
     where, params = _complaint_filter(period, categories)
@@ -386,7 +389,8 @@ def hotspots(
         })
     meta = {
         "level": level_name, "period": period.label, "categories": categories or "all", "value": value,
-        "within": within, "areas": int(keep.sum()), "city_complaints": int(complaints.sum()), "neighbour_pairs": int(len(inputs.pairs)),
+        "within": within, "areas": int(keep.sum()), "city_complaints": int(complaints.sum()),
+        "neighbour_pairs": int(len(inputs.pairs)),
         "p_values": f"conditional permutation ({permutations})" if permutations else "normal approximation",
         "correction": "Benjamini-Hochberg false discovery rate",
         "hot_spots": int((bins > 0).sum()), "cold_spots": int((bins < 0).sum()),

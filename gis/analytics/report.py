@@ -42,8 +42,9 @@ BIN_COLOURS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", 0: "#f0f0f0", -1: "#d1e
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 BIN_LABELS_ZH = {3: "热点（99% 置信度）", 2: "热点（95% 置信度）", 1: "热点（90% 置信度）", 0: "不显著",
                  -1: "冷点（90% 置信度）", -2: "冷点（95% 置信度）", -3: "冷点（99% 置信度）"}
-PATTERNS_ZH = {"new hot spot": "新增热点", "intensifying hot spot": "加剧热点", "persistent hot spot": "持续热点",
-               "diminishing hot spot": "减弱热点", "rising": "显著上升", "falling": "显著下降", "no pattern": "无明显变化"}
+PATTERNS_ZH = {"new hot spot": "新增热点", "intensifying hot spot": "加剧热点",
+               "persistent hot spot": "持续热点", "diminishing hot spot": "减弱热点", "rising": "显著上升",
+               "falling": "显著下降", "no pattern": "无明显变化"}
 HOLDER_KINDS_ZH = {"property_company": "物业企业", "community": "社区", "street_department": "街道部门",
                    "utility": "公用事业单位", "user": "个人"}
 REPORT_RATES = ("response", "resolution", "satisfaction", "on_time")
@@ -387,6 +388,7 @@ def report_context(conn: Connection, street_code: str, period_label: str, progre
 
 
 def render_html(context: dict) -> str:
+    """The street report's HTML from its template and `context`, with the percentage and number filters."""
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     environment.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
     environment.filters["num"] = lambda v, d=0: "–" if v is None else f"{v:,.{d}f}"
@@ -394,6 +396,7 @@ def render_html(context: dict) -> str:
 
 
 def chromium() -> str:
+    """The path of the Chromium that prints the PDF, or SetupError saying which package to install."""
     for name in CHROMIUM_NAMES:
         if path := shutil.which(name):
             return path

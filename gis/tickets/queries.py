@@ -286,7 +286,8 @@ async def get_photo(conn: AsyncConnection, principal: Principal, ticket_id: int,
     scope, params = ticket_scope_sql(principal, "t")
     row = (await conn.execute(text(f"""
         SELECT p.content_type, p.content FROM ticket_photo p JOIN ticket t ON t.id = p.ticket_id
-        WHERE p.id = :photo AND t.id = :ticket AND {scope}"""), {"photo": photo_id, "ticket": ticket_id, **params})).first()
+        WHERE p.id = :photo AND t.id = :ticket AND {scope}"""),
+        {"photo": photo_id, "ticket": ticket_id, **params})).first()
     if row is None:
         raise NotFound(f"no photo {photo_id}")
     return row[0], bytes(row[1])
