@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -26,6 +27,8 @@ from gis.registry.load import import_file
 from gis.registry.scope import require_registry_role
 
 router = APIRouter(prefix="/registry", tags=["registry"])
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
 def _import(database_url: str, principal: Principal, kind: str, path: Path, mapping: str | None,
@@ -102,8 +105,8 @@ class NewTerm(BaseModel):
 
     term_start: date
     term_end: date | None = None
-    member_count: int
-    party_member_count: int
+    member_count: int = Field(ge=0, le=100000)
+    party_member_count: int = Field(ge=0, le=100000)
     chair_name: str = Field(min_length=1, max_length=100)
     chair_is_party_member: bool
     members: str | None = Field(default=None, max_length=2000)
@@ -124,7 +127,7 @@ class Joining(Reasoned):
     """A grid worker joins a grid: one already registered (`worker_id`) or a new one (`worker`)."""
 
     grid_code: str = Field(min_length=1, max_length=40)
-    worker_id: int | None = None
+    worker_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     worker: NewWorker | None = None
 
 
@@ -190,7 +193,7 @@ async def join_grid(body: Joining, principal: SignedIn, conn: Connection) -> dic
 
 
 @router.post("/grid-workers/{worker_id}/leave")
-async def leave_grid(worker_id: int, body: Reasoned, principal: SignedIn, conn: Connection) -> dict:
+async def leave_grid(worker_id: RowId, body: Reasoned, principal: SignedIn, conn: Connection) -> dict:
     """A grid worker leaves the grid from a date (the open assignment ends)."""
     return await _edit(conn, lambda sync: edits.leave_grid(sync, principal, worker_id, body.on_date, body.reason))
 
@@ -234,13 +237,13 @@ async def proposals(
 
 
 @router.post("/proposals/{proposal_id}/approve")
-async def approve(proposal_id: int, body: Decision, principal: SignedIn, conn: Connection) -> dict:
+async def approve(proposal_id: RowId, body: Decision, principal: SignedIn, conn: Connection) -> dict:
     """Approve a pending proposal: the company's record changes, audited."""
     return await _edit(conn, lambda sync: edits.decide(sync, principal, proposal_id, True, body.reason))
 
 
 @router.post("/proposals/{proposal_id}/reject")
-async def reject(proposal_id: int, body: Decision, principal: SignedIn, conn: Connection) -> dict:
+async def reject(proposal_id: RowId, body: Decision, principal: SignedIn, conn: Connection) -> dict:
     """Reject a pending proposal with its reason; the company is unchanged."""
     return await _edit(conn, lambda sync: edits.decide(sync, principal, proposal_id, False, body.reason))
 
@@ -249,7 +252,7 @@ async def reject(proposal_id: int, body: Decision, principal: SignedIn, conn: Co
 async def changes(
     principal: SignedIn, conn: Connection, request: Request,
     limit: Annotated[int, Query(ge=1, le=edits.MAX_CHANGES)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, description="The smallest id of the previous page")] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="The smallest id of the previous page")] = None,
 ) -> list[dict]:
     """The change log newest first: the administrator all, a street or community its scope."""
     rows = await conn.run_sync(lambda sync: edits.changes(sync, principal, limit, before_id))
