@@ -18,12 +18,19 @@ mkdir -p "$OUT"
 declare -A MODULES=(
   [tilekey]="gis/serve/tilekey.py|tests/test_tilekey_oracle.py tests/test_tilekey.py"
   [deadlines]="gis/tickets/deadlines.py|tests/test_deadlines_working_time.py tests/test_tickets_deadlines.py::test_deadline_classes_in_calendar_and_working_time tests/test_tickets_deadlines.py::test_calendar_and_policy_are_configurable_over_the_core"
-  [workflow]="gis/tickets/workflow.py|tests/test_tickets_workflow.py::test_the_code_implements_the_defined_closed_loop tests/test_tickets_workflow.py::test_every_transition_is_allowed_or_refused tests/test_tickets_workflow.py::test_every_role_may_or_may_not_act tests/test_tickets_workflow.py::test_a_note_is_needed_exactly_where_defined tests/test_tickets_workflow.py::test_photos_and_comments_join_the_history tests/test_tickets_workflow.py::test_illegal_input_is_a_clear_4xx tests/test_tickets_reopen_rating.py"
+  [workflow]="gis/tickets/workflow.py|tests/test_tickets_workflow.py::test_the_code_implements_the_defined_closed_loop tests/test_tickets_workflow.py::test_every_transition_is_allowed_or_refused tests/test_tickets_workflow.py::test_every_role_may_or_may_not_act tests/test_tickets_workflow.py::test_a_note_is_needed_exactly_where_defined tests/test_rating_rules.py tests/test_comment_photo_rules.py"
   [evaluation]="gis/analytics/evaluation.py|tests/test_analytics_evaluation.py"
   [placement]="gis/intake/placement.py|tests/test_placement_oracle.py tests/test_intake_paths.py"
   [visibility]="gis/access/visibility.py|tests/test_privacy_precision.py"
 )
 ORDER=(tilekey deadlines workflow evaluation placement visibility)
+
+# the kept test cluster of a run (tests/conftest.py), stopped however the run ends
+stop_cluster() {
+  [ -d "$1" ] || return 0
+  "$PYTHON" -c "import sys; from pathlib import Path; from gis.db.embedded import EmbeddedCluster; \
+EmbeddedCluster(data_dir=Path(sys.argv[1]), db_name='postgres').stop(mode='immediate')" "$1" 2>/dev/null || true
+}
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do
@@ -36,7 +43,7 @@ for name in "${ORDER[@]}"; do
   fi
   work="$(mktemp -d "${TMPDIR:-/tmp}/gridgov-mutation-$name-XXXXXX")"
   chmod 755 "$work"  # the kept test cluster runs as the postgres user
-  trap 'rm -rf "$work"' EXIT
+  trap 'stop_cluster "$work/.test-cluster"; rm -rf "$work"' EXIT
   # a copy of the committed tree (MUTATION_TREE, default HEAD): work in progress in the checkout is left out
   (cd "$ROOT" && git archive --format=tar "${MUTATION_TREE:-HEAD}") | (cd "$work" && tar -xf -)
   [ -d "$ROOT/webmap/static/vendor" ] && ln -s "$ROOT/webmap/static/vendor" "$work/webmap/static/vendor"
@@ -96,9 +103,7 @@ PY
     (cd "$work" && for m in $(grep -o 'survived: .*' "$OUT/$name.txt" | cut -d' ' -f2); do
        echo "=== $m"; "$PYTHON" -m mutmut show "$m" 2>/dev/null | sed -n '1,40p'; done) >"$OUT/$name.diffs" || true
   fi
-  "$PYTHON" -c "import sys; from pathlib import Path; from gis.db.embedded import EmbeddedCluster; \
-EmbeddedCluster(data_dir=Path(sys.argv[1]), db_name='postgres').stop(mode='immediate')" "$GRIDGOV_TEST_CLUSTER_DIR" \
-    2>/dev/null || true
+  stop_cluster "$GRIDGOV_TEST_CLUSTER_DIR"
   unset GRIDGOV_TEST_CLUSTER_DIR
   rm -rf "$work"
   trap - EXIT
