@@ -162,8 +162,8 @@ def test_grid_worker_on_the_phone(playwright, live_app, city, city_db, size, tmp
         assert small_targets(page, "#topbar") == []
         shot(page, size, "01-start")
 
-        # sign in from the account menu
-        page.click("#account-toggle")
+        # signed out, the phone opens on the sign-in form (the account menu, open)
+        assert page.locator("#login-user").is_visible() and page.locator("#login-button").is_visible()
         page.fill("#login-user", "demo_grid_worker")
         page.fill("#login-password", PASSWORD)
         shot(page, size, "02-sign-in")
@@ -293,6 +293,8 @@ def test_refused_location_is_said_in_chinese(playwright, live_app, city):
     try:
         page = phone.new_page()
         phone.open_map(page)
+        page.click("#account-toggle")  # a visitor folds the sign-in form away (收起) to use the map
+        assert page.locator("#account-toggle").inner_text() == "登录" and not page.locator("#login-user").is_visible()
         page.click("#locate-me")
         wait_until(page, "document.querySelector('#status').textContent.includes('无法定位')")
         assert "拒绝了位置权限" in page.locator("#status").inner_text()
@@ -335,7 +337,6 @@ def test_report_at_a_tapped_place_on_the_phone(playwright, live_app, city, city_
     try:
         page = phone.new_page()
         phone.open_map(page)
-        page.click("#account-toggle")
         page.fill("#login-user", "demo_grid_worker")
         page.fill("#login-password", PASSWORD)
         page.click("#login-button")

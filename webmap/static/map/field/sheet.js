@@ -39,21 +39,25 @@ export function showAbove(latlng, zoom) {
   if (overlap > 0 && overlap < box.width) map.panBy([overlap / 2, 0], { animate: false });
 }
 
+/* The account menu's button says what a tap does: 登录 opens the sign-in form, 收起 folds it away, 账户 opens
+ * the signed-in user's menu (sign-out). */
+function setAccountMenu(open) {
+  const toggle = $('#account-toggle');
+  const signedOut = !$('#login-form').hidden;
+  $('#topbar').classList.toggle('account-open', open);
+  toggle.setAttribute('aria-expanded', String(open));
+  toggle.textContent = signedOut ? (open ? '收起' : '登录') : '账户';
+}
+
 function initAccountMenu() {
   const toggle = $('#account-toggle');
-  const bar = $('#topbar');
-  const close = () => { bar.classList.remove('account-open'); toggle.setAttribute('aria-expanded', 'false'); };
   toggle.addEventListener('click', () => {
-    const open = !bar.classList.contains('account-open');
-    bar.classList.toggle('account-open', open);
-    toggle.setAttribute('aria-expanded', String(open));
+    const open = !$('#topbar').classList.contains('account-open');
+    setAccountMenu(open);
     if (open && !$('#login-form').hidden) $('#login-user').focus();
   });
-  on('session:change', ({ signedIn }) => {
-    close();
-    toggle.textContent = signedIn ? '账户' : '登录';
-  });
-  document.addEventListener('keydown', (event) => { if (event.key === 'Escape') close(); });
+  on('session:change', () => setAccountMenu(false));
+  document.addEventListener('keydown', (event) => { if (event.key === 'Escape') setAccountMenu(false); });
 }
 
 function initSheets() {
@@ -80,5 +84,7 @@ function initSheets() {
 export function initPhoneLayout() {
   initAccountMenu();
   initSheets();
-  $('#account-toggle').textContent = $('#login-form').hidden ? '账户' : '登录';
+  // On a phone the page is first of all the grid worker's: signed out, it opens on the sign-in form (收起 folds
+  // it away for a visitor who only wants the map).
+  setAccountMenu(!$('#login-form').hidden && PHONE.matches);
 }
