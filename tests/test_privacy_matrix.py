@@ -10,7 +10,6 @@ a marker to anyone else, and that the allowed readers do get each one (so the te
 from __future__ import annotations
 
 import math
-import re
 
 import psycopg
 import pytest
@@ -136,7 +135,8 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/map/config.json": [{}], "/map/categories.json": [{}],
         "/map/search.json": [{"q": str(c[n])} for n in both] + [{"q": "小区1"}],
         "/map/property-companies.json": [{"ids": ",".join(map(str, world["companies"]))}],
-        "/map/party-organisations.geojson": [{"bbox": BBOX, "kinds": "community_committee,grid_branch,compound_branch"}],
+        "/map/party-organisations.geojson": [
+            {"bbox": BBOX, "kinds": "community_committee,grid_branch,compound_branch"}],
         "/map/complaints.geojson": [{"bbox": BBOX}], "/map/complaint-counts.json": [{"bbox": BBOX, "level": "grid"}],
         "/map/building-labels.json": [{"bbox": BBOX}],
         "/responsibility": [{"lon": POINT[n][0], "lat": POINT[n][1]} for n in both],
