@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import pytest
 from conftest import _clone
 from sqlalchemy import text
@@ -19,7 +20,7 @@ from test_tickets_support import COMPOUNDS, GRIDS, add_complaints, build_city
 
 from gis.access.auth import Principal
 from gis.db.engine import with_driver
-from gis.errors import Forbidden, InvalidInput
+from gis.errors import Conflict, Forbidden, InvalidInput
 from gis.tickets import workflow
 
 ADMIN = Principal(role="admin", username="notes-admin", user_id=None)
@@ -62,8 +63,12 @@ def _act(url: str, ticket: int, act, state: str = "in_progress"):
                 before = (await conn.execute(version, {"id": ticket})).scalar()
                 answer = await act(conn)
                 event = (await conn.execute(text(
-                    "SELECT action, from_state, to_state, note, data FROM ticket_event WHERE ticket_id = :id "
+                    "SELECT action, from_state, to_state, note, data, id FROM ticket_event WHERE ticket_id = :id "
                     "ORDER BY id DESC LIMIT 1"), {"id": ticket})).one()
+                if isinstance(answer, dict) and "content_type" in answer:  # a photo: the stored row it names
+                    answer = {**answer, "stored": tuple((await conn.execute(text(
+                        "SELECT ticket_id, event_id, content_type, size_bytes FROM ticket_photo WHERE id = :id"),
+                        {"id": answer["id"]})).one())}
                 after = (await conn.execute(text("SELECT state, version - :before FROM ticket WHERE id = :id"),
                                             {"id": ticket, "before": before})).one()
                 await conn.rollback()
@@ -126,6 +131,7 @@ def test_a_photo_is_told_by_its_own_bytes(url, ticket, content, kind):
     assert workflow.photo_type(content) == kind
     answer, event, after = _photo(url, ticket, content, filename="现场.bin", note="处置前")
     assert answer["content_type"] == kind and answer["size_bytes"] == len(content) and answer["ticket_id"] == ticket
+    assert answer["event_id"] == event[5] and answer["stored"] == (ticket, event[5], kind, len(content))
     assert event[:4] == ("photo", "in_progress", "in_progress", "处置前")
     assert event[4] == {"filename": "现场.bin", "bytes": len(content)}
     assert after == ("in_progress", 0)
@@ -160,3 +166,32 @@ def test_a_photo_has_at_most_10_mb(url, ticket):
 def test_a_photo_without_a_name_is_called_photo_and_long_names_are_cut(url, ticket):
     assert _photo(url, ticket, PNG, filename="")[1][4]["filename"] == "photo"
     assert _photo(url, ticket, PNG, filename="长" * 300)[1][4]["filename"] == "长" * 200
+
+
+def _merge(url, ticket, merge_into):
+    return _act(url, ticket, lambda conn: workflow.transition(conn, ADMIN, ticket, "merge", merge_into=merge_into),
+                state="registered")
+
+
+def test_a_merge_names_the_ticket_that_survives(url, ticket):
+    with pytest.raises(InvalidInput) as refused:
+        _merge(url, ticket, None)
+    assert str(refused.value) == "merge needs merge_into: the id of the ticket that survives"
+
+
+def test_a_ticket_is_not_merged_into_itself(url, ticket):
+    with pytest.raises(InvalidInput) as refused:
+        _merge(url, ticket, ticket)
+    assert str(refused.value) == "a ticket cannot be merged into itself"
+
+
+def test_duplicates_merge_only_into_an_open_ticket(url, ticket):
+    closed = add_complaints(url, [{"grid": GRIDS[0]}])[0]
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE ticket SET state = 'closed' WHERE id = %s", (closed,))
+    with pytest.raises(Conflict) as refused:
+        _merge(url, ticket, closed)
+    assert str(refused.value) == f"ticket {closed} is closed; duplicates merge only into an open ticket"
+    survivor = add_complaints(url, [{"grid": GRIDS[0]}])[0]
+    answer, event, after = _merge(url, ticket, survivor)
+    assert answer["state"] == "merged" and event[:3] == ("merge", "registered", "merged") and after[0] == "merged"

@@ -44,7 +44,7 @@ def _principal(role: str) -> Principal:
 
 
 def _rate(url: str, ticket: int, state: str, principal: Principal, score: int = 4, phone: str | None = None,
-          rated: bool = False, rated_before_closing: bool = False):
+          rated: bool = False, rated_before_closing: bool = False, rated_at_sql: str | None = None):
     """Put the ticket in `state` (rated already when `rated`, at a time before or after its closing), rate it,
     and return the answer, the ticket's stored rating facts and its last history row; all rolled back."""
 
@@ -57,7 +57,8 @@ def _rate(url: str, ticket: int, state: str, principal: Principal, score: int = 
                                    {"state": state, "id": ticket})
                 if rated:
                     offset = "2 hours" if rated_before_closing else "10 minutes"
-                    await conn.execute(text(f"UPDATE ticket SET rating = 2, rated_at = now() - interval '{offset}' "
+                    rated_at = rated_at_sql or f"now() - interval '{offset}'"
+                    await conn.execute(text(f"UPDATE ticket SET rating = 2, rated_at = {rated_at} "
                                             "WHERE id = :id"), {"id": ticket})
                 version = text("SELECT version FROM ticket WHERE id = :id")
                 before = (await conn.execute(version, {"id": ticket})).scalar()
@@ -160,3 +161,12 @@ def test_a_new_closing_may_be_rated_anew(url, ticket):
     """Rated before the ticket was reopened and closed again: the new closing takes a new rating."""
     answer, stored, _, _ = _rate(url, ticket, "closed", ADMIN, score=5, rated=True, rated_before_closing=True)
     assert answer["rating"] == 5 and stored[0] == 5
+
+
+@pytest.mark.parametrize("rated_at", ["NULL", "closed_at"])
+def test_a_rating_without_its_time_or_at_the_closing_counts_for_that_closing(url, ticket, rated_at):
+    """A rating stored without its time (older data), or given at the very moment of the closing, is this
+    closing's rating."""
+    with pytest.raises(Conflict) as refused:
+        _rate(url, ticket, "closed", ADMIN, rated=True, rated_at_sql=rated_at)
+    assert str(refused.value) == "this ticket has been rated already"
