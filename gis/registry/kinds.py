@@ -147,6 +147,19 @@ def _fields(row: dict, names) -> dict:
     return {name: row[name] for name in names}
 
 
+def _insert(ctx: Context, table: str, fields: tuple[str, ...], row: dict) -> None:
+    """INSERT of `fields` of `row` into `table`."""
+    ctx.conn.execute(text(f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({', '.join(':' + f for f in fields)})"),
+                     _fields(row, fields))
+
+
+def _update(ctx: Context, table: str, fields: tuple[str, ...], keys: tuple[str, ...], row: dict) -> None:
+    """UPDATE of the `fields` of `table`'s row whose `keys` equal `row`'s."""
+    sets = ", ".join(f"{f} = :{f}" for f in fields)
+    where = " AND ".join(f"{k} = :{k}" for k in keys)
+    ctx.conn.execute(text(f"UPDATE {table} SET {sets} WHERE {where}"), _fields(row, fields + keys))
+
+
 # --- property companies 物业服务企业 ---------------------------------------------------------------------------
 
 _COMPANY_FIELDS = ("credit_code", "name", "is_community_led", "has_party_org", "party_work_only", "contact_name",
@@ -166,14 +179,11 @@ def _company_check(ctx: Context, row: dict, old: dict | None) -> str | None:
 
 
 def _company_save(ctx: Context, row: dict, old: dict | None) -> None:
-    values = _fields(row, _COMPANY_FIELDS)
     if old is None:
-        ctx.conn.execute(text(f"INSERT INTO property_company ({', '.join(_COMPANY_FIELDS)}) VALUES "
-                              f"({', '.join(':' + f for f in _COMPANY_FIELDS)})"), values)
+        _insert(ctx, "property_company", _COMPANY_FIELDS, row)
         ctx.forget_companies()
     else:
-        sets = ", ".join(f"{f} = :{f}" for f in _COMPANY_FIELDS[1:])
-        ctx.conn.execute(text(f"UPDATE property_company SET {sets} WHERE credit_code = :credit_code"), values)
+        _update(ctx, "property_company", _COMPANY_FIELDS[1:], ("credit_code",), row)
 
 
 def _company_export(ctx: Context) -> list[dict]:
@@ -243,15 +253,12 @@ def _party_check(ctx: Context, row: dict, old: dict | None) -> str | None:
 
 
 def _party_save(ctx: Context, row: dict, old: dict | None) -> None:
-    values = _fields(row, _PARTY_FIELDS)
     if old is None:
-        ctx.conn.execute(text(f"INSERT INTO party_organisation ({', '.join(_PARTY_FIELDS)}) VALUES "
-                              f"({', '.join(':' + f for f in _PARTY_FIELDS)})"), values)
+        _insert(ctx, "party_organisation", _PARTY_FIELDS, row)
         ctx.conn.execute(text("INSERT INTO party_organisation_period (organisation_code, valid_from) "
                               "VALUES (:code, :since)"), {"code": row["code"], "since": row["founded_on"] or ctx.today})
     else:
-        sets = ", ".join(f"{f} = :{f}" for f in _PARTY_FIELDS[1:])
-        ctx.conn.execute(text(f"UPDATE party_organisation SET {sets} WHERE code = :code"), values)
+        _update(ctx, "party_organisation", _PARTY_FIELDS[1:], ("code",), row)
 
 
 def _party_export(ctx: Context) -> list[dict]:
@@ -325,14 +332,10 @@ def _term_check(ctx: Context, row: dict, old: dict | None) -> str | None:
 
 def _term_save(ctx: Context, row: dict, old: dict | None) -> None:
     history.materialise_terms(ctx.conn, row["compound_code"])
-    values = _fields(row, _TERM_FIELDS)
     if old is None:
-        ctx.conn.execute(text(f"INSERT INTO owners_committee_term ({', '.join(_TERM_FIELDS)}) VALUES "
-                              f"({', '.join(':' + f for f in _TERM_FIELDS)})"), values)
+        _insert(ctx, "owners_committee_term", _TERM_FIELDS, row)
     else:
-        sets = ", ".join(f"{f} = :{f}" for f in _TERM_FIELDS[2:])
-        ctx.conn.execute(text(f"UPDATE owners_committee_term SET {sets} WHERE compound_code = :compound_code "
-                              "AND term_start = :term_start"), values)
+        _update(ctx, "owners_committee_term", _TERM_FIELDS[2:], ("compound_code", "term_start"), row)
     history.sync_current_committee(ctx.conn, row["compound_code"])
 
 
@@ -520,13 +523,10 @@ def _cross_check(ctx: Context, row: dict, old: dict | None) -> str | None:
 
 
 def _cross_save(ctx: Context, row: dict, old: dict | None) -> None:
-    values = _fields(row, _CROSS_FIELDS)
     if old is None:
-        ctx.conn.execute(text(f"INSERT INTO cross_appointment ({', '.join(_CROSS_FIELDS)}) VALUES "
-                              f"({', '.join(':' + f for f in _CROSS_FIELDS)})"), values)
+        _insert(ctx, "cross_appointment", _CROSS_FIELDS, row)
     else:
-        where = " AND ".join(f"{f} = :{f}" for f in _CROSS_KEY)
-        ctx.conn.execute(text(f"UPDATE cross_appointment SET role = :role, since = :since WHERE {where}"), values)
+        _update(ctx, "cross_appointment", ("role", "since"), _CROSS_KEY, row)
 
 
 def _cross_export(ctx: Context) -> list[dict]:
