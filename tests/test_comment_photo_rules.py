@@ -195,3 +195,26 @@ def test_duplicates_merge_only_into_an_open_ticket(url, ticket):
     survivor = add_complaints(url, [{"grid": GRIDS[0]}])[0]
     answer, event, after = _merge(url, ticket, survivor)
     assert answer["state"] == "merged" and event[:3] == ("merge", "registered", "merged") and after[0] == "merged"
+
+
+@pytest.mark.parametrize(("assignee_kind", "assignee_code", "allowed"), [
+    ("property_company", "{me}", True),
+    ("property_company", "{other}", False),  # another company's ticket in the same compound
+    ("community", "{me}", False),  # a community's ticket whose code happens to read like the company's id
+])
+def test_a_company_acts_only_on_tickets_dispatched_to_itself(url, ticket, assignee_kind, assignee_code, allowed):
+    company = Principal(role="property_company", username="notes-company", company_id=41,
+                        scope=_principal("property_company").scope)
+    code = assignee_code.format(me=41, other=42)
+
+    async def accept(conn):
+        await conn.execute(text("UPDATE ticket SET assignee_kind = :kind, assignee_code = :code WHERE id = :id"),
+                           {"kind": assignee_kind, "code": code, "id": ticket})
+        return await workflow.transition(conn, company, ticket, "accept")
+
+    if allowed:
+        assert _act(url, ticket, accept, state="dispatched")[0]["state"] == "in_progress"
+    else:
+        with pytest.raises(Forbidden) as refused:
+            _act(url, ticket, accept, state="dispatched")
+        assert str(refused.value) == "this ticket is not assigned to your company"
