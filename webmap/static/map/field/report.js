@@ -134,7 +134,8 @@ export async function openReport() {
     el('p', { id: 'field-report-result', class: 'hint', role: 'status' })));
   try {
     if (!categories) categories = await api('/map/categories.json');
-    fillCategories('');
+    // what was typed while the list was loading still filters it
+    fillCategories($('#field-report-category-search').value);
   } catch (error) {
     $('#field-report-category-count').textContent = `类别加载失败：${error.message}`;
   }
