@@ -220,9 +220,14 @@ def test_year_end_overall_evaluation_averages_the_two_half_years(http, engine):
         halves = [evaluate(conn, PERIOD), evaluate(conn, NEXT)]
         year = evaluate(conn, "2026")
     frame = pd.concat([pd.DataFrame(h.rows) for h in halves])
-    expected = frame.groupby("company_id").agg(
-        total=("total_score", "mean"), residents=("residents_score", "mean"),
-        black_halves=("standing", lambda standing: int((standing == "black").sum())))
+    # Only the halves with enough data count for a company (all of them when none has): the documented rule, so
+    # the year's figures do not move with a half whose data fell below the minimum sample.
+    sufficient = frame[~frame["insufficient_data"]]
+    counted = pd.concat([sufficient, frame[~frame["company_id"].isin(sufficient["company_id"])]])
+    black_halves = frame.groupby("company_id")["standing"].agg(lambda standing: int((standing == "black").sum()))
+    expected = counted.groupby("company_id").agg(
+        total=("total_score", "mean"), residents=("residents_score", "mean"))
+    expected["black_halves"] = black_halves
     expected["key_total"], expected["key_residents"] = expected["total"].round(9), expected["residents"].round(9)
     order = expected.reset_index().sort_values(["key_total", "key_residents", "company_id"],
                                                ascending=[False, False, True])["company_id"].tolist()
