@@ -100,6 +100,9 @@ def ensure_worker(url: str) -> None:
                 if USERNAME in {u["username"] for u in await auth.list_users(conn)}:
                     return
                 grid = (await conn.exec_driver_sql("SELECT min(code) FROM grid WHERE valid_to IS NULL")).scalar_one()
+                if grid is None:
+                    raise SystemExit(f"{url.rsplit('/', 1)[-1]} holds no grids: load the city fixture first "
+                                     "(make bench, or python -m benchmarks.run_all bench_load)")
                 await auth.create_user(conn, USERNAME, PASSWORD, "grid_worker", [grid])
         finally:
             await engine.dispose()
