@@ -195,6 +195,7 @@ def test_duplicates_merge_only_into_an_open_ticket(url, ticket):
     survivor = add_complaints(url, [{"grid": GRIDS[0]}])[0]
     answer, event, after = _merge(url, ticket, survivor)
     assert answer["state"] == "merged" and event[:3] == ("merge", "registered", "merged") and after[0] == "merged"
+    assert event[4] == {"merged_into": survivor}  # the history names the ticket that survives
 
 
 @pytest.mark.parametrize(("assignee_kind", "assignee_code", "allowed"), [
