@@ -22,6 +22,21 @@ export function sentText(result, done) {
   return wasSent(result) ? done : '已保存到待发送队列，联网后自动发送';
 }
 
+/* Sends one addition to ticket `t` through the outbox and reports it in `result`: `done` when sent (the ticket is
+ * reopened with `refresh`), queued when offline, or `failed(error)`; `clear` empties the form once it is taken. */
+async function sendAddition(t, refresh, request, { result, done, failed, clear }) {
+  try {
+    const answer = await submit({ method: 'POST', ticketId: t.id, version: t.version, ...request });
+    result.textContent = sentText(answer, done);
+    result.dataset.done = '1';
+    clear();
+    emit('ticket:changed', { ids: [t.id] });
+    if (wasSent(answer)) refresh(t.id);
+  } catch (error) {
+    result.textContent = failed(error);
+  }
+}
+
 function noteForm(t, refresh) {
   const text = el('textarea', { id: 'note-text', placeholder: '现场情况、沟通记录等（不改变工单状态）', maxlength: 4000 });
   const result = el('p', { id: 'note-result', class: 'hint', role: 'status' });
@@ -32,19 +47,10 @@ function noteForm(t, refresh) {
     const note = text.value.trim();
     if (!note) { result.textContent = '请先填写备注内容'; return; }
     form.querySelector('button').disabled = true;
-    try {
-      const answer = await submit({ kind: 'note', method: 'POST', path: `/tickets/${t.id}/comments`, body: { note },
-        ticketId: t.id, version: t.version, label: `工单 #${t.id} 备注` });
-      result.textContent = sentText(answer, '备注已添加');
-      result.dataset.done = '1';
-      text.value = '';
-      emit('ticket:changed', { ids: [t.id] });
-      if (wasSent(answer)) refresh(t.id);
-    } catch (error) {
-      result.textContent = `添加失败：${error.message}`;
-    } finally {
-      form.querySelector('button').disabled = false;
-    }
+    await sendAddition(t, refresh, {
+      kind: 'note', path: `/tickets/${t.id}/comments`, body: { note }, label: `工单 #${t.id} 备注`,
+    }, { result, done: '备注已添加', failed: (error) => `添加失败：${error.message}`, clear: () => { text.value = ''; } });
+    form.querySelector('button').disabled = false;
   });
   return form;
 }
@@ -60,21 +66,17 @@ function photoForm(t, refresh) {
     if (!input.files.length) { result.textContent = '请先拍照或选择一张照片'; return; }
     form.querySelector('button').disabled = true;
     result.textContent = '正在压缩照片…';
+    const failed = (error) => `上传失败：${photoRefusal(error)}`;
     try {
       const files = await photoFiles(input, 'file');
       const body = caption.value.trim() ? { note: caption.value.trim() } : {};
-      const answer = await submit({ kind: 'photo', method: 'POST', path: `/tickets/${t.id}/photos`, body, files,
-        ticketId: t.id, version: t.version, label: `工单 #${t.id} 照片` });
-      result.textContent = sentText(answer, '照片已上传');
-      result.dataset.done = '1';
-      input.value = '';
-      emit('ticket:changed', { ids: [t.id] });
-      if (wasSent(answer)) refresh(t.id);
+      await sendAddition(t, refresh, {
+        kind: 'photo', path: `/tickets/${t.id}/photos`, body, files, label: `工单 #${t.id} 照片`,
+      }, { result, done: '照片已上传', failed, clear: () => { input.value = ''; } });
     } catch (error) {
-      result.textContent = `上传失败：${photoRefusal(error)}`;
-    } finally {
-      form.querySelector('button').disabled = false;
+      result.textContent = failed(error); // the photo could not be read or shrunk
     }
+    form.querySelector('button').disabled = false;
   });
   return form;
 }
