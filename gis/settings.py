@@ -16,6 +16,7 @@ settings in one module.
 | ticket rates | RatesSettings | GRIDGOV_RATES_ |
 | red/black list and subsidy | EvaluationSettings | GRIDGOV_EVAL_ |
 | credit file scoring | CreditSettings | GRIDGOV_CREDIT_ |
+| programme figures' targets | ProgrammeSettings | GRIDGOV_PROGRAMME_ |
 
 An accessor reads the environment once per process; tests that change a variable in-process call its
 `cache_clear()`.
@@ -299,3 +300,43 @@ def evaluation_settings() -> EvaluationSettings:
 def credit_settings() -> CreditSettings:
     """How credit-file items score and grade (GRIDGOV_CREDIT_*), read once and cached."""
     return CreditSettings()
+
+
+class ProgrammeSettings(BaseSettings):
+    """Targets of the seed programmes' figures (gis/analytics/programme.py), as shares (0.7 = 70%) or, for count
+    figures, counts; unset (None) means no target. The defaults are the published ones (../shared/domain.md and its
+    seeds): where a city published only what it reached, there is no target until one is set, e.g.
+    GRIDGOV_PROGRAMME_COMMITTEE_FORMATION=0.75."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_PROGRAMME_", extra="ignore")
+
+    professional_households: float | None = None
+    professional_area: float | None = None
+    old_estate_coverage: float | None = 0.70
+    """老旧小区物业管理覆盖率 at least 70% (a city government's target, seed 003)."""
+    community_led_old_estates: float | None = None
+    community_led_companies: float | None = None
+    gap_compounds: float | None = None
+    committee_formation: float | None = None
+    committee_party_share: float | None = 0.60
+    """Party members among owners' committee members, 60% (Tai'an)."""
+    committee_party_half: float | None = 1.0
+    """Every committee at least half party members (Kunming's and Panshi's rule for committees)."""
+    committee_party_chairs: float | None = None
+    community_party_coverage: float | None = 1.0
+    grid_party_coverage: float | None = 1.0
+    """Party organisations wherever they can be formed (应建尽建): every community and grid."""
+    company_party_org: float | None = 0.30
+    company_party_work: float | None = 0.50
+    """Kunming's first stage (end of 2019): organisation 30%, party work 50% (2020: 50% and 100%)."""
+    cross_companies: float | None = 0.40
+    cross_communities: float | None = 0.40
+    """Kunming's first stage (end of 2019): 40% of companies and of communities (2020: 100%)."""
+    part_time_grid_workers: float | None = None
+    fee_collection: float | None = None
+
+
+@lru_cache
+def programme_settings() -> ProgrammeSettings:
+    """The targets of the programme figures (GRIDGOV_PROGRAMME_*), read once and cached."""
+    return ProgrammeSettings()

@@ -52,8 +52,11 @@ def expected_for(group: pd.DataFrame, companies: pd.DataFrame) -> dict:
         "all": group,
         "professional": group[group["property_company_id"].notna()],
         "old": group[group["is_old_estate"]],
-        "old_served": group[group["is_old_estate"] & (group["management_mode"] != "none")],
-        "old_unserved": group[group["is_old_estate"] & (group["management_mode"] == "none")],
+        # An old estate is covered when a company serves it or the community manages it (代管); self-managed
+        # (自管) old estates are gaps like those with none (the programme's rule, also the map's).
+        "old_served": group[group["is_old_estate"] & group["management_mode"].isin(
+            ["professional", "community_led", "entrusted"])],
+        "old_unserved": group[group["is_old_estate"] & group["management_mode"].isin(["self_managed", "none"])],
         "party_covered": group[group["party"]],
         "committee": group[group["committee"]],
         "committee_party_half": group[group["committee_half"]],

@@ -1,30 +1,52 @@
 """Coverage per street office and community, by count of compounds, floor area and households: professional
-property service, old estates (老旧小区) with some service and with none (the gaps), party organisation of the
-property companies, owners' committees (业主委员会) formed and those with at least half party members, and
-cross-appointments (交叉任职) between community committees, owners' committees and property companies."""
+property service, old estates (老旧小区) covered and not (the gaps), party organisation of the property
+companies, owners' committees (业主委员会) formed and those with at least half party members, and
+cross-appointments (交叉任职) between community committees, owners' committees and property companies.
+
+The current registry only (for figures as of a date, per district or city, against targets, see
+gis/analytics/programme.py); the mode sets, the gap rule and the party rules are programme's, so both tables
+count alike."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
 from gis.analytics.figures import Figure
+from gis.analytics.programme import (
+    OLD_ESTATE_SERVED_MODES,
+    SERVICE_MODES,
+    committee_party_half_sql,
+    company_party_org_sql,
+    company_party_work_rule,
+    gap_sql,
+)
 from gis.errors import InvalidInput
 
 COVERAGE_LEVELS = {"street": "cm.street_code", "community": "cp.community_code"}
 
+TODAY = "CAST(now() AT TIME ZONE 'Asia/Shanghai' AS date)"
+"""Today in Beijing, in SQL: the day the company party rule is taken."""
+
+
+def _modes(modes: tuple[str, ...]) -> str:
+    return ", ".join(f"'{mode}'" for mode in modes)
+
+
 MEASURES = {
     "all": "TRUE",
-    "professional": "cp.property_company_id IS NOT NULL",
+    "professional": f"cp.management_mode IN ({_modes(SERVICE_MODES)})",
     "old": "cp.is_old_estate",
-    "old_served": "cp.is_old_estate AND cp.management_mode <> 'none'",
-    "old_unserved": "cp.is_old_estate AND cp.management_mode = 'none'",
-    "party_covered": "pc.has_party_org OR pc.party_work_only",
+    "old_served": f"cp.is_old_estate AND cp.management_mode IN ({_modes(OLD_ESTATE_SERVED_MODES)})",
+    "old_unserved": f"cp.is_old_estate AND {gap_sql('cp.management_mode', 'cp.is_old_estate')}",
+    "party_covered": company_party_work_rule(company_party_org_sql("pc", TODAY), "pc.party_work_only"),
     "committee": "oc.id IS NOT NULL",
-    "committee_party_half": "oc.id IS NOT NULL AND 2 * oc.party_member_count >= oc.member_count",
+    "committee_party_half": "oc.id IS NOT NULL AND " + committee_party_half_sql("oc.party_member_count",
+                                                                             "oc.member_count"),
 }
-"""Compound sets counted. Professional service: served by a property company, market or community-led (社区领办).
-Old estates served: any mode but none, so entrusted (代管) and self-managed (自管) count as served. Party covered:
-served by a company with a party organisation or party work. Committee party half: party-member share ≥ 50 %."""
+"""Compound sets counted, by programme's rules. Professional service: a property company serves, market or
+community-led (社区领办). Old estates served: a company serves or the community manages (代管); self-managed (自管)
+old estates and those with none are the gaps (old_unserved). Party covered: served by a company with a party
+organisation today or party work. Committee party half: party-member share ≥ 50 %."""
 
 SHARES = {
     "professional_share": ("professional", "all"),
@@ -64,8 +86,8 @@ def _compounds_sql(level: str) -> str:
         for measure, condition in MEASURES.items() for unit, expr in UNITS.items()
     )
     return f"""
-            SELECT {COVERAGE_LEVELS[level]} AS area_code, cp.property_company_id, pc.has_party_org,
-                   pc.party_work_only, {sums}
+            SELECT {COVERAGE_LEVELS[level]} AS area_code, cp.property_company_id,
+                   {company_party_org_sql("pc", TODAY)} AS has_party_org, pc.party_work_only, {sums}
             FROM compound cp
             JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL
             LEFT JOIN property_company pc ON pc.id = cp.property_company_id
@@ -181,10 +203,11 @@ def coverage(conn: Connection, level: str, within: str | None = None) -> Figure:
 
 
 def _distinct_companies(conn: Connection, within: str | None) -> dict:
-    row = conn.execute(text("""
+    has_org = company_party_org_sql("pc", TODAY)
+    row = conn.execute(text(f"""
         SELECT count(DISTINCT pc.id) AS companies,
-               count(DISTINCT pc.id) FILTER (WHERE pc.has_party_org) AS companies_with_party_org,
-               count(DISTINCT pc.id) FILTER (WHERE pc.party_work_only AND NOT pc.has_party_org)
+               count(DISTINCT pc.id) FILTER (WHERE {has_org}) AS companies_with_party_org,
+               count(DISTINCT pc.id) FILTER (WHERE pc.party_work_only AND NOT {has_org})
                    AS companies_with_party_work_only
         FROM compound cp JOIN property_company pc ON pc.id = cp.property_company_id
         JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL

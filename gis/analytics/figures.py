@@ -43,13 +43,15 @@ def _plain(value):
 
 @dataclass
 class Figure:
-    """Rows of one figure with their column order; `geometries` (GeoJSON text, WGS-84) makes it a layer."""
+    """Rows of one figure with their column order; `geometries` (GeoJSON text, WGS-84) makes it a layer;
+    `labels` (column → Chinese header) head the XLSX sheet people read, the other formats keep the column names."""
 
     name: str
     columns: list[str]
     rows: list[dict]
     meta: dict = field(default_factory=dict)
     geometries: list[str] | None = None
+    labels: dict[str, str] | None = None
 
     def records(self) -> list[dict]:
         return [{column: _plain(row.get(column)) for column in self.columns} for row in self.rows]
@@ -73,7 +75,7 @@ class Figure:
         book = Workbook()
         sheet = book.active
         sheet.title = self.name[:31]
-        sheet.append(self.columns)
+        sheet.append([(self.labels or {}).get(column, column) for column in self.columns])
         for record in self.records():
             sheet.append([record[column] for column in self.columns])
         info = book.create_sheet("about")
