@@ -306,9 +306,9 @@ class ProgrammeSettings(BaseSettings):
     """Targets of the seed programmes' figures (gis/analytics/programme.py), as shares (0.7 = 70%) or, for count
     figures, counts; unset (None) means no target. The defaults are the published ones (../shared/domain.md and its
     seeds): where a city published only what it reached, there is no target until one is set, e.g.
-    GRIDGOV_PROGRAMME_COMMITTEE_FORMATION=0.75."""
+    GRIDGOV_PROGRAMME_COMMITTEE_FORMATION=0.75; `none` removes a target."""
 
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_PROGRAMME_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_PROGRAMME_", extra="ignore", env_parse_none_str="none")
 
     professional_households: float | None = None
     professional_area: float | None = None

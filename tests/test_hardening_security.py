@@ -443,6 +443,8 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "GET /analytics/companies/{company_id}/credit-file": [
             Case("GET", f"/analytics/companies/{v['company']}/credit-file")],
         "GET /analytics/subsidy/{period}": [Case("GET", f"/analytics/subsidy/{v['period']}")],
+        "GET /analytics/programme/{figure}": [Case("GET", "/analytics/programme/committee_formation"),
+                                              Case("GET", "/analytics/programme/no_such_figure")],
         "POST /auth/login": [Case("POST", "/auth/login", json={"username": "m-nobody", "password": "x" * 12})],
         "POST /users": [Case("POST", "/users", json={"username": "m-x", "password": "long enough pw",
                                                       "role": "wizard"})],
@@ -551,7 +553,8 @@ PLAIN_ROUTES = {
     "GET /map/complaint-counts.json",
     "GET /ogc", "GET /ogc/api", "GET /ogc/collections", "GET /ogc/conformance",
     "GET /analytics/complaints", "GET /analytics/coverage", "GET /analytics/emerging", "GET /analytics/hexagons",
-    "GET /analytics/hotspots",
+    "GET /analytics/hotspots", "GET /analytics/programme", "GET /analytics/programme/trend", "GET /analytics/gaps",
+    "GET /analytics/gaps.geojson",
     "GET /auth/me", "POST /auth/logout", "GET /users", "GET /field/me",
     "GET /registry/kinds", "GET /registry/committees/expiring", "GET /registry/changes", "GET /registry/company",
     "GET /complaints/review",

@@ -153,6 +153,10 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
             (f"/ogc/collections/party_organisation/items/P{GRID_OF[n]}", {}) for n in both],
         "/analytics/complaints": [{}], "/analytics/hotspots": [{}], "/analytics/hexagons": [{}],
         "/analytics/emerging": [{}], "/analytics/coverage": [{}],
+        "/analytics/programme": [{}, {"level": "community", "code": "370902001001"}],
+        "/analytics/programme/trend": [{"months": 3}],
+        "/analytics/programme/{figure}": [("/analytics/programme/committee_party_share", {"level": "street"})],
+        "/analytics/gaps": [{}], "/analytics/gaps.geojson": [{}],
         "/analytics/evaluations/{period}": [("/analytics/evaluations/2026H2", {})],
         "/analytics/companies/{company_id}/credit-file": [
             (f"/analytics/companies/{company}/credit-file", {}) for company in world["companies"]],

@@ -12,13 +12,16 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Connection
+from api.params import QueryDate
 from api.security import Admin
 from gis.analytics import coverage as coverage_core
 from gis.analytics import evaluation as evaluation_core
 from gis.analytics import hotspots as hotspots_core
+from gis.analytics import programme as programme_core
 from gis.analytics import subsidy as subsidy_core
 from gis.analytics.figures import MEDIA_TYPES, Figure
 from gis.analytics.periods import parse_period
+from gis.serve.bbox import parse_bbox
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -188,3 +191,84 @@ async def subsidy(
     """The old-estate subsidy of the half-year's excellent companies, per estate or per company."""
     figure = await conn.run_sync(subsidy_core.subsidy, period, by)
     return _send(figure, format)
+
+
+# --- the seed programmes' figures (one definition: gis/analytics/programme.py) -------------------------------
+
+LevelQuery = Annotated[Literal["city", "district", "street", "community"],
+                       Query(description="city (the whole registry), district, street or community")]
+AreaCodeQuery = Annotated[str | None, Query(description="The area's code (not for level city)", pattern=r"^\d{6,18}$")]
+AsOfQuery = Annotated[QueryDate | None, Query(description="The day the figures are taken (default: today, Beijing)")]
+BBoxQuery = Annotated[str | None, Query(description="Only the compounds, grids and communities whose point on "
+                                                     "surface is in minlon,minlat,maxlon,maxlat (level city)")]
+
+
+@router.get("/programme", responses=TABLE_ANSWERS)
+async def programme(
+    conn: Connection,
+    level: LevelQuery = "city",
+    code: AreaCodeQuery = None,
+    as_of: AsOfQuery = None,
+    bbox: BBoxQuery = None,
+    format: TableFormat = "json",
+) -> Response:
+    """Every programme figure of one area as of a day: value, numerator, denominator, the modes counted, the
+    target and its source, the gap to the target and whether it is met; the compounds per management mode."""
+    box = parse_bbox(bbox)
+    figure = await conn.run_sync(programme_core.programme, level, code, as_of, box)
+    return _send(figure, format)
+
+
+@router.get("/programme/trend", responses=TABLE_ANSWERS)
+async def programme_trend(
+    conn: Connection,
+    level: LevelQuery = "city",
+    code: AreaCodeQuery = None,
+    until: AsOfQuery = None,
+    months: Annotated[int, Query(ge=1, le=120)] = 12,
+    format: TableFormat = "json",
+) -> Response:
+    """Every programme figure of one area as of each month's end (the last `months` months up to `until`)."""
+    figure = await conn.run_sync(programme_core.trend, level, code, until, months)
+    return _send(figure, format)
+
+
+@router.get("/programme/{figure}", responses=TABLE_ANSWERS)
+async def programme_figure(
+    conn: Connection,
+    figure: str,
+    level: LevelQuery = "community",
+    within: WithinQuery = None,
+    as_of: AsOfQuery = None,
+    format: TableFormat = "json",
+) -> Response:
+    """One programme figure for every area of the level (those within a district, street or community)."""
+    result = await conn.run_sync(programme_core.per_area, figure, level, within, as_of)
+    return _send(result, format)
+
+
+@router.get("/gaps", responses=ANY_ANSWERS)
+async def gaps(
+    conn: Connection,
+    level: LevelQuery = "city",
+    code: AreaCodeQuery = None,
+    as_of: AsOfQuery = None,
+    bbox: BBoxQuery = None,
+    format: AnyFormat = "json",
+) -> Response:
+    """The coverage gaps (空白点) of one area as of a day, as the programme figures define them, with shapes."""
+    figure = await conn.run_sync(programme_core.gaps, level, code, as_of, parse_bbox(bbox))
+    return _send(figure, format)
+
+
+@router.get("/gaps.geojson", response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+async def gaps_geojson(
+    conn: Connection,
+    level: LevelQuery = "city",
+    code: AreaCodeQuery = None,
+    as_of: AsOfQuery = None,
+    bbox: BBoxQuery = None,
+) -> Response:
+    """The coverage gaps as GeoJSON, for the map."""
+    figure = await conn.run_sync(programme_core.gaps, level, code, as_of, parse_bbox(bbox))
+    return _send(figure, "geojson")
