@@ -13,6 +13,7 @@ from cli.complaints_cmd import complaints_app
 from cli.db_cmd import db_app
 from cli.fixtures_cmd import fixtures_app
 from cli.layers_cmd import layers_app
+from cli.map_cmd import map_app
 from cli.registry_cmd import registry_app
 from cli.serve_cmd import serve
 from cli.users_cmd import users_app
@@ -30,6 +31,7 @@ app.add_typer(users_app, name="users")               # gridgov users add|list|di
 app.add_typer(analytics_app, name="analytics")       # gridgov analytics evaluate
 app.add_typer(audit_app, name="audit")               # gridgov audit reads
 app.add_typer(registry_app, name="registry")         # gridgov registry kinds|template|import|export
+app.add_typer(map_app, name="map")                   # gridgov map export --street|--district
 
 if __name__ == "__main__":
     app(prog_name="gridgov")

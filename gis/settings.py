@@ -17,6 +17,7 @@ settings in one module.
 | red/black list and subsidy | EvaluationSettings | GRIDGOV_EVAL_ |
 | credit file scoring | CreditSettings | GRIDGOV_CREDIT_ |
 | programme figures' targets | ProgrammeSettings | GRIDGOV_PROGRAMME_ |
+| maps handed on (offline HTML) | ExportSettings | GRIDGOV_EXPORT_ |
 
 An accessor reads the environment once per process; tests that change a variable in-process call its
 `cache_clear()`.
@@ -228,6 +229,21 @@ class CreditSettings(BaseSettings):
     """Most points, up or down, one category can add."""
     grades: dict[str, float] = {"A": 90.0, "B": 80.0, "C": 60.0}
     """Least score of each grade, best first; below the last is D."""
+
+
+class ExportSettings(BaseSettings):
+    """Where the offline HTML map (gis/reports/map_export.py) finds the front-end libraries it inlines."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_EXPORT_", extra="ignore")
+
+    vendor_dir: Path = PROJECT_ROOT / "webmap" / "static" / "vendor"
+    """The npm copies of Leaflet and its plugins that set-up vendors (scripts/vendor-assets.sh)."""
+
+
+@lru_cache
+def export_settings() -> ExportSettings:
+    """Where the offline map's inlined libraries are (GRIDGOV_EXPORT_*), read once and cached."""
+    return ExportSettings()
 
 
 @lru_cache

@@ -412,6 +412,9 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "POST /reports/street": [Case("POST", "/reports/street", json={"street": "没有这个街道"})],
         "GET /reports/jobs/{job_id}": [Case("GET", "/reports/jobs/no-such-job")],
         "GET /reports/jobs/{job_id}/report.pdf": [Case("GET", "/reports/jobs/no-such-job/report.pdf")],
+        "GET /reports/map.html": [Case("GET", "/reports/map.html", params={"street": s})
+                                  for s in (world.street_a, world.street_b)]
+        + [Case("GET", "/reports/map.html", params={"district": world.street_a[:6]})],
     }
     other_cases = {
         "MOUNT /static": [Case("GET", "/static/map/main.js")],

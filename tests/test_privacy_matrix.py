@@ -192,6 +192,7 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/evaluation/inspections": [{"period": "2026H2"}], "/evaluation/ratings": [{"period": "2026H2"}],
         "/evaluation/surveys": [{"period": "2026H2"}], "/evaluation/rectifications": [{}],
         "/evaluation/exits": [{}], "/evaluation/subsidy-ledger/{period}": [("/evaluation/subsidy-ledger/2026H2", {})],
+        "/reports/map.html": [{"street": GRID_OF[n][:9]} for n in both] + [{"district": GRID_OF[1][:6]}],
         "/evaluation/credit-items": [{}], "/evaluation/credit-grades": [{}], "/evaluation/credit-grades.html": [{}],
         "/field/me": [{}],
         "/field/place": [{"lon": POINT[n][0], "lat": POINT[n][1]} for n in both],

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Connection
 from api.security import SignedIn
+from gis.reports import map_export
 from gis.reports.jobs import JobStore, resolve_street
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -50,3 +54,36 @@ async def report_pdf(job_id: str, request: Request, principal: SignedIn) -> Resp
     name = f"report-{job.street_code}-{job.period}.pdf"
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _build_map(database_url: str, level: str, code: str, period: str | None) -> map_export.MapExport:
+    from gis.db.engine import sync_engine
+
+    engine = sync_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return map_export.build_map(conn, level, code, period)
+    finally:
+        engine.dispose()
+
+
+@router.get("/map.html", response_class=Response,
+            responses={200: {"content": {"text/html": {}}},
+                       404: {"description": "No such street or district, or one outside the caller's scope"}})
+async def map_html(
+    request: Request, principal: SignedIn,
+    street: Annotated[str | None, Query(max_length=20, description="a street office's 9-digit code")] = None,
+    district: Annotated[str | None, Query(max_length=20, description="a district's 6-digit code")] = None,
+    period: Annotated[str | None, Query(max_length=40, description="the hotspots' period; the last year by "
+                                                                   "default")] = None,
+) -> Response:
+    """Download the interactive map of a street or a district as one HTML file that opens offline (hotspots,
+    coverage by management mode, gaps, party organisations); planners and admins anywhere, a street office its
+    own street."""
+    level, code = map_export.choose_area(street, district)
+    map_export.authorise(principal, level, code)
+    url = request.app.state.engine.url.render_as_string(hide_password=False)
+    made = await run_in_threadpool(_build_map, url, level, code, period)
+    return Response(made.html, media_type="text/html; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{made.filename}"',
+                             "Cache-Control": "no-store"})
