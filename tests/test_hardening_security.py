@@ -551,7 +551,7 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
 
 PLAIN_ROUTES = {
     "GET /", "GET /health", "GET /docs", "GET /openapi.json", "GET /layers", "GET /tiles",
-    "GET /map", "GET /map/config.json", "GET /map/categories.json", "GET /map/building-labels.json",
+    "GET /map", "GET /dashboard", "GET /map/config.json", "GET /map/categories.json", "GET /map/building-labels.json",
     "GET /sw.js", "GET /manifest.webmanifest",
     "GET /map/complaint-counts.json",
     "GET /ogc", "GET /ogc/api", "GET /ogc/collections", "GET /ogc/conformance",

@@ -157,3 +157,9 @@ async def root() -> RedirectResponse:
 async def map_page() -> HTMLResponse:
     """The map page (HTML; its script and styles come from /static)."""
     return HTMLResponse((TEMPLATES_DIR / "map.html").read_text(encoding="utf-8"))
+
+
+@site.get("/dashboard", response_class=HTMLResponse)
+async def dashboard_page() -> HTMLResponse:
+    """The planners' dashboard of the programme figures (HTML; every figure comes from /analytics/programme)."""
+    return HTMLResponse((TEMPLATES_DIR / "dashboard.html").read_text(encoding="utf-8"))

@@ -1,16 +1,15 @@
 /* The planners' overlay: compounds filled by management mode with service gaps stressed, the hotspots, a
  * legend, and the coverage figures of the compounds in view. */
+import { api, bboxParam } from '../api.js';
 import { emit, on } from '../bus.js';
 import { $, el } from '../dom.js';
 import { DEFS } from '../layers/defs.js';
 import { HOT_CLASSES } from '../layers/hotspots.js';
-import { layers } from '../layers/registry.js';
 import { MODE_COLOURS, MODE_NAMES } from '../names.js';
 import { refresh } from '../redraw.js';
 import { map, plannerOn } from '../state.js';
 import { showLayer } from './layer-list.js';
 
-const isGap = (p) => p.management_mode === 'none' || (p.is_old_estate && p.management_mode === 'self_managed');
 const pct = (a, b) => (b ? `${(100 * a / b).toFixed(1)}%` : '—');
 
 function renderLegend() {
@@ -23,43 +22,56 @@ function renderLegend() {
   );
 }
 
-/* Counts and floor areas per management mode of the compounds whose centre is in view. */
-function tally() {
-  const view = map.getBounds();
-  const t = { byMode: {}, total: 0, area: 0, old: 0, oldCovered: 0, gaps: 0 };
-  layers.compound.group.eachLayer((layer) => {
-    const p = layer.feature.properties;
-    if (!view.contains(layer.getBounds().getCenter())) return;
-    const row = t.byMode[p.management_mode] || (t.byMode[p.management_mode] = { count: 0, area: 0 });
-    row.count += 1; row.area += p.floor_area_m2 || 0;
-    t.total += 1; t.area += p.floor_area_m2 || 0;
-    if (p.is_old_estate) { t.old += 1; if (p.management_mode !== 'none') t.oldCovered += 1; }
-    if (isGap(p)) t.gaps += 1;
-  });
-  return t;
+/* The figures of the compounds in view come from the API, by the programme's one definition (/analytics/programme
+ * with the view's box: the compounds whose point on surface is in view); the gap compounds (空白点) are drawn from
+ * /analytics/gaps.geojson, by the same rule. */
+let asked = 0;
+let gapLayer = null;
+
+async function drawGaps(show) {
+  if (!show) { if (gapLayer) { gapLayer.remove(); gapLayer = null; } return; }
+  if (gapLayer) return;
+  gapLayer = window.L.geoJSON(null, { interactive: false,
+    style: { color: '#b71c1c', weight: 3, dashArray: '6 4', fill: false } }).addTo(map);
+  const layer = gapLayer;
+  try {
+    layer.addData(await api('/analytics/gaps.geojson'));
+    $('#coverage-figures').dataset.gapsDrawn = String(layer.getLayers().length);
+  } catch (error) { /* the figures' box says why */ }
 }
 
-function updateCoverage() {
+async function updateCoverage() {
   const box = $('#coverage-figures');
+  drawGaps(plannerOn());
   if (!plannerOn()) { box.replaceChildren(); return; }
   if (map.getZoom() < DEFS.compound.minZoom) {
     box.replaceChildren(el('p', { class: 'hint' }, '放大地图以计算视野内的覆盖率。'));
     return;
   }
-  const t = tally();
-  const professional = (t.byMode.professional || { area: 0 }).area;
+  const ask = ++asked;
+  const bbox = bboxParam(map.getBounds());
+  let body;
+  try {
+    body = await api(`/analytics/programme?bbox=${bbox}`);
+  } catch (error) {
+    box.replaceChildren(el('p', { class: 'hint warn' }, error.message));
+    return;
+  }
+  if (ask !== asked) return;
+  const f = Object.fromEntries(body.rows.map((row) => [row.key, row]));
+  const modes = body.meta.modes;
+  const area = modes.reduce((sum, m) => sum + m.floor_area_m2, 0);
+  const share = (row) => (row.value === null ? '—' : `${(100 * row.value).toFixed(1)}%`);
   box.replaceChildren(
     el('h4', {}, '视野内覆盖情况'),
-    el('p', { id: 'coverage-summary' },
-      `小区 ${t.total} 个；专业化物业覆盖率（按建筑面积）${pct(professional, t.area)}；`,
-      `老旧小区 ${t.old} 个，物业服务覆盖 ${pct(t.oldCovered, t.old)}；服务空白 ${t.gaps} 个。`),
+    el('p', { id: 'coverage-summary', 'data-bbox': bbox },
+      `小区 ${f.gap_compounds.denominator} 个；专业化物业覆盖率（按建筑面积）${share(f.professional_area)}；`,
+      `老旧小区 ${f.old_estate_coverage.denominator} 个，物业管理覆盖 ${share(f.old_estate_coverage)}；`,
+      `服务空白 ${f.gap_compounds.value} 个。`),
     el('table', {},
       el('tr', {}, el('th', {}, '模式'), el('th', {}, '小区'), el('th', {}, '面积 万m²'), el('th', {}, '面积占比')),
-      ...Object.keys(MODE_NAMES).map((mode) => {
-        const row = t.byMode[mode] || { count: 0, area: 0 };
-        return el('tr', { 'data-mode': mode }, el('td', {}, MODE_NAMES[mode]), el('td', {}, row.count),
-          el('td', {}, (row.area / 10000).toFixed(1)), el('td', {}, pct(row.area, t.area)));
-      })),
+      ...modes.map((m) => el('tr', { 'data-mode': m.mode }, el('td', {}, MODE_NAMES[m.mode]), el('td', {}, m.compounds),
+        el('td', {}, (m.floor_area_m2 / 10000).toFixed(1)), el('td', {}, pct(m.floor_area_m2, area))))),
   );
 }
 
