@@ -283,6 +283,7 @@ PANEL_CSS = """
 #gg-title h1{font-size:16px;margin:0 0 4px}
 #gg-legend{bottom:24px;right:10px;max-height:60vh;overflow:auto}
 #gg-legend h2{font-size:13px;margin:6px 0 2px}
+#gg-legend summary{font-weight:bold;cursor:pointer}
 #gg-legend div.row{display:flex;align-items:center;gap:6px}
 #gg-legend i{display:inline-block;width:14px;height:12px;flex:none;box-sizing:border-box}
 .leaflet-container{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;background:#f4f1ea}
@@ -302,6 +303,9 @@ LEGEND_SCRIPT = """
   document.querySelectorAll('#gg-legend section').forEach(function (s) {
     s.hidden = !(window.ggShown || []).includes(s.dataset.layer);
   });
+  if (window.innerWidth < 600) document.querySelector('#gg-legend details').open = false;
+  L.control.scale({ imperial: false }).addTo(map);
+  map.attributionControl.setPrefix('gridgov · Leaflet');
   L.DomEvent.disableClickPropagation(document.getElementById('gg-legend'));
   L.DomEvent.disableScrollPropagation(document.getElementById('gg-legend'));
 })({{ this._parent.get_name() }});
@@ -324,7 +328,8 @@ def _panels(area: dict, period: Period, made_at: datetime, counts: dict, shown: 
         items = "".join(f'<div class="row"><i style="{style}"></i><span>{html.escape(name)}</span></div>'
                         for style, name in rows)
         sections.append(f'<section data-layer="{html.escape(layer)}"><h2>{html.escape(layer)}</h2>{items}</section>')
-    legend = f'<div id="gg-legend" class="gg-box"><strong>图例</strong>{"".join(sections)}</div>'
+    legend = (f'<div id="gg-legend" class="gg-box"><details open><summary>图例</summary>{"".join(sections)}'
+              "</details></div>")
     return f"<style>{PANEL_CSS}</style>{title}{legend}<script>window.ggShown = {json.dumps(shown)};</script>"
 
 
@@ -403,6 +408,7 @@ def build_map(conn: Connection, level: str, code: str, period: str | None = None
     hotspots as gis/analytics/periods.py reads it, the year up to today by default."""
     import folium
     from branca.element import MacroElement
+    from folium.utilities import JsCode
     from jinja2 import Template
 
     started = time.perf_counter()
@@ -417,14 +423,15 @@ def build_map(conn: Connection, level: str, code: str, period: str | None = None
               "cold_spots": sum((row["confidence_bin"] or 0) < 0 for row in hot_rows)}
 
     fmap = folium.Map(location=[(area["south"] + area["north"]) / 2, (area["west"] + area["east"]) / 2],
-                      zoom_start=14, tiles=None, control_scale=True, max_zoom=19, min_zoom=8)
+                      zoom_start=14, tiles=None, max_zoom=19, min_zoom=8)
     fmap.get_root().title = f"{area['name']} 网格治理地图"
     layers = [_outline_layer(folium, _outlines(conn, area)), _hotspot_layer(folium, hot_rows),
               _mode_layer(folium, compounds), _gap_layer(folium, compounds), _party_layer(folium, organisations)]
     for layer in layers:
         layer.add_to(fmap)
     shown = [layer.layer_name for layer in layers if layer.show]
-    folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
+    # expanded on a desk, an icon on a phone
+    folium.LayerControl(collapsed=JsCode("window.innerWidth < 600"), position="topright").add_to(fmap)
     fmap.fit_bounds([[area["south"], area["west"]], [area["north"], area["east"]]])
     figure = fmap.get_root()
     figure.html.add_child(folium.Element(_panels(area, chosen, made_at, counts, shown)))
