@@ -445,6 +445,8 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "POST /analytics/evaluations/{period}": [Case("POST", "/analytics/evaluations/1999H1")],
         "GET /analytics/companies/{company_id}/credit-file": [
             Case("GET", f"/analytics/companies/{v['company']}/credit-file")],
+        "GET /analytics/companies/{company_id}/compounds.geojson": [
+            Case("GET", f"/analytics/companies/{v['company']}/compounds.geojson")],
         "GET /analytics/subsidy/{period}": [Case("GET", f"/analytics/subsidy/{v['period']}")],
         "GET /analytics/programme/{figure}": [Case("GET", "/analytics/programme/committee_formation"),
                                               Case("GET", "/analytics/programme/no_such_figure")],
@@ -564,7 +566,7 @@ PLAIN_ROUTES = {
     "GET /tickets.csv", "GET /tickets/deadlines", "GET /tickets/rates", "GET /tickets/rules", "GET /tickets/workflow",
     "GET /supervision/escalations", "GET /supervision/stats",
     "GET /evaluation/rectifications", "GET /evaluation/exits", "GET /evaluation/credit-items",
-    "GET /evaluation/credit-grades", "GET /evaluation/credit-grades.html",
+    "GET /evaluation/companies", "GET /evaluation/credit-grades", "GET /evaluation/credit-grades.html",
 }
 """Routes the matrix calls as they are (no path parameter, no body of their own): a row each, written out, so a
 new route of the app with no row here or in `cases_for` fails `test_every_route_is_covered`."""

@@ -160,6 +160,9 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/analytics/evaluations/{period}": [("/analytics/evaluations/2026H2", {})],
         "/analytics/companies/{company_id}/credit-file": [
             (f"/analytics/companies/{company}/credit-file", {}) for company in world["companies"]],
+        "/analytics/companies/{company_id}/compounds.geojson": [
+            (f"/analytics/companies/{company}/compounds.geojson", {}) for company in world["companies"]],
+        "/evaluation/companies": [{}],
         "/analytics/subsidy/{period}": [("/analytics/subsidy/2026H2", {})],
         "/auth/me": [{}], "/users": [{}],
         "/tickets": [{"limit": 1000}, {"bbox": BBOX}], "/tickets.geojson": [{}], "/tickets.csv": [{}],

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import Connection
 from api.params import QueryDate
 from api.security import Admin
+from gis.analytics import company_view
 from gis.analytics import coverage as coverage_core
 from gis.analytics import evaluation as evaluation_core
 from gis.analytics import hotspots as hotspots_core
@@ -153,9 +154,16 @@ async def coverage(
 
 
 @router.get("/evaluations/{period}", responses=TABLE_ANSWERS)
-async def evaluation(conn: Connection, period: str, format: TableFormat = "json") -> Response:
-    """The red/black list of a half-year: stored when it was run, else a preview from the inputs."""
-    figure = await conn.run_sync(evaluation_core.evaluation, period)
+async def evaluation(
+    conn: Connection,
+    period: str,
+    within: Annotated[str | None, Query(max_length=1000, description="Only the companies serving a compound in "
+                                        "these streets or communities (comma-separated codes); ranks stay those "
+                                        "of the whole list")] = None,
+    format: TableFormat = "json",
+) -> Response:
+    """The red/black list of a half-year or year: stored when it was run, else a preview from the inputs."""
+    figure = await conn.run_sync(company_view.evaluation_within, period, within)
     return _send(figure, format)
 
 
@@ -172,13 +180,22 @@ async def run_evaluation(conn: Connection, period: str, admin: Admin, format: Ta
 async def credit_file(
     conn: Connection,
     company_id: int,
-    part: Literal["evaluations", "inspections", "ratings", "credit_items"] = "evaluations",
+    part: Literal["evaluations", "inspections", "ratings", "rectifications", "credit_items"] = "evaluations",
     format: TableFormat = "json",
 ) -> Response:
-    """A property company's credit file: evaluations over time, inspections, ratings and approved credit items
-    (with its credit grade)."""
+    """A property company's credit file: evaluations over time, inspections, ratings, rectification tasks and
+    approved credit items (with its credit grade)."""
     figures = await conn.run_sync(evaluation_core.credit_file, company_id)
     return _send(figures[part], format)
+
+
+@router.get("/companies/{company_id}/compounds.geojson", response_class=Response,
+            responses={200: {"content": {"application/geo+json": {}}}, 404: {"description": "No such company"}})
+async def company_compounds(conn: Connection, company_id: int) -> Response:
+    """The compounds a property company manages now, with their shapes: what its credit file outlines on the
+    map."""
+    figure = await conn.run_sync(company_view.company_compounds, company_id)
+    return _send(figure, "geojson")
 
 
 @router.get("/subsidy/{period}", responses=TABLE_ANSWERS)

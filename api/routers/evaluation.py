@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Connection, Engine
 from api.routers.analytics import TABLE_ANSWERS, TableFormat, _send
 from api.security import Admin, SignedIn
-from gis.analytics import credit, inputs, rectification, subsidy
+from gis.analytics import company_view, credit, inputs, rectification, subsidy
 
 router = APIRouter(prefix="/evaluation", tags=["evaluation"])
 
@@ -107,6 +107,13 @@ async def list_surveys(conn: Connection, principal: SignedIn, period: PeriodQuer
                        format: TableFormat = "json") -> Response:
     """The half-year's satisfaction surveys in the caller's area."""
     return _send(await conn.run_sync(inputs.list_surveys, principal, period), format)
+
+
+@router.get("/companies")
+async def rater_companies(conn: Connection, principal: SignedIn) -> list[dict]:
+    """The companies the caller rates and the compounds it surveys, for the desk's pickers (administrators,
+    street offices and communities; a street or community gets those serving its area)."""
+    return await conn.run_sync(company_view.rater_companies, principal)
 
 
 @router.get("/rectifications", responses=TABLE_ANSWERS)

@@ -442,8 +442,9 @@ def evaluation(conn: Connection, period_label: str) -> Figure:
 
 
 def credit_file(conn: Connection, company_id: int) -> dict[str, Figure]:
-    """A company's credit file (信用档案): its evaluations over time, inspections, ratings and the approved items
-    of its credit file with its credit grade (pending and rejected items are not part of it)."""
+    """A company's credit file (信用档案): its evaluations over time, inspections, ratings, rectification tasks
+    (deadline, items, result; not the follow-up's note or who wrote it) and the approved items of its credit file
+    with its credit grade (pending and rejected items are not part of it)."""
     company = conn.execute(text("""
         SELECT pc.id, pc.name, pc.credit_code, pc.is_community_led, pc.has_party_org, pc.party_work_only,
                pc.founded_year,
@@ -477,7 +478,13 @@ def credit_file(conn: Connection, company_id: int) -> dict[str, Figure]:
     items = [dict(r) for r in conn.execute(text(
         "SELECT kind, category, title, occurred_on, reviewer_level, reviewed_at FROM credit_item "
         "WHERE company_id = :id AND status = 'approved' ORDER BY occurred_on, id"), {"id": company_id}).mappings()]
+    rectifications = [dict(r) for r in conn.execute(text(
+        "SELECT period, deadline, array_to_string(items, '；') AS items, result, followed_up_at "
+        "FROM rectification_task WHERE company_id = :id ORDER BY period, id"), {"id": company_id}).mappings()]
     return {
+        "rectifications": Figure("credit_file_rectifications", ["period", "deadline", "items", "result",
+                                                                "followed_up_at"], rectifications,
+                                 {"company_id": company_id}),
         "evaluations": Figure("credit_file_evaluations", list(history[0]) if history else
                               ["period", "total_score", "standing"], history, info),
         "inspections": Figure("credit_file_inspections", ["inspected_on", "compound_code", "score", "findings",

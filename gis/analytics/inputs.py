@@ -58,6 +58,16 @@ def company_units(conn: Connection, company_id: int) -> dict[str, set[str]]:
     return {"compound": {r[0] for r in rows}, "community": {r[1] for r in rows}, "street": {r[2] for r in rows}}
 
 
+def companies_serving(conn: Connection, codes: list[str]) -> set[int]:
+    """The companies managing a current compound in any of these streets or communities: the scope rule of a
+    street or community over companies (company_in_scope, the red/black list within an area)."""
+    return set(conn.execute(text("""
+        SELECT DISTINCT cp.property_company_id FROM compound cp
+        JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL
+        WHERE cp.valid_to IS NULL AND cp.property_company_id IS NOT NULL
+          AND (cm.street_code = ANY(:codes) OR cp.community_code = ANY(:codes))"""), {"codes": codes}).scalars())
+
+
 def company_in_scope(conn: Connection, principal: Principal, company_id: int) -> dict:
     """The company when the caller may act on it: the administrator any, a street or community one serving a
     compound in its area, a property company itself; otherwise NotFound (existence does not leak)."""
@@ -71,7 +81,7 @@ def company_in_scope(conn: Connection, principal: Principal, company_id: int) ->
     level = {"street": "street", "community": "community"}.get(principal.role)
     if level is None:
         raise Forbidden("仅限管理员、街道和社区用户")
-    if not company_units(conn, company_id)[level] & set(principal.scope):
+    if company_id not in companies_serving(conn, list(principal.scope)):
         raise NotFound(f"没有编号为 {company_id} 的物业服务企业")
     return company
 

@@ -10,10 +10,12 @@
  *   layers                        the layers' entries by name (layers/registry.js)
  *   drawn, areaTickets            the area drawn for bulk assignment and its tickets (work/area.js)
  *   outbox, offline               the offline queue (submit, flush, records) and the service worker's state
+ *   highlighted                   the company whose compounds are outlined and their codes (rating/highlight.js)
  */
 import { layers } from './layers/registry.js';
 import { nextDraw, progress } from './progress.js';
 import { offlineState } from './offline/install.js';
+import { highlighted } from './rating/highlight.js';
 import { outboxView } from './offline/outbox.js';
 import { map } from './state.js';
 import { areaTicketList, drawnArea } from './work/area.js';
@@ -26,6 +28,7 @@ export function installFacade() {
     lastDraw: () => progress.lastDraw, drawCount: () => progress.drawCount, timings: () => progress.timings,
     map: () => map, layers: () => layers, drawn: drawnArea, areaTickets: areaTicketList,
     outbox: () => outboxView, offline: () => offlineState,
+    highlighted,
   };
   for (const [name, get] of Object.entries(views)) Object.defineProperty(facade, name, { get, enumerable: true });
   window.gridgov = Object.freeze(facade);

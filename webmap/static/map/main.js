@@ -27,6 +27,7 @@ import { refresh, refreshNow } from './redraw.js';
 import { map, setMap } from './state.js';
 import { activeTool } from './tools.js';
 import { initDesk } from './desk/desk.js';
+import { initRating } from './rating/rating.js';
 import { initField } from './field/field.js';
 import { initArea } from './work/area.js';
 import { initRegistry } from './work/registry.js';
@@ -114,6 +115,7 @@ async function start() {
   initReview();
   initArea();
   initDesk();
+  initRating();
   initRegistry();
   initOffline(); // before sign-in: it keeps a session's tickets for offline use
   initSignin();

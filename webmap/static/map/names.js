@@ -17,7 +17,18 @@ export const STATE_COLOURS = {
 };
 export const OVERDUE_COLOUR = '#c0392b';
 /* standing -> [label, badge class] */
-export const STANDING = { red: ['红榜', 'red'], black: ['黑榜', 'black'], none: ['未上榜', ''], unrated: ['未评价', ''] };
+export const STANDING = { red: ['红榜', 'red'], black: ['黑榜', 'black'], none: ['未上榜', ''], unrated: ['未评价', ''],
+  insufficient: ['数据不足', ''] };
+/* What the credit file names: rater levels, credit item kinds, categories and review states, grades, results. */
+export const RATER_LEVELS = { street: '街道', community: '社区' };
+export const CREDIT_KINDS = { basic: '基本信息', good: '良好信息', bad: '不良信息' };
+export const CREDIT_CATEGORIES = {
+  party_building: '党建', staffing: '人员配备', service_record: '服务记录', award: '表彰奖励', praise: '业主表扬',
+  owner_complaint: '业主投诉', penalty: '行政处罚', bad_credit: '失信记录', registration: '备案信息',
+};
+export const REVIEW_STATES = { pending: '待审核', approved: '已通过', rejected: '已驳回' };
+export const CREDIT_GRADES = { A: '优秀', B: '良好', C: '合格', D: '较差' };
+export const RECTIFICATION_RESULTS = { pending: '待复查', passed: '复查通过', failed: '复查未通过' };
 export const PARTY_KINDS = {
   community_committee: '社区党委', grid_branch: '网格党支部', compound_branch: '小区党支部',
   building_group: '楼院党小组', company_branch: '物业企业党组织',
