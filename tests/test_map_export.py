@@ -1,6 +1,7 @@
 """The map to hand on (gis/reports/map_export.py) on the small city: one HTML file with Leaflet inlined and no
-reference off the file, the layers' contents equal to the database's own counts (the gaps to the coverage
-figures'), public-grade data only, Beijing time; `gridgov map export` and GET /reports/map.html with their scope."""
+reference off the file, the layers' contents equal to the database's own counts (the gaps to the programme's
+and to an SQL oracle of the rule), public-grade data only, Beijing time; `gridgov map export` and
+GET /reports/map.html with their scope."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gis.access import auth
-from gis.analytics.coverage import coverage
+from gis.analytics import programme
 from gis.db.engine import with_driver
 from gis.errors import NotFound, SetupError
 from gis.reports import map_export
@@ -78,15 +79,21 @@ def test_the_layers_hold_what_the_database_holds(engine, streets, street_map):
                                       "LIKE :p"), {"p": streets[0] + "%"}).scalar_one()
         micro_grids = conn.execute(text("SELECT count(*) FROM micro_grid WHERE valid_to IS NULL AND code LIKE :p"),
                                    {"p": streets[0] + "%"}).scalar_one()
-        figure = coverage(conn, "street")
-    row = next(r for r in figure.rows if r["code"] == streets[0])
+        # the rule written out: no management at all, or an old estate that no company or community manages
+        gaps = conn.execute(text("""
+            SELECT count(*) FROM compound WHERE valid_to IS NULL AND community_code LIKE :p
+            AND (management_mode = 'none' OR (is_old_estate AND management_mode NOT IN
+                 ('professional', 'community_led', 'entrusted')))"""), {"p": streets[0] + "%"}).scalar_one()
+        figure = programme.gaps(conn, "street", streets[0])
     counts = street_map.counts
     assert compounds > 10 and counts["compounds"] == compounds
     assert counts["micro_grids"] == micro_grids
-    assert counts["gaps"] == row["old_unserved_count"], "the map's gaps are the coverage figures' gaps"
+    assert counts["gaps"] == gaps == figure.meta["gaps"], "the map's gaps are the programme's gaps"
+    assert gaps > 0
     document = street_map.html
     assert occurrences(document, "物业管理模式：") == compounds  # one tooltip per compound feature
-    assert occurrences(document, map_export.GAP_DEFINITION_ZH) == counts["gaps"] + 1  # each gap, and the legend
+    assert occurrences(document, "空白原因：") == gaps
+    assert occurrences(document, map_export.GAP_DEFINITION_ZH) == 1  # in the legend
     for title in map_export.LAYER_TITLES.values():
         assert f'data-layer="{title}"' in document and f'"{title}"' in document
 

@@ -16,8 +16,8 @@ and figures, party organisations' names, kinds and member counts (never a secret
 counts aggregated per micro-grid. No complaint, text or point of one is read here, so none of
 gis/access/visibility.py's per-complaint rules apply; contacts are left out as for its `contacts="none"`.
 
-The gap definition: gis/analytics/coverage.py's `old_unserved` set (an old estate with no property service at all),
-rendered from its SQL condition so the file counts what the coverage figures count.
+The gaps are gis/analytics/programme.py's (`gaps`, the one definition the dashboard, the API and the map page
+use): a compound with no management at all, or an old estate no company or community manages.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 from sqlalchemy import Connection, text
 
 from gis.access.auth import Principal
-from gis.analytics.coverage import MEASURES
+from gis.analytics import programme
 from gis.analytics.hotspots import hotspots
 from gis.analytics.periods import LOCAL_TIME, Period, parse_period
 from gis.errors import Forbidden, InvalidInput, NotFound, SetupError
@@ -43,9 +43,7 @@ from gis.serve.mapdata import _PARTY_SQL, PARTY_KINDS_BY_ZOOM
 from gis.settings import export_settings
 
 LEVELS = ("street", "district")
-GAP_CONDITION = MEASURES["old_unserved"]
-"""The gap (空白点) as gis/analytics/coverage.py counts it, SQL over compound `cp`."""
-GAP_DEFINITION_ZH = "空白点：老旧小区且无物业服务（与覆盖率统计口径一致）"
+GAP_DEFINITION_ZH = "空白点：无物业管理的小区，以及无物业企业或社区代管的老旧小区（与规划指标口径一致）"
 
 LOCAL_ASSETS = {
     "leaflet": "leaflet/leaflet.js",
@@ -147,10 +145,10 @@ def _outlines(conn: Connection, area: dict) -> list[dict]:
 
 
 def _compounds(conn: Connection, area: dict) -> list[dict]:
-    """The area's current compounds with their public attributes and whether each is a gap."""
-    rows = conn.execute(text(f"""
+    """The area's current compounds with their public attributes."""
+    rows = conn.execute(text("""
         SELECT cp.code, cp.name, cp.management_mode, cp.is_old_estate, cp.households, cp.floor_area_m2,
-               cp.build_year, ({GAP_CONDITION}) AS is_gap, ST_AsGeoJSON(cp.geom, 6) AS geometry
+               cp.build_year, ST_AsGeoJSON(cp.geom, 6) AS geometry
         FROM compound cp
         JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL
         WHERE cp.valid_to IS NULL AND cp.community_code LIKE :prefix
@@ -226,10 +224,16 @@ def _mode_layer(folium, compounds: list[dict]):
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False))
 
 
-def _gap_layer(folium, compounds: list[dict]):
-    features = [_feature(row["geometry"], {"tip": _tip(f"{row['name']}（{row['code']}）", GAP_DEFINITION_ZH,
+def _gaps(conn: Connection, area: dict) -> list[dict]:
+    """The area's gap compounds today, as gis/analytics/programme.py finds them, with their shapes."""
+    figure = programme.gaps(conn, area["level"], area["code"])
+    return [{**row, "geometry": geometry} for row, geometry in zip(figure.rows, figure.geometries) if geometry]
+
+
+def _gap_layer(folium, gaps: list[dict]):
+    features = [_feature(row["geometry"], {"tip": _tip(f"{row['name']}（{row['code']}）", f"空白原因：{row['reason']}",
                                                       f"{row['households'] or 0} 户")}, row["code"])
-                for row in compounds if row["is_gap"]]
+                for row in gaps]
     return folium.GeoJson(
         {"type": "FeatureCollection", "features": features}, name=LAYER_TITLES["gap"],
         style_function=lambda f: {"className": "gg-gap", "color": GAP_COLOUR, "weight": 4, "fillColor": GAP_COLOUR,
@@ -415,9 +419,9 @@ def build_map(conn: Connection, level: str, code: str, period: str | None = None
     area = resolve_area(conn, level, code)
     chosen = parse_period(period) if period else default_period()
     made_at = (now or datetime.now(LOCAL_TIME)).astimezone(LOCAL_TIME)
-    compounds, organisations = _compounds(conn, area), _party(conn, area)
+    compounds, gaps, organisations = _compounds(conn, area), _gaps(conn, area), _party(conn, area)
     hot_rows = _hotspots(conn, area, chosen)
-    counts = {"compounds": len(compounds), "gaps": sum(row["is_gap"] for row in compounds),
+    counts = {"compounds": len(compounds), "gaps": len(gaps),
               "party": len(organisations), "micro_grids": len(hot_rows),
               "hot_spots": sum((row["confidence_bin"] or 0) > 0 for row in hot_rows),
               "cold_spots": sum((row["confidence_bin"] or 0) < 0 for row in hot_rows)}
@@ -426,7 +430,7 @@ def build_map(conn: Connection, level: str, code: str, period: str | None = None
                       zoom_start=14, tiles=None, max_zoom=19, min_zoom=8)
     fmap.get_root().title = f"{area['name']} 网格治理地图"
     layers = [_outline_layer(folium, _outlines(conn, area)), _hotspot_layer(folium, hot_rows),
-              _mode_layer(folium, compounds), _gap_layer(folium, compounds), _party_layer(folium, organisations)]
+              _mode_layer(folium, compounds), _gap_layer(folium, gaps), _party_layer(folium, organisations)]
     for layer in layers:
         layer.add_to(fmap)
     shown = [layer.layer_name for layer in layers if layer.show]
