@@ -141,10 +141,12 @@ async def complaint_counts(
 @router.get("/building-labels.json", response_class=Response,
             responses={200: {"content": {"application/json": {}}}})
 async def building_labels(
-    conn: Connection, bbox: str, limit: Annotated[int, Query(ge=1, le=5000)] = 3000,
+    conn: Connection, bbox: str, limit: Annotated[int, Query(ge=1, le=5000)] = 3000, footprint: bool = False,
 ) -> Response:
-    """A point inside each building in view with its number, `[[lon, lat, number], ...]`, for the labels."""
-    return Response(await mapdata.building_labels(conn, parse_bbox(bbox), limit), media_type="application/json")
+    """A point inside each building in view with its number, `[[lon, lat, number], ...]`, for the labels; with
+    `footprint=true` each row also has the footprint's ring as offsets from the point (millionths of a degree)."""
+    body = await mapdata.building_labels(conn, parse_bbox(bbox), limit, footprint)
+    return Response(body, media_type="application/json")
 
 
 @site.get("/")

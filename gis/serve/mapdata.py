@@ -212,10 +212,36 @@ FROM (SELECT ST_PointOnSurface(geom) AS spot, number FROM building
 )
 
 
-async def building_labels(conn: AsyncConnection, bbox: BBox, limit: int = 3000) -> bytes:
+# The footprint's outer ring, simplified to about half a metre, as offsets from the label's point in millionths of a
+# degree (about 0.1 m): [dx1, dy1, dx2, dy2, ...] without the closing vertex, small enough for a phone's view.
+_BUILDING_FOOTPRINTS_SQL = text(
+    """
+SELECT coalesce(json_agg(json_build_array(round(ST_X(spot)::numeric, 6), round(ST_Y(spot)::numeric, 6), number,
+                                          ring) ORDER BY code), '[]'::json)::text
+FROM (SELECT b.code, b.number, s.spot,
+             (SELECT json_agg(v ORDER BY i) FROM (
+                 SELECT p.path[1] * 2 AS i, round((ST_X(p.geom) - ST_X(s.spot)) * 1e6)::int AS v
+                 FROM ST_DumpPoints(s.outline) p WHERE p.path[1] < ST_NPoints(s.outline)
+                 UNION ALL
+                 SELECT p.path[1] * 2 + 1, round((ST_Y(p.geom) - ST_Y(s.spot)) * 1e6)::int
+                 FROM ST_DumpPoints(s.outline) p WHERE p.path[1] < ST_NPoints(s.outline)) coords) AS ring
+      FROM building b
+      CROSS JOIN LATERAL (SELECT ST_PointOnSurface(b.geom) AS spot,
+                                 ST_ExteriorRing(ST_GeometryN(ST_SimplifyPreserveTopology(b.geom, 0.000005), 1))
+                                     AS outline) s
+      WHERE b.valid_to IS NULL AND b.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)
+      ORDER BY b.code LIMIT :limit) labelled
+"""
+)
+
+
+async def building_labels(conn: AsyncConnection, bbox: BBox, limit: int = 3000, footprint: bool = False) -> bytes:
     """Where to write each building's number (楼号) in `bbox`: `[[lon, lat, number], ...]`, a point inside each
-    building. The buildings themselves come as vector tiles; the map only needs these for its labels."""
+    building. The buildings themselves come as vector tiles; the map only needs these for its labels. With
+    `footprint`, each row also has the footprint's outer ring as offsets from the point in millionths of a degree
+    (`[lon, lat, number, [dx1, dy1, ...]]`), so labels can be placed where they hide no other building."""
     minx, miny, maxx, maxy = bbox
-    body = (await conn.execute(_BUILDING_LABELS_SQL, {"minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy,
-                                                      "limit": limit})).scalar_one()
+    statement = _BUILDING_FOOTPRINTS_SQL if footprint else _BUILDING_LABELS_SQL
+    body = (await conn.execute(statement, {"minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy,
+                                           "limit": limit})).scalar_one()
     return body.encode()

@@ -20,6 +20,7 @@
  *   registry:edit    a compound's registry forms are asked for; detail {code, latlng} (panels/responsibility.js)
  *   registry:changed the registry was edited from the map; detail {compound} (work/registry.js)
  *   outbox:conflict  a queued request met a ticket moved meanwhile (409); detail {record, ticket}
+ *   legend:change    an overlay outside the redraw (the hotspots) was drawn or removed (panels/legend.js)
  *   rating:open      a company's credit file is asked for from the red/black list; detail {id, name} (rating/)
  *   rating:closed    the credit file's selection was cleared and its compounds' outline removed (rating/)
  */

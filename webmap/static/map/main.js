@@ -19,6 +19,7 @@ import { initPanel } from './panel.js';
 import { initCoverage } from './panels/coverage.js';
 import { buildFilters } from './panels/filters.js';
 import { buildLayerList } from './panels/layer-list.js';
+import { initLegend } from './panels/legend.js';
 import { askResponsibility } from './panels/responsibility.js';
 import { initSearch } from './panels/search.js';
 import { initTabs, selectTab } from './panels/tabs.js';
@@ -90,6 +91,7 @@ async function start() {
   createMap(config);
   createLayers();
   buildLayerList();
+  initLegend();
   initCoverage({ on: hash.planner });
   initHeat();
   initHotspots({ level: hash.hotLevel });

@@ -1,5 +1,5 @@
 /* Buildings: vector tiles when the tiles service is there (a whole city stays fluid), with their numbers as
- * labels from 17; GeoJSON otherwise. */
+ * labels from 17 placed clear of the other buildings' footprints (labels.js); GeoJSON otherwise. */
 import { api, bboxParam, has } from '../api.js';
 import { tracked } from '../progress.js';
 import { map, visible } from '../state.js';
@@ -24,6 +24,17 @@ function makeBuildingTiles() {
   });
 }
 
+/* A building's label: where its number goes, N号楼 or just N, and its footprint (labels.js keeps other labels
+ * off it). The ring comes as offsets from the point in millionths of a degree. */
+function labelItem([lon, lat, number, offsets]) {
+  const ring = [];
+  for (let i = 0; i + 1 < (offsets || []).length; i += 2) {
+    ring.push(L.latLng(lat + offsets[i + 1] / 1e6, lon + offsets[i] / 1e6));
+  }
+  return { key: `${lon},${lat}`, latlng: L.latLng(lat, lon), text: `${number}号楼`, short: String(number),
+    ring: ring.length >= 3 ? ring : null, ringBounds: ring.length >= 3 ? L.latLngBounds(ring) : null };
+}
+
 export async function loadBuildings(entry) {
   const zoom = map.getZoom();
   const on = visible.has('building') && zoom >= DEFS.building.minZoom;
@@ -45,10 +56,9 @@ export async function loadBuildings(entry) {
     const fetchBounds = view.pad(0.3);
     if (entry.controller) entry.controller.abort();
     entry.controller = new AbortController();
-    const rows = await tracked(api(`/map/building-labels.json?bbox=${bboxParam(fetchBounds)}&limit=${LABEL_LIMIT}`,
-      { signal: entry.controller.signal }));
-    entry.labelItems = rows.map(([lon, lat, number]) => ({ key: `${lon},${lat}`, latlng: L.latLng(lat, lon),
-      text: `${number}号楼` }));
+    const rows = await tracked(api(`/map/building-labels.json?bbox=${bboxParam(fetchBounds)}&limit=${LABEL_LIMIT}`
+      + '&footprint=true', { signal: entry.controller.signal }));
+    entry.labelItems = rows.map(labelItem);
     entry.loadedBounds = rows.length >= LABEL_LIMIT ? view : fetchBounds;
   }
   updateLabels(entry);

@@ -4,6 +4,9 @@
 import { OVERDUE_COLOUR, STATE_COLOURS } from '../names.js';
 
 const CLUSTER_CELL_PX = 48;
+/* A cluster's fill; a single complaint is a dot of its state's colour (names.js) ringed white. */
+export const CLUSTER_FILL = 'rgba(230,126,34,.85)';
+export const SINGLE_DOT = { radius: 6, weight: 1.5, color: '#fff' };
 
 export function complaintColour(p) { return p.overdue ? OVERDUE_COLOUR : STATE_COLOURS[p.state] || '#7f8c8d'; }
 
@@ -31,7 +34,7 @@ function clusterMarks(map, entry, zoom) {
 }
 
 function radiusOf(cluster, single) {
-  if (single) return 6;
+  if (single) return SINGLE_DOT.radius;
   if (cluster.count < 10) return 13;
   if (cluster.count < 100) return 16;
   return cluster.count < 1000 ? 19 : 22;
@@ -47,10 +50,10 @@ function paint(context, items) {
     if (item.single) {
       context.fillStyle = complaintColour(item.cluster.members[0]);
       context.fill();
-      context.lineWidth = 1.5; context.strokeStyle = '#fff'; context.stroke();
+      context.lineWidth = SINGLE_DOT.weight; context.strokeStyle = SINGLE_DOT.color; context.stroke();
       continue;
     }
-    context.fillStyle = 'rgba(230,126,34,.85)';
+    context.fillStyle = CLUSTER_FILL;
     context.fill();
     if (item.cluster.overdue) { context.lineWidth = 3; context.strokeStyle = OVERDUE_COLOUR; context.stroke(); }
     context.fillStyle = '#fff';

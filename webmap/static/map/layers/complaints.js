@@ -5,17 +5,38 @@
 import { api, bboxParam, session } from '../api.js';
 import { emit, on } from '../bus.js';
 import { el } from '../dom.js';
-import { categoryName, STATE_NAMES } from '../names.js';
+import { categoryName, OVERDUE_COLOUR, STATE_COLOURS, STATE_NAMES } from '../names.js';
 import { showPanel } from '../panel.js';
 import { tracked } from '../progress.js';
 import { refresh } from '../redraw.js';
 import { filters, filtersActive, heatOn, map, visible } from '../state.js';
-import { ComplaintCanvas } from './complaint-canvas.js';
+import { CLUSTER_FILL, ComplaintCanvas, SINGLE_DOT } from './complaint-canvas.js';
 import { DEFS } from './defs.js';
 import { heatShown, hideHeat, showHeat } from './heat.js';
+import { dotEntry } from './legend-entries.js';
 
 const POINT_ZOOM = 17;
 const POINT_LIMIT = 20000;
+
+/* The legend: clusters (ringed when any is overdue); single complaints by state, as the filters leave them, from
+ * the zoom where they are drawn one by one. */
+DEFS.complaint.legend = (zoom) => {
+  const cluster = { radius: 8, fillColor: CLUSTER_FILL, color: CLUSTER_FILL, weight: 1 };
+  const entries = [dotEntry('cluster', cluster, '投诉聚合（数字为件数）'),
+    dotEntry('cluster_overdue', Object.assign({}, cluster, { color: OVERDUE_COLOUR, weight: 3 }), '聚合内有超期投诉')];
+  if (complaintSource(zoom).kind !== 'points') return entries;
+  const dot = (key, colour, text) => dotEntry(key, Object.assign({}, SINGLE_DOT, { fillColor: colour }), text);
+  const byColour = new Map(); // states drawn alike share one entry
+  for (const state of Object.keys(STATE_COLOURS)) {
+    if (filters.overdue || (filters.state && filters.state !== state)) continue;
+    const colour = STATE_COLOURS[state];
+    if (!byColour.has(colour)) byColour.set(colour, []);
+    byColour.get(colour).push(state);
+  }
+  const states = [...byColour].map(([colour, names]) => dot(`state:${names.join(',')}`, colour,
+    names.map((state) => STATE_NAMES[state]).join('、')));
+  return entries.concat(states, [dot('overdue', OVERDUE_COLOUR, '超期（任何状态）')]);
+};
 
 export function makeComplaintLayer() {
   const entry = { name: 'complaint', def: DEFS.complaint, points: [], marks: [], version: 0, loadedKey: '' };

@@ -1,6 +1,7 @@
 /* What each layer is: its title in the layer list, colour, the zooms it shows and labels at, its style. */
-import { MODE_COLOURS } from '../names.js';
+import { MODE_COLOURS, MODE_NAMES } from '../names.js';
 import { plannerOn } from '../state.js';
+import { areaEntry, lineEntry } from './legend-entries.js';
 
 /* Compounds coloured by management mode, old estates dashed; the planners' overlay fills service gaps. */
 export function compoundStyle(feature) {
@@ -33,3 +34,19 @@ export const DEFS = {
 };
 
 export const ORDER = ['street', 'community', 'grid', 'micro_grid', 'compound', 'building', 'party', 'complaint'];
+
+/* The legend's entries of the boundary layers, from the styles above (party.js and complaints.js add their own). */
+const compoundLegend = () => {
+  const as = (mode, old) => compoundStyle({ properties: { management_mode: mode, is_old_estate: old } });
+  return [
+    ...Object.keys(MODE_NAMES).map((mode) => areaEntry(`mode:${mode}`, as(mode, false), MODE_NAMES[mode])),
+    areaEntry('old_estate', Object.assign(as('professional', true), { fill: false }), '老旧小区（虚线边框）'),
+    ...(plannerOn() ? [areaEntry('gap', as('none', false), '物业服务空白（无物业，或老旧小区自管）：填色加深')] : []),
+  ];
+};
+for (const name of ['street', 'community', 'grid', 'micro_grid']) {
+  DEFS[name].legend = () => [lineEntry(name, DEFS[name].style, `${DEFS[name].title}边界`)];
+}
+DEFS.compound.legend = compoundLegend;
+DEFS.building.legend = (zoom) => [areaEntry('building', DEFS.building.style,
+  zoom >= DEFS.building.label[0] ? '楼栋（数字为楼号）' : `楼栋（${DEFS.building.label[0]}级起显示楼号）`)];

@@ -1,26 +1,15 @@
-/* The planners' overlay: compounds filled by management mode with service gaps stressed, the hotspots, a
- * legend, and the coverage figures of the compounds in view. */
+/* The planners' overlay: compounds filled by management mode with service gaps stressed, the hotspots, and the
+ * coverage figures of the compounds in view (the map's legend, panels/legend.js, lists their styles). */
 import { api, bboxParam } from '../api.js';
 import { emit, on } from '../bus.js';
 import { $, el } from '../dom.js';
 import { DEFS } from '../layers/defs.js';
-import { HOT_CLASSES } from '../layers/hotspots.js';
-import { MODE_COLOURS, MODE_NAMES } from '../names.js';
+import { MODE_NAMES } from '../names.js';
 import { refresh } from '../redraw.js';
 import { map, plannerOn } from '../state.js';
 import { showLayer } from './layer-list.js';
 
 const pct = (a, b) => (b ? `${(100 * a / b).toFixed(1)}%` : '—');
-
-function renderLegend() {
-  const swatch = (style, name) => el('div', {}, el('i', { style }), name);
-  $('#planner-legend').replaceChildren(
-    ...Object.entries(MODE_NAMES).map(([mode, name]) => swatch(`background:${MODE_COLOURS[mode]}`, name)),
-    swatch('background:#fff;border:2px dashed #4d4d4d', '老旧小区（虚线边框）'),
-    swatch(`background:${MODE_COLOURS.none};opacity:.8`, '物业服务空白（无物业，或老旧小区自管）'),
-    ...Object.values(HOT_CLASSES).map(([colour, name]) => swatch(`background:#fff;border:3px solid ${colour}`, name)),
-  );
-}
 
 /* The figures of the compounds in view come from the API, by the programme's one definition (/analytics/programme
  * with the view's box: the compounds whose point on surface is in view); the gap compounds (空白点) are drawn from
@@ -77,7 +66,6 @@ async function updateCoverage() {
 
 /* on: the overlay was switched on by the shareable link (before the first view). */
 export function initCoverage({ on: fromLink }) {
-  renderLegend();
   if (fromLink) $('#planner-toggle').checked = true;
   on('map:drawn', updateCoverage);
   $('#planner-toggle').addEventListener('change', () => {
