@@ -233,3 +233,21 @@ def record_change(conn, principal: Principal, subject: str, record_key: str, act
         {"user_id": principal.user_id, "username": principal.username, "role": principal.role, "subject": subject,
          "record_key": record_key, "action": action, "old": _json_ready(old), "new": _json_ready(new),
          "reason": reason})
+
+
+def record_changes(conn, principal: Principal, subject: str, changes: list[tuple[str, str, dict | None, dict | None]],
+                   reason: str | None = None) -> None:
+    """record_change for many records of one subject at once ((record key, action, old, new) each, logged in
+    order), in one statement: a whole import file's changes."""
+    if not changes:
+        return
+    entries = json.dumps([{"key": key, "action": action, "old": _json_ready(old), "new": _json_ready(new)}
+                          for key, action, old, new in changes], ensure_ascii=False)
+    conn.execute(text("""
+        INSERT INTO audit_change (user_id, username, role, subject, record_key, action, old, new, reason)
+        SELECT :user_id, :username, :role, :subject, e.v ->> 'key', e.v ->> 'action',
+               CAST(e.v ->> 'old' AS jsonb), CAST(e.v ->> 'new' AS jsonb), :reason
+        FROM jsonb_array_elements(CAST(:entries AS jsonb)) WITH ORDINALITY AS e(v, n)
+        ORDER BY e.n"""),
+        {"user_id": principal.user_id, "username": principal.username, "role": principal.role, "subject": subject,
+         "entries": entries, "reason": reason})

@@ -8,6 +8,8 @@ needs nothing of the registry but its value parsers.
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 
 from gis.analytics.credit import CATEGORY_NAMES
@@ -42,13 +44,24 @@ def _items(value: str) -> str:
     return "；".join(parts)
 
 
+def _every_company_units(ctx) -> dict[str, dict[str, set[str]]]:
+    units: dict[str, dict[str, set[str]]] = {}
+    for credit, compound, community, street in ctx.conn.execute(text("""
+            SELECT pc.credit_code, cp.code, cp.community_code, cm.street_code FROM compound cp
+            JOIN property_company pc ON pc.id = cp.property_company_id
+            JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL
+            WHERE cp.valid_to IS NULL""")):
+        mine = units.setdefault(credit, {"compound": set(), "community": set(), "street": set()})
+        mine["compound"].add(compound)
+        mine["community"].add(community)
+        mine["street"].add(street)
+    return units
+
+
 def _company_units(ctx, credit_code: str) -> dict[str, set[str]]:
-    rows = ctx.conn.execute(text("""
-        SELECT cp.code, cp.community_code, cm.street_code FROM compound cp
-        JOIN property_company pc ON pc.id = cp.property_company_id AND pc.credit_code = :code
-        JOIN community cm ON cm.code = cp.community_code AND cm.valid_to IS NULL
-        WHERE cp.valid_to IS NULL"""), {"code": credit_code}).all()
-    return {"compound": {r[0] for r in rows}, "community": {r[1] for r in rows}, "street": {r[2] for r in rows}}
+    """The compounds, communities and streets a company serves now (every company's read once per import)."""
+    return ctx.remember("company_units", lambda: _every_company_units(ctx)).get(
+        credit_code, {"compound": set(), "community": set(), "street": set()})
 
 
 # --- regulator inspections 行业主管部门检查 -------------------------------------------------------------------------
@@ -101,6 +114,42 @@ def _inspection_save(ctx, row: dict, old: dict | None) -> None:
                          {"id": inspection_id, "item": name, "d": float(deduction)})
 
 
+def _inspection_save_many(ctx, items: list[tuple[dict, dict | None]]) -> None:
+    """New inspections and their items in one statement; changed ones one by one."""
+    rows, findings = [], []
+    for row, old in items:
+        if old is not None:
+            _inspection_save(ctx, row, old)
+            continue
+        parts = [part.rsplit(":", 1) for part in (row["items"] or "").split("；") if part]
+        rows.append({"at": len(rows), "company_id": ctx.company_id(row["company_credit_code"]),
+                     "inspected_on": row["inspected_on"], "compound_code": row["compound_code"],
+                     "score": row["score"], "note": row["note"], "recorded_by": ctx.principal.username,
+                     "findings": sum(1 for _, deduction in parts if float(deduction) > 0)})
+        findings += [{"n": len(findings) + k, "at": len(rows) - 1, "item": name, "deduction": float(deduction)}
+                     for k, (name, deduction) in enumerate(parts)]
+    if rows:
+        ctx.conn.execute(text("""
+            WITH given AS (
+                SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r(
+                    at int, company_id bigint, inspected_on date, compound_code text, score float, note text,
+                    recorded_by text, findings int)),
+            added AS (
+                INSERT INTO regulator_inspection (company_id, compound_code, inspected_on, score, findings, note,
+                                                  recorded_by)
+                SELECT company_id, compound_code, inspected_on, score, findings, note, recorded_by FROM given
+                ORDER BY at
+                RETURNING id, company_id, compound_code, inspected_on)
+            INSERT INTO inspection_item (inspection_id, item, deduction)
+            SELECT a.id, i.item, i.deduction
+            FROM json_to_recordset(CAST(:items AS json)) AS i(n bigint, at int, item text, deduction float)
+            JOIN given g ON g.at = i.at
+            JOIN added a ON a.company_id = g.company_id AND a.inspected_on = g.inspected_on
+                        AND a.compound_code IS NOT DISTINCT FROM g.compound_code
+            ORDER BY i.n"""), {"rows": json.dumps(rows, default=str, ensure_ascii=False),
+                               "items": json.dumps(findings, ensure_ascii=False)})
+
+
 def _inspection_export(ctx) -> list[dict]:
     rows = _rows(ctx, f"{_INSPECTION_SELECT} ORDER BY pc.credit_code, i.inspected_on, i.compound_code")
     for row in rows:
@@ -121,6 +170,7 @@ INSPECTION = dict(
     ),
     key=("company_credit_code", "inspected_on", "compound_code"), fetch=_inspection_fetch,
     check=_inspection_check, save=_inspection_save, export=_inspection_export, roles=("admin",),
+    save_many=_inspection_save_many,
 )
 
 
@@ -164,6 +214,20 @@ def _rating_save(ctx, row: dict, old: dict | None) -> None:
         {**row, "company": ctx.company_id(row["company_credit_code"]), "by": ctx.principal.username})
 
 
+def _rating_save_many(ctx, items: list[tuple[dict, dict | None]]) -> None:
+    """Every rating of the file in one upsert (what `_rating_save` does row by row)."""
+    rows = [{"company_id": ctx.company_id(row["company_credit_code"]), "period": row["period"],
+             "rater_level": row["rater_level"], "rater_code": row["rater_code"], "score": row["score"],
+             "recorded_by": ctx.principal.username} for row, _ in items]
+    ctx.conn.execute(text("""
+        INSERT INTO company_rating (company_id, period, rater_level, rater_code, score, recorded_by)
+        SELECT company_id, period, rater_level, rater_code, score, recorded_by
+        FROM json_populate_recordset(NULL::company_rating, CAST(:rows AS json))
+        ON CONFLICT (company_id, period, rater_level, rater_code)
+        DO UPDATE SET score = EXCLUDED.score, recorded_by = EXCLUDED.recorded_by, recorded_at = now()"""),
+        {"rows": json.dumps(rows, ensure_ascii=False)})
+
+
 def _rating_export(ctx) -> list[dict]:
     rows = _rows(ctx, f"{_RATING_SELECT} ORDER BY pc.credit_code, r.period, r.rater_level, r.rater_code")
     return [row for row in rows if _rater_in_scope(ctx, row["rater_level"], row["rater_code"])]
@@ -179,6 +243,7 @@ RATING = dict(
         ("得分", "score", real_number(0, 100), True, True),
     ),
     key=_RATING_KEY, fetch=_rating_fetch, check=_rating_check, save=_rating_save, export=_rating_export,
+    save_many=_rating_save_many,
 )
 
 
@@ -195,8 +260,8 @@ def _survey_fetch(ctx, keys: list[tuple]) -> dict[tuple, dict]:
 def _survey_check(ctx, row: dict, old: dict | None) -> str | None:
     if row["compound_code"] not in ctx.scope.codes("compound"):
         return f"小区 {row['compound_code']} 不存在或不在您的管辖范围内"
-    company = ctx.conn.execute(text("SELECT property_company_id FROM compound WHERE code = :c AND valid_to IS NULL"),
-                               {"c": row["compound_code"]}).scalar()
+    company = ctx.remember("compound_companies", lambda: dict(ctx.conn.execute(text(
+        "SELECT code, property_company_id FROM compound WHERE valid_to IS NULL")).all())).get(row["compound_code"])
     if company is None and old is None:
         return f"小区 {row['compound_code']} 当前没有物业服务企业，满意度调查无从计入"
     return None
@@ -210,6 +275,21 @@ def _survey_save(ctx, row: dict, old: dict | None) -> None:
         ON CONFLICT (compound_code, surveyed_on) DO UPDATE SET sample_size = EXCLUDED.sample_size,
             score = EXCLUDED.score, note = EXCLUDED.note, recorded_by = EXCLUDED.recorded_by, recorded_at = now()"""),
         {**row, "by": ctx.principal.username})
+
+
+def _survey_save_many(ctx, items: list[tuple[dict, dict | None]]) -> None:
+    """Every survey of the file in one upsert (what `_survey_save` does row by row)."""
+    rows = [{**{name: row[name] for name in ("compound_code", "surveyed_on", "sample_size", "score", "note")},
+             "recorded_by": ctx.principal.username} for row, _ in items]
+    ctx.conn.execute(text("""
+        INSERT INTO satisfaction_survey (compound_code, company_id, surveyed_on, sample_size, score, note, recorded_by)
+        SELECT r.compound_code, c.property_company_id, r.surveyed_on, r.sample_size, r.score, r.note, r.recorded_by
+        FROM json_populate_recordset(NULL::satisfaction_survey, CAST(:rows AS json)) WITH ORDINALITY AS r
+        JOIN compound c ON c.code = r.compound_code AND c.valid_to IS NULL
+        ORDER BY r.ordinality
+        ON CONFLICT (compound_code, surveyed_on) DO UPDATE SET sample_size = EXCLUDED.sample_size,
+            score = EXCLUDED.score, note = EXCLUDED.note, recorded_by = EXCLUDED.recorded_by, recorded_at = now()"""),
+        {"rows": json.dumps(rows, default=str, ensure_ascii=False)})
 
 
 def _survey_export(ctx) -> list[dict]:
@@ -227,7 +307,7 @@ SURVEY = dict(
         ("备注", "note", parse_text, False, True),
     ),
     key=("compound_code", "surveyed_on"), fetch=_survey_fetch, check=_survey_check, save=_survey_save,
-    export=_survey_export,
+    export=_survey_export, save_many=_survey_save_many,
 )
 
 

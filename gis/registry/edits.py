@@ -155,7 +155,8 @@ def _worker(ctx: Context, worker_id: int) -> dict:
     phone = ctx.conn.execute(text("SELECT phone FROM grid_worker WHERE id = :id"), {"id": worker_id}).scalar()
     kind = get_kind("grid_worker")
     old = None if phone is None else _one(kind, ctx, (phone,))
-    if old is None or old["id"] != worker_id or old["grid_code"] not in ctx.scope.codes("grid"):
+    # one who left is in the scope of the grid they served last (leaving again says so; joining brings them back)
+    if old is None or old["id"] != worker_id or (old["grid_code"] or old["last_grid"]) not in ctx.scope.codes("grid"):
         raise NotFound(f"网格员 {worker_id} 不存在或不在您的管辖范围内")
     return old
 
@@ -427,7 +428,9 @@ def changes(conn: Connection, principal: Principal, limit: int = 100, before_id:
             OR (a.subject = 'party_organisation' AND EXISTS (SELECT 1 FROM party_organisation p
                 WHERE p.code = a.record_key AND p.unit_code = ANY(:units)))
             OR (a.subject = 'grid_worker' AND EXISTS (SELECT 1 FROM grid_worker w
-                WHERE w.phone = a.record_key AND w.grid_code = ANY(:units)))
+                WHERE w.phone = a.record_key AND (w.grid_code = ANY(:units) OR EXISTS (
+                    SELECT 1 FROM grid_worker_assignment x WHERE x.grid_worker_id = w.id
+                    AND x.grid_code = ANY(:units)))))
             OR (a.subject IN ('property_company', 'property_company_proposal') AND EXISTS (
                 SELECT 1 FROM property_company pc JOIN compound c ON c.property_company_id = pc.id
                 WHERE pc.credit_code = a.record_key AND c.valid_to IS NULL AND c.code = ANY(:units))))""")

@@ -4,7 +4,9 @@ committees whose term is ending.
 
 The versions live in their own tables (migration 0012); the current columns everything else reads
 (`compound.management_mode`, `compound.property_company_id`, `owners_committee`, `grid_worker.grid_code`) hold
-the version open today, and only the functions here change both together. A unit loaded without versions (the
+the version open today, and only the functions here change both together. A grid worker with no open assignment
+(one who left) has no `grid_code`: every list of current grid workers reads that column, so one who left shows
+nowhere, while the as-of functions still find them on the days they served. A unit loaded without versions (the
 demo generator, a layer import) counts as one version open since its start: the `*_VERSIONS` fragments add those
 implicit versions, and `materialise_*` writes them down before the first change, so a change never loses them.
 
@@ -53,7 +55,8 @@ ASSIGNMENTS = f"""(
     UNION ALL
     SELECT w.id, w.grid_code, DATE '{EARLIEST.isoformat()}', NULL::date
     FROM grid_worker w
-    WHERE NOT EXISTS (SELECT 1 FROM grid_worker_assignment a WHERE a.grid_worker_id = w.id))"""
+    WHERE w.grid_code IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM grid_worker_assignment a WHERE a.grid_worker_id = w.id))"""
 
 PARTY_PERIODS = f"""(
     SELECT organisation_code, valid_from, valid_to FROM party_organisation_period
@@ -84,21 +87,27 @@ def materialise_management(conn: Connection, compound_code: str) -> None:
 
 def materialise_terms(conn: Connection, compound_code: str) -> None:
     """Write a compound's committee (loaded without terms) down as its one term."""
+    materialise_terms_many(conn, [compound_code])
+
+
+def materialise_terms_many(conn: Connection, compound_codes: list[str]) -> None:
+    """materialise_terms for many compounds in one statement."""
     conn.execute(text("""
         INSERT INTO owners_committee_term (compound_code, term_start, term_end, member_count, party_member_count,
                                            chair_name, chair_is_party_member)
         SELECT compound_code, formed_on, term_end, member_count, party_member_count, chair_name,
                chair_is_party_member
-        FROM owners_committee oc WHERE oc.compound_code = :code
+        FROM owners_committee oc WHERE oc.compound_code = ANY(:codes)
           AND NOT EXISTS (SELECT 1 FROM owners_committee_term t WHERE t.compound_code = oc.compound_code)"""),
-        {"code": compound_code})
+        {"codes": list(compound_codes)})
 
 
 def materialise_assignment(conn: Connection, worker_id: int) -> None:
     """Write a grid worker's implicit assignment down."""
     conn.execute(text(f"""
         INSERT INTO grid_worker_assignment (grid_worker_id, grid_code, valid_from)
-        SELECT w.id, w.grid_code, DATE '{EARLIEST.isoformat()}' FROM grid_worker w WHERE w.id = :id
+        SELECT w.id, w.grid_code, DATE '{EARLIEST.isoformat()}' FROM grid_worker w
+        WHERE w.id = :id AND w.grid_code IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM grid_worker_assignment a WHERE a.grid_worker_id = w.id)"""),
         {"id": worker_id})
 
@@ -167,22 +176,29 @@ def take_over(conn: Connection, principal: Principal, compound_code: str, new_co
 
 def sync_current_committee(conn: Connection, compound_code: str) -> None:
     """Make `owners_committee` hold the compound's term with the latest start (none: no row)."""
-    latest = conn.execute(text("""
-        SELECT term_start, term_end, member_count, party_member_count, chair_name, chair_is_party_member
-        FROM owners_committee_term WHERE compound_code = :code ORDER BY term_start DESC LIMIT 1"""),
-        {"code": compound_code}).mappings().first()
-    if latest is None:
-        conn.execute(text("DELETE FROM owners_committee WHERE compound_code = :code"), {"code": compound_code})
-        return
+    sync_current_committees(conn, [compound_code])
+
+
+def sync_current_committees(conn: Connection, compound_codes: list[str]) -> None:
+    """sync_current_committee for many compounds, in two statements (in the order of the codes given)."""
+    codes = list(compound_codes)
+    conn.execute(text("""
+        DELETE FROM owners_committee oc WHERE oc.compound_code = ANY(:codes)
+          AND NOT EXISTS (SELECT 1 FROM owners_committee_term t WHERE t.compound_code = oc.compound_code)"""),
+        {"codes": codes})
     conn.execute(text("""
         INSERT INTO owners_committee (compound_code, formed_on, term_end, member_count, party_member_count,
                                       chair_name, chair_is_party_member)
-        VALUES (:code, :term_start, :term_end, :member_count, :party_member_count, :chair_name,
-                :chair_is_party_member)
+        SELECT latest.compound_code, latest.term_start, latest.term_end, latest.member_count,
+               latest.party_member_count, latest.chair_name, latest.chair_is_party_member
+        FROM unnest(CAST(:codes AS text[])) WITH ORDINALITY AS c(code, n)
+        CROSS JOIN LATERAL (SELECT * FROM owners_committee_term t WHERE t.compound_code = c.code
+                            ORDER BY t.term_start DESC LIMIT 1) latest
+        ORDER BY c.n
         ON CONFLICT (compound_code) DO UPDATE SET formed_on = EXCLUDED.formed_on, term_end = EXCLUDED.term_end,
             member_count = EXCLUDED.member_count, party_member_count = EXCLUDED.party_member_count,
             chair_name = EXCLUDED.chair_name, chair_is_party_member = EXCLUDED.chair_is_party_member"""),
-        {"code": compound_code, **latest})
+        {"codes": codes})
 
 
 def move_grid_worker(conn: Connection, worker_id: int, grid_code: str, on_date: date) -> None:
@@ -197,11 +213,12 @@ def move_grid_worker(conn: Connection, worker_id: int, grid_code: str, on_date: 
 
 
 def end_assignment(conn: Connection, worker_id: int, on_date: date) -> None:
-    """The worker leaves: the open assignment ends at `on_date` (exclusive). `grid_worker.grid_code` keeps the last
-    grid (the column cannot be empty); the as-of functions no longer count the worker from `on_date`."""
+    """The worker leaves: the open assignment ends at `on_date` (exclusive) and `grid_worker.grid_code` is emptied,
+    so no list of current workers shows them; the as-of functions still count them until `on_date`."""
     materialise_assignment(conn, worker_id)
     conn.execute(text("UPDATE grid_worker_assignment SET valid_to = :on WHERE grid_worker_id = :id "
                       "AND valid_to IS NULL"), {"on": on_date, "id": worker_id})
+    conn.execute(text("UPDATE grid_worker SET grid_code = NULL WHERE id = :id"), {"id": worker_id})
 
 
 def open_party_period(conn: Connection, organisation_code: str) -> date | None:

@@ -15,6 +15,10 @@ A kind says, once, everything the import, the export and the templates need:
 - `save(ctx, row, old)`: write the row (old is None for a new record); dated versions change only through
   gis.registry.history;
 - `export(ctx)`: the stored records in the caller's scope, in the same form, sorted by key;
+- `save_many(ctx, items)` (optional): write many accepted rows at once, `items` being (row, old) pairs in file
+  order, with set-based SQL (a statement per file, not a round trip per row); the import uses it when given and
+  falls back to `save` row by row, each in its own savepoint, when the database refuses the batch, so every row
+  still gets its own account. It must write exactly what `save` would;
 - `roles`: who may import and export the kind (scope is then checked row by row).
 
 How to add a kind: write its columns, key and the four functions below, build a `Kind` and add it to `KINDS`
@@ -81,7 +85,9 @@ class Context:
     scope: Scope
     today: date = field(default_factory=history.today)
     accepted: list[dict] = field(default_factory=list)
+    memo: dict = field(default_factory=dict)
     _companies: dict[str, int] | None = None
+    _accepted_index: dict = field(default_factory=dict)
 
     def company_id(self, credit_code: str | None) -> int | None:
         """The id of the registered company with this credit code (None if not registered or not given)."""
@@ -94,6 +100,21 @@ class Context:
     def forget_companies(self) -> None:
         """Re-read the registered companies on next use (after a company was added)."""
         self._companies = None
+
+    def accepted_with(self, field_name: str, value) -> list[dict]:
+        """The rows of the file accepted so far whose `field_name` equals `value` (an index kept up to date, so a
+        check comparing a row with the earlier ones does not scan the whole file for every row)."""
+        by_value, seen = self._accepted_index.setdefault(field_name, ({}, [0]))
+        for row in self.accepted[seen[0]:]:
+            by_value.setdefault(row.get(field_name), []).append(row)
+        seen[0] = len(self.accepted)
+        return by_value.get(value, [])
+
+    def remember(self, name: str, load: Callable[[], Any]) -> Any:
+        """A value read once per import or export (`load()` on first use), e.g. every company's compounds."""
+        if name not in self.memo:
+            self.memo[name] = load()
+        return self.memo[name]
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,7 @@ class Kind:
     save: Callable[[Context, dict, dict | None], None]
     export: Callable[[Context], Iterable[dict]]
     roles: tuple[str, ...] = ("admin", "street", "community")
+    save_many: Callable[[Context, list[tuple[dict, dict | None]]], None] | None = None
 
     @property
     def headers(self) -> list[str]:
@@ -160,6 +182,43 @@ def _update(ctx: Context, table: str, fields: tuple[str, ...], keys: tuple[str, 
     ctx.conn.execute(text(f"UPDATE {table} SET {sets} WHERE {where}"), _fields(row, fields + keys))
 
 
+def as_json(rows: Iterable[dict]) -> str:
+    """Rows as a JSON array for `json_populate_recordset` (dates in ISO form, amounts as text)."""
+    import json
+    from decimal import Decimal
+
+    def ready(value):
+        return value.isoformat() if isinstance(value, date) else str(value) if isinstance(value, Decimal) else value
+    return json.dumps([{name: ready(value) for name, value in row.items()} for row in rows], ensure_ascii=False)
+
+
+def records_of(table: str) -> str:
+    """`rows` read as records of `table`'s own row type (one statement for a whole file)."""
+    return f"json_populate_recordset(NULL::{table}, CAST(:rows AS json))"
+
+
+def _insert_many(ctx: Context, table: str, fields: tuple[str, ...], rows: list[dict]) -> None:
+    """One INSERT of `fields` of every row of `rows` into `table`, in order."""
+    if rows:
+        names = ", ".join(fields)
+        ctx.conn.execute(text(f"INSERT INTO {table} ({names}) SELECT {names} FROM {records_of(table)}"),
+                         {"rows": as_json(_fields(row, fields) for row in rows)})
+
+
+def _update_many(ctx: Context, table: str, fields: tuple[str, ...], keys: tuple[str, ...], rows: list[dict],
+                 where: str = "TRUE") -> None:
+    """One UPDATE of the `fields` of `table`'s rows whose `keys` equal those of a row of `rows`."""
+    if rows:
+        sets = ", ".join(f"{f} = r.{f}" for f in fields)
+        match = " AND ".join(f"t.{k} = r.{k}" for k in keys)
+        ctx.conn.execute(text(f"UPDATE {table} t SET {sets} FROM {records_of(table)} r WHERE {match} AND {where}"),
+                         {"rows": as_json(_fields(row, fields + keys) for row in rows)})
+
+
+def _new_and_old(items: list[tuple[dict, dict | None]]) -> tuple[list[dict], list[tuple[dict, dict]]]:
+    return [row for row, old in items if old is None], [(row, old) for row, old in items if old is not None]
+
+
 # --- property companies 物业服务企业 ---------------------------------------------------------------------------
 
 _COMPANY_FIELDS = ("credit_code", "name", "is_community_led", "has_party_org", "party_work_only", "contact_name",
@@ -186,6 +245,14 @@ def _company_save(ctx: Context, row: dict, old: dict | None) -> None:
         _update(ctx, "property_company", _COMPANY_FIELDS[1:], ("credit_code",), row)
 
 
+def _company_save_many(ctx: Context, items: list[tuple[dict, dict | None]]) -> None:
+    new, old = _new_and_old(items)
+    _insert_many(ctx, "property_company", _COMPANY_FIELDS, new)
+    ctx.forget_companies()
+    for row, before in old:
+        _company_save(ctx, row, before)
+
+
 def _company_export(ctx: Context) -> list[dict]:
     return _rows(ctx.conn, f"{_COMPANY_SELECT} ORDER BY credit_code")
 
@@ -203,7 +270,7 @@ register(Kind(
         Column("成立年份", "founded_year", whole_number(1949, 2100)),
     ),
     key=("credit_code",), fetch=_company_fetch, check=_company_check, save=_company_save, export=_company_export,
-    roles=("admin",),
+    roles=("admin",), save_many=_company_save_many,
 ))
 
 
@@ -218,11 +285,17 @@ _UNIT_NAME = {"community": "社区", "grid": "网格", "compound": "小区", "bu
 # own chain in the pyramid (building → micro-grid → grid → community), so a row names its unit, not its parent.
 _PARTY_FIELDS = ("code", "kind", "name", "unit_code", "secretary_name", "secretary_phone", "member_count",
                  "founded_on")
-_PARTY_SELECT = f"SELECT {', '.join(_PARTY_FIELDS)} FROM party_organisation"
+# 撤销日期 is the end of the organisation's last existence period once none is open (gis.registry.history).
+_PARTY_SELECT = f"""
+    SELECT {', '.join('p.' + f for f in _PARTY_FIELDS)},
+           CASE WHEN NOT e.open THEN e.last_end END AS dissolved_on
+    FROM party_organisation p
+    LEFT JOIN (SELECT organisation_code, bool_or(valid_to IS NULL) AS open, max(valid_to) AS last_end
+               FROM party_organisation_period GROUP BY organisation_code) e ON e.organisation_code = p.code"""
 
 
 def _party_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
-    return _by_key(_rows(ctx.conn, f"{_PARTY_SELECT} WHERE code = ANY(:codes)", {"codes": [k[0] for k in keys]}),
+    return _by_key(_rows(ctx.conn, f"{_PARTY_SELECT} WHERE p.code = ANY(:codes)", {"codes": [k[0] for k in keys]}),
                    ("code",))
 
 
@@ -241,6 +314,25 @@ def _unit_problem(ctx: Context, kind: str, unit_code: str) -> str | None:
     return None
 
 
+def _dissolution_problem(ctx: Context, row: dict, old: dict | None) -> str | None:
+    """Why the row's 撤销日期 cannot be stored: it may be given once (closing the open period), not moved or
+    cleared, not in the future, and must be later than the period's start."""
+    day = row["dissolved_on"]
+    if old is not None and old["dissolved_on"] is not None:
+        if day != old["dissolved_on"]:
+            return (f"党组织 {row['code']} 已于 {old['dissolved_on'].isoformat()} 撤销：撤销日期不能修改或清空"
+                    "（恢复的组织请以新的组织编码登记）")
+        return None
+    if day is None:
+        return None
+    if day > ctx.today:
+        return f"撤销日期 {day.isoformat()} 晚于今天：只能登记已经发生的撤销"
+    since = (row["founded_on"] or ctx.today) if old is None else history.open_party_period(ctx.conn, row["code"])
+    if since is not None and day <= since:
+        return f"撤销日期 {day.isoformat()} 应晚于成立日期 {since.isoformat()}"
+    return None
+
+
 def _party_check(ctx: Context, row: dict, old: dict | None) -> str | None:
     if old is not None and _unit_problem(ctx, old["kind"], old["unit_code"]):
         return f"组织编码 {row['code']} 已由您管辖范围以外的单位使用"
@@ -249,20 +341,36 @@ def _party_check(ctx: Context, row: dict, old: dict | None) -> str | None:
         return f"所属单位编码：{problem}"
     if row["founded_on"] and row["founded_on"] > ctx.today:
         return f"成立日期 {row['founded_on'].isoformat()} 晚于今天"
-    return None
+    return _dissolution_problem(ctx, row, old)
+
+
+def _party_period(ctx: Context, row: dict) -> dict:
+    return {"organisation_code": row["code"], "valid_from": row["founded_on"] or ctx.today,
+            "valid_to": row["dissolved_on"]}
 
 
 def _party_save(ctx: Context, row: dict, old: dict | None) -> None:
     if old is None:
         _insert(ctx, "party_organisation", _PARTY_FIELDS, row)
-        ctx.conn.execute(text("INSERT INTO party_organisation_period (organisation_code, valid_from) "
-                              "VALUES (:code, :since)"), {"code": row["code"], "since": row["founded_on"] or ctx.today})
-    else:
-        _update(ctx, "party_organisation", _PARTY_FIELDS[1:], ("code",), row)
+        _insert(ctx, "party_organisation_period", ("organisation_code", "valid_from", "valid_to"),
+                _party_period(ctx, row))
+        return
+    _update(ctx, "party_organisation", _PARTY_FIELDS[1:], ("code",), row)
+    if row["dissolved_on"] is not None and old["dissolved_on"] is None:
+        history.end_party_period(ctx.conn, row["code"], row["dissolved_on"])
+
+
+def _party_save_many(ctx: Context, items: list[tuple[dict, dict | None]]) -> None:
+    new, old = _new_and_old(items)
+    _insert_many(ctx, "party_organisation", _PARTY_FIELDS, new)
+    _insert_many(ctx, "party_organisation_period", ("organisation_code", "valid_from", "valid_to"),
+                 [_party_period(ctx, row) for row in new])
+    for row, before in old:
+        _party_save(ctx, row, before)
 
 
 def _party_export(ctx: Context) -> list[dict]:
-    rows = _rows(ctx.conn, f"{_PARTY_SELECT} ORDER BY code")
+    rows = _rows(ctx.conn, f"{_PARTY_SELECT} ORDER BY p.code")
     return [row for row in rows if not _unit_problem(ctx, row["kind"], row["unit_code"])]
 
 
@@ -277,8 +385,10 @@ register(Kind(
         Column("书记电话", "secretary_phone"),
         Column("党员人数", "member_count", whole_number(0, 100000), required=True),
         Column("成立日期", "founded_on", parse_date),
+        Column("撤销日期", "dissolved_on", parse_date),
     ),
     key=("code",), fetch=_party_fetch, check=_party_check, save=_party_save, export=_party_export,
+    save_many=_party_save_many,
 ))
 
 
@@ -292,7 +402,21 @@ def _term_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
     codes = sorted({k[0] for k in keys})
     rows = _rows(ctx.conn, f"SELECT {', '.join(_TERM_FIELDS)} FROM {history.COMMITTEE_TERMS} t "
                            "WHERE compound_code = ANY(:codes)", {"codes": codes})
+    stored = ctx.memo.setdefault("stored_terms", {})
+    for code_ in codes:
+        stored[code_] = []
+    for row in rows:
+        stored[row["compound_code"]].append(row)
     return _by_key(rows, ("compound_code", "term_start"))
+
+
+def _stored_terms(ctx: Context, compound: str) -> list[dict]:
+    """The compound's terms stored before this import (read with the file's keys, or now)."""
+    stored = ctx.memo.setdefault("stored_terms", {})
+    if compound not in stored:
+        stored[compound] = _rows(ctx.conn, f"SELECT term_start, term_end FROM {history.COMMITTEE_TERMS} t "
+                                           "WHERE compound_code = :code", {"code": compound})
+    return stored[compound]
 
 
 def _overlap(a_start: date, a_end: date | None, b_start: date, b_end: date | None) -> bool:
@@ -315,16 +439,13 @@ def _term_check(ctx: Context, row: dict, old: dict | None) -> str | None:
         return f"党员委员人数 {row['party_member_count']} 多于委员人数 {row['member_count']}"
     if row["chair_is_party_member"] and row["party_member_count"] == 0:
         return "主任是党员，但党员委员人数为 0"
-    for other in ctx.accepted:
-        if other["compound_code"] == compound and _overlap(row["term_start"], row["term_end"],
-                                                           other["term_start"], other["term_end"]):
+    for other in ctx.accepted_with("compound_code", compound):
+        if _overlap(row["term_start"], row["term_end"], other["term_start"], other["term_end"]):
             return (f"与本文件第 {other['_row']} 行的任期（{_span(other['term_start'], other['term_end'])}）"
                     f"重叠：同一小区的任期不能重叠")
-    stored = _rows(ctx.conn, f"SELECT term_start, term_end FROM {history.COMMITTEE_TERMS} t "
-                             "WHERE compound_code = :code AND term_start <> :start",
-                   {"code": compound, "start": row["term_start"]})
-    for other in stored:
-        if _overlap(row["term_start"], row["term_end"], other["term_start"], other["term_end"]):
+    for other in _stored_terms(ctx, compound):
+        if other["term_start"] != row["term_start"] and _overlap(row["term_start"], row["term_end"],
+                                                                 other["term_start"], other["term_end"]):
             return (f"与已登记的任期（{_span(other['term_start'], other['term_end'])}）重叠："
                     "同一小区的任期不能重叠")
     return None
@@ -337,6 +458,16 @@ def _term_save(ctx: Context, row: dict, old: dict | None) -> None:
     else:
         _update(ctx, "owners_committee_term", _TERM_FIELDS[2:], ("compound_code", "term_start"), row)
     history.sync_current_committee(ctx.conn, row["compound_code"])
+
+
+def _term_save_many(ctx: Context, items: list[tuple[dict, dict | None]]) -> None:
+    new, old = _new_and_old(items)
+    compounds = list(dict.fromkeys(row["compound_code"] for row, _ in items))
+    history.materialise_terms_many(ctx.conn, compounds)
+    _insert_many(ctx, "owners_committee_term", _TERM_FIELDS, new)
+    for row, _ in old:
+        _update(ctx, "owners_committee_term", _TERM_FIELDS[2:], ("compound_code", "term_start"), row)
+    history.sync_current_committees(ctx.conn, compounds)
 
 
 def _term_export(ctx: Context) -> list[dict]:
@@ -358,7 +489,7 @@ register(Kind(
         Column("委员名单", "members"),
     ),
     key=("compound_code", "term_start"), fetch=_term_fetch, check=_term_check, save=_term_save,
-    export=_term_export,
+    export=_term_export, save_many=_term_save_many,
 ))
 
 
@@ -367,7 +498,10 @@ register(Kind(
 _WORKER_SELECT = f"""
     SELECT w.id, w.name, w.phone, w.grid_code, w.is_party_member, w.is_part_time,
            pc.credit_code AS company_credit_code, a.valid_from AS since,
-           count(*) OVER (PARTITION BY w.phone) AS same_phone
+           count(*) OVER (PARTITION BY w.phone) AS same_phone,
+           (SELECT x.grid_code FROM grid_worker_assignment x WHERE x.grid_worker_id = w.id
+            ORDER BY x.valid_from DESC LIMIT 1) AS last_grid,
+           (SELECT max(x.valid_to) FROM grid_worker_assignment x WHERE x.grid_worker_id = w.id) AS left_on
     FROM grid_worker w
     LEFT JOIN property_company pc ON pc.id = w.property_company_id
     LEFT JOIN {history.ASSIGNMENTS} a ON a.grid_worker_id = w.id AND a.valid_to IS NULL"""
@@ -381,7 +515,8 @@ def _worker_fetch(ctx: Context, keys: list[tuple]) -> dict[tuple, dict]:
 def _worker_check(ctx: Context, row: dict, old: dict | None) -> str | None:
     if old is not None and old["same_phone"] > 1:
         return f"手机号 {row['phone']} 已登记给 {old['same_phone']} 名网格员，无法确定更新哪一名，请先核对"
-    if old is not None and old["grid_code"] not in ctx.scope.codes("grid"):
+    # A worker who left (no grid now) may be registered again by the office of the grid they join.
+    if old is not None and old["grid_code"] is not None and old["grid_code"] not in ctx.scope.codes("grid"):
         return f"手机号 {row['phone']} 已登记为您管辖范围以外的网格员"
     if row["grid_code"] not in ctx.scope.codes("grid"):
         return OUT_OF_SCOPE.format(what="网格", code=row["grid_code"])
@@ -399,6 +534,9 @@ def _worker_check(ctx: Context, row: dict, old: dict | None) -> str | None:
     if old is not None and old["grid_code"] != row["grid_code"] and since is not None and old["since"] \
             and since <= old["since"]:
         return f"调整网格的任职日期 {since.isoformat()} 应晚于现任网格的任职日期 {old['since'].isoformat()}"
+    if old is not None and old["grid_code"] is None and old["left_on"] and (since or ctx.today) < old["left_on"]:
+        return (f"该网格员已于 {old['left_on'].isoformat()} 离任，重新任职的任职日期 "
+                f"{(since or ctx.today).isoformat()} 不能早于离任日期")
     return None
 
 
@@ -421,6 +559,26 @@ def _worker_save(ctx: Context, row: dict, old: dict | None) -> None:
         history.move_grid_worker(ctx.conn, old["id"], row["grid_code"], row["since"] or ctx.today)
 
 
+def _worker_save_many(ctx: Context, items: list[tuple[dict, dict | None]]) -> None:
+    new, old = _new_and_old(items)
+    if new:
+        rows = [{**_fields(row, ("name", "phone", "grid_code", "is_party_member", "is_part_time")),
+                 "property_company_id": ctx.company_id(row["company_credit_code"])} for row in new]
+        since = [{"phone": row["phone"], "valid_from": row["since"] or ctx.today} for row in new]
+        ctx.conn.execute(text(f"""
+            WITH added AS (
+                INSERT INTO grid_worker (name, phone, grid_code, is_party_member, is_part_time, property_company_id)
+                SELECT name, phone, grid_code, is_party_member, is_part_time, property_company_id
+                FROM {records_of('grid_worker')}
+                RETURNING id, phone, grid_code)
+            INSERT INTO grid_worker_assignment (grid_worker_id, grid_code, valid_from)
+            SELECT added.id, added.grid_code, CAST(s.since ->> 'valid_from' AS date)
+            FROM added JOIN json_array_elements(CAST(:since AS json)) AS s(since)
+                 ON s.since ->> 'phone' = added.phone"""), {"rows": as_json(rows), "since": as_json(since)})
+    for row, before in old:
+        _worker_save(ctx, row, before)
+
+
 def _worker_export(ctx: Context) -> list[dict]:
     return _rows(ctx.conn, f"SELECT * FROM ({_WORKER_SELECT}) w WHERE grid_code = ANY(:grids) ORDER BY phone, id",
                  {"grids": sorted(ctx.scope.codes("grid"))})
@@ -438,6 +596,7 @@ register(Kind(
         Column("任职日期", "since", parse_date, compare=False),
     ),
     key=("phone",), fetch=_worker_fetch, check=_worker_check, save=_worker_save, export=_worker_export,
+    save_many=_worker_save_many,
 ))
 
 
@@ -466,6 +625,13 @@ def _leader_save(ctx: Context, row: dict, old: dict | None) -> None:
                           "WHERE code = :building_code AND valid_to IS NULL"), row)
 
 
+def _leader_save_many(ctx: Context, items: list[tuple[dict, dict | None]]) -> None:
+    rows = [{"code": row["building_code"], **_fields(row, ("leader_name", "leader_phone", "leader_is_party_member"))}
+            for row, _ in items]
+    _update_many(ctx, "building", ("leader_name", "leader_phone", "leader_is_party_member"), ("code",), rows,
+                 "t.valid_to IS NULL")
+
+
 def _leader_export(ctx: Context) -> list[dict]:
     return _rows(ctx.conn, f"{_LEADER_SELECT} AND code = ANY(:codes) ORDER BY code",
                  {"codes": sorted(ctx.scope.codes("building"))})
@@ -480,6 +646,7 @@ register(Kind(
         Column("楼长是否党员", "leader_is_party_member", parse_bool, default=False),
     ),
     key=("building_code",), fetch=_leader_fetch, check=_leader_check, save=_leader_save, export=_leader_export,
+    save_many=_leader_save_many,
 ))
 
 
@@ -529,6 +696,13 @@ def _cross_save(ctx: Context, row: dict, old: dict | None) -> None:
         _update(ctx, "cross_appointment", ("role", "since"), _CROSS_KEY, row)
 
 
+def _cross_save_many(ctx: Context, items: list[tuple[dict, dict | None]]) -> None:
+    new, old = _new_and_old(items)
+    _insert_many(ctx, "cross_appointment", _CROSS_FIELDS, new)
+    for row, before in old:
+        _cross_save(ctx, row, before)
+
+
 def _cross_export(ctx: Context) -> list[dict]:
     rows = _rows(ctx.conn, f"SELECT DISTINCT ON ({', '.join(_CROSS_KEY)}) {', '.join(_CROSS_FIELDS)} "
                            f"FROM cross_appointment ORDER BY {', '.join(_CROSS_KEY)}, id")
@@ -548,6 +722,7 @@ register(Kind(
         Column("任职日期", "since", parse_date, required=True),
     ),
     key=_CROSS_KEY, fetch=_cross_fetch, check=_cross_check, save=_cross_save, export=_cross_export,
+    save_many=_cross_save_many,
 ))
 
 
@@ -602,7 +777,7 @@ def _compound_check(ctx: Context, row: dict, old: dict | None) -> str | None:
 def _compound_save(ctx: Context, row: dict, old: dict | None) -> None:
     sets = ", ".join(f"{f} = :{f}" for f in _ATTRIBUTE_FIELDS)
     ctx.conn.execute(text(f"UPDATE compound SET {sets} WHERE code = :compound_code AND valid_to IS NULL"), row)
-    if (row["fees_due_yuan"], row["fees_collected_yuan"]) != (old["fees_due_yuan"], old["fees_collected_yuan"]):
+    if _fees_changed(row, old):
         ctx.conn.execute(text("""
             INSERT INTO compound_fee (compound_code, fees_due_yuan, fees_collected_yuan)
             VALUES (:compound_code, :fees_due_yuan, :fees_collected_yuan)
@@ -612,6 +787,30 @@ def _compound_save(ctx: Context, row: dict, old: dict | None) -> None:
         history.change_management(ctx.conn, ctx.principal, row["compound_code"], row["management_mode"],
                                   ctx.company_id(row["company_credit_code"]), row["changed_on"] or ctx.today,
                                   row["change_reason"])
+
+
+def _fees_changed(row: dict, old: dict) -> bool:
+    return (row["fees_due_yuan"], row["fees_collected_yuan"]) != (old["fees_due_yuan"], old["fees_collected_yuan"])
+
+
+def _compound_save_many(ctx: Context, items: list[tuple[dict, dict | None]]) -> None:
+    # Attributes and fees in one statement each; a change of management is a dated version, one by one.
+    _update_many(ctx, "compound", _ATTRIBUTE_FIELDS, ("code",),
+                 [{"code": row["compound_code"], **_fields(row, _ATTRIBUTE_FIELDS)} for row, _ in items],
+                 "t.valid_to IS NULL")
+    fees = [_fields(row, ("compound_code", "fees_due_yuan", "fees_collected_yuan")) for row, old in items
+            if _fees_changed(row, old)]
+    if fees:
+        ctx.conn.execute(text(f"""
+            INSERT INTO compound_fee (compound_code, fees_due_yuan, fees_collected_yuan)
+            SELECT compound_code, fees_due_yuan, fees_collected_yuan FROM {records_of('compound_fee')}
+            ON CONFLICT (compound_code) DO UPDATE SET fees_due_yuan = EXCLUDED.fees_due_yuan,
+                fees_collected_yuan = EXCLUDED.fees_collected_yuan"""), {"rows": as_json(fees)})
+    for row, old in items:
+        if _management_changed(row, old):
+            history.change_management(ctx.conn, ctx.principal, row["compound_code"], row["management_mode"],
+                                      ctx.company_id(row["company_credit_code"]), row["changed_on"] or ctx.today,
+                                      row["change_reason"])
 
 
 def _compound_export(ctx: Context) -> list[dict]:
@@ -637,7 +836,7 @@ register(Kind(
         Column("变更原因", "change_reason", compare=False),
     ),
     key=("compound_code",), fetch=_compound_fetch, check=_compound_check, save=_compound_save,
-    export=_compound_export,
+    export=_compound_export, save_many=_compound_save_many,
 ))
 
 
