@@ -29,6 +29,7 @@ from api.routers import (
     evaluation,
     field,
     health,
+    integrity,
     layers,
     ogc,
     open311,
@@ -54,6 +55,7 @@ ROUTERS = (
     pages.site,             # / and the map page /map
     app_shell.router,       # /sw.js and /manifest.webmanifest: the installable field app
     pages.router,           # /map/... the map's own reads
+    integrity.router,       # /map/integrity.geojson: the administrators' integrity layer
     responsibility.router,  # /responsibility
     tiles.router,           # /tiles
     ogc.router,             # /ogc

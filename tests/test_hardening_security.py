@@ -426,6 +426,8 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "GET /map/party-organisations.geojson": [Case("GET", "/map/party-organisations.geojson",
                                                       params={"bbox": v["bbox"]})],
         "GET /map/complaints.geojson": [Case("GET", "/map/complaints.geojson", params={"bbox": v["bbox"]})],
+        "GET /map/integrity.geojson": [Case("GET", "/map/integrity.geojson"),
+                                       Case("GET", "/map/integrity.geojson", params={"tolerance": "nan"})],
         "GET /responsibility": [Case("GET", "/responsibility", params={"lon": lon, "lat": lat})
                                 for lon, lat in (v["point_a"], v["point_x"])],
         "GET /tiles/{layer}.json": [Case("GET", f"/tiles/{layer}.json") for layer in ("complaint", "grid")],

@@ -139,6 +139,7 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
             {"bbox": BBOX, "kinds": "community_committee,grid_branch,compound_branch"}],
         "/map/complaints.geojson": [{"bbox": BBOX}], "/map/complaint-counts.json": [{"bbox": BBOX, "level": "grid"}],
         "/map/building-labels.json": [{"bbox": BBOX}],
+        "/map/integrity.geojson": [{}],
         "/responsibility": [{"lon": POINT[n][0], "lat": POINT[n][1]} for n in both],
         "/tiles": [{}], "/tiles/{layer}.json": [("/tiles/complaint.json", {})],
         "/tiles/{layer}/{z}/{x}/{y}.mvt": [("/tiles/complaint/%d/%d/%d.mvt" % tile_of(*POINT[n], 16), {})

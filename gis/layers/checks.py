@@ -27,8 +27,17 @@ import shapely
 
 from gis import METRIC_SRID
 from gis.db.engine import libpq_url
+from gis.layers.pyramid import LAYERS
 
 KINDS = ("invalid_geometry", "outside_parent", "overlap", "gap", "orphan_code", "duplicate_code")
+KIND_NAMES_ZH = {"invalid_geometry": "图形无效", "outside_parent": "超出上级范围", "overlap": "同层重叠",
+                 "gap": "覆盖缝隙", "orphan_code": "编码无所属", "duplicate_code": "编码重复"}
+"""Each fault kind as the map's administrators read it."""
+INVALID_REASONS_ZH = {"Self-intersection": "自相交", "Ring Self-intersection": "环自相交", "Too few points": "点数过少",
+                      "Hole lies outside shell": "内环在外环之外", "Nested holes": "内环嵌套",
+                      "Interior is disconnected": "内部不连通", "Nested shells": "外环嵌套",
+                      "Duplicate Rings": "环重复", "Invalid Coordinate": "坐标无效", "empty geometry": "空图形"}
+"""PostGIS's reasons (ST_IsValidDetail) in Chinese; another reason reads as 图形无效."""
 
 CONTAINMENT = (
     ("street", "district", "district_code"),
@@ -66,13 +75,20 @@ LAYER_ORDER = ("district", "street", "community", "grid", "micro_grid", "compoun
 
 @dataclass(frozen=True)
 class Fault:
-    """One integrity fault: where (layer, code), what (kind, message) and the faulty place (EPSG:4326)."""
+    """One integrity fault: where (layer, code), what (kind, message and its Chinese `message_zh`), the other
+    features involved as (layer, code) pairs, and the faulty place (EPSG:4326)."""
 
     layer: str
     code: str
     kind: str
     message: str
     geometry: object = None
+    message_zh: str = ""
+    involved: tuple = ()
+
+
+def _zh(layer: str) -> str:
+    return LAYERS[layer].title_zh
 
 
 def _area(expression: str) -> str:
@@ -170,32 +186,40 @@ def _faults(conn: psycopg.Connection, job: tuple, tolerance: float) -> list[Faul
         child, parent, column = args
         for code, parent_code, area, wkb in conn.execute(_outside_sql(child, parent, column), parameters):
             faults.append(Fault(child, code, kind, f"{area:,.1f} m² lies outside its {parent} {parent_code}",
-                                shapely.from_wkb(wkb)))
+                                shapely.from_wkb(wkb), f"有 {area:,.1f} m² 超出所属{_zh(parent)} {parent_code}",
+                                ((parent, parent_code),)))
     elif kind == "overlap":
         (layer,) = args
         for first, second, area, wkb in conn.execute(_overlap_sql(layer), parameters):
             faults.append(Fault(layer, first, kind, f"overlaps {layer} {second} by {area:,.1f} m²",
-                                shapely.from_wkb(wkb)))
+                                shapely.from_wkb(wkb), f"与{_zh(layer)} {second} 重叠 {area:,.1f} m²",
+                                ((layer, second),)))
     elif kind == "gap":
         parent, child, column = args
         for code, area, pieces, wkb in conn.execute(_gap_sql(parent, child, column), parameters):
             faults.append(Fault(parent, code, kind,
                                 f"{area:,.1f} m² in {pieces} piece{'s' if pieces > 1 else ''} "
-                                f"covered by no {child}", shapely.from_wkb(wkb)))
+                                f"covered by no {child}", shapely.from_wkb(wkb),
+                                f"有 {area:,.1f} m²（{pieces} 处）未被任何{_zh(child)}覆盖"))
     elif kind == "orphan_code":
         layer, column, target, prefixed = args
         for code, reference, exists, wkb in conn.execute(_reference_sql(layer, column, target, prefixed)):
             message = (f"{column} {reference}: no current {target} has that code" if not exists
                        else f"code does not start with its {column} {reference}")
-            faults.append(Fault(layer, code, kind, message, shapely.from_wkb(wkb)))
+            message_zh = (f"所属{_zh(target)}编码 {reference} 没有对应的现行{_zh(target)}" if not exists
+                          else f"编码不以所属{_zh(target)}编码 {reference} 开头")
+            faults.append(Fault(layer, code, kind, message, shapely.from_wkb(wkb), message_zh,
+                                ((target, reference),)))
     elif kind == "duplicate_code":
         (layer,) = args
         for code, a_from, a_to, b_from, b_to, wkb in conn.execute(_duplicate_sql(layer)):
             if a_to is None and b_to is None:
                 message = f"two current versions (valid from {a_from} and {b_from})"
+                message_zh = f"有两个现行版本（分别自 {a_from} 和 {b_from} 起有效）"
             else:
                 message = (f"versions overlap in time: {a_from}–{a_to or 'now'} and {b_from}–{b_to or 'now'}")
-            faults.append(Fault(layer, code, kind, message, shapely.from_wkb(wkb)))
+                message_zh = (f"两个版本的有效期重叠：{a_from}–{a_to or '至今'} 与 {b_from}–{b_to or '至今'}")
+            faults.append(Fault(layer, code, kind, message, shapely.from_wkb(wkb), message_zh))
     return faults
 
 
@@ -217,7 +241,8 @@ def run_checks(url: str, tolerance_m2: float = 1.0, workers: int = 2) -> list[Fa
         for layer in LAYER_ORDER:
             for row_id, code, reason, wkb in conn.execute(_invalid_sql(layer)):
                 invalid_rows.append((layer, row_id))
-                faults.append(Fault(layer, code, "invalid_geometry", reason, shapely.from_wkb(wkb)))
+                faults.append(Fault(layer, code, "invalid_geometry", reason, shapely.from_wkb(wkb),
+                                    f"图形无效：{INVALID_REASONS_ZH.get(reason, '不是有效的多边形')}"))
 
     pending: queue.SimpleQueue = queue.SimpleQueue()
     for job in _jobs():

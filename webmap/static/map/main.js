@@ -12,6 +12,7 @@ import { clickComplaints, complaintNotice, loadComplaints, makeComplaintLayer, o
 import { ORDER } from './layers/defs.js';
 import { initHeat } from './layers/heat.js';
 import { initHotspots, loadHotspots } from './layers/hotspots.js';
+import { loadIntegrity, makeIntegrityLayer } from './layers/integrity.js';
 import { loadParty, makePartyLayer } from './layers/party.js';
 import { addLayer, layers } from './layers/registry.js';
 import { addWhole, loadVector, makeVectorLayer } from './layers/vector.js';
@@ -60,6 +61,9 @@ function createLayers() {
     } else if (name === 'complaint') {
       const entry = makeComplaintLayer();
       addLayer(entry, { load: () => loadComplaints(entry), notice: () => complaintNotice(entry) });
+    } else if (name === 'integrity') {
+      const entry = makeIntegrityLayer();
+      addLayer(entry, { load: () => loadIntegrity(entry) });
     } else {
       const entry = makeVectorLayer(name);
       addLayer(entry, { load: () => loadVector(entry) });

@@ -51,6 +51,11 @@ export const ACTION_NAMES = {
 export function actionName(action, titles = {}) {
   return titles[action] || ACTION_NAMES[action] || '处理';
 }
+/* Integrity fault kinds (gridgov check) -> [name, colour], as gis/layers/checks.py names them. */
+export const FAULT_KINDS = {
+  invalid_geometry: ['图形无效', '#e6007e'], outside_parent: ['超出上级范围', '#ff6d00'], overlap: ['同层重叠', '#aa00ff'],
+  gap: ['覆盖缝隙', '#00b8d4'], orphan_code: ['编码无所属', '#6d4c41'], duplicate_code: ['编码重复', '#263238'],
+};
 export const KIND_NAMES = {
   compound: '小区', building: '楼栋', street: '街道', community: '社区', grid: '网格', micro_grid: '微网格',
   complaint: '工单',

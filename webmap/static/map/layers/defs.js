@@ -31,9 +31,11 @@ export const DEFS = {
     style: { color: '#616a6b', weight: 1, fillColor: '#d5d8dc', fillOpacity: 0.7 } },
   party: { title: '党组织（服务所在地）', colour: '#d4000f', minZoom: 12, kind: 'party' },
   complaint: { title: '投诉（按状态/超期着色，聚合）', colour: '#e67e22', minZoom: 11, kind: 'complaint' },
+  // role: the one role that gets the layer's switch (panels/layer-list.js)
+  integrity: { title: '数据完整性问题（仅管理员）', colour: '#e6007e', kind: 'integrity', role: 'admin' },
 };
 
-export const ORDER = ['street', 'community', 'grid', 'micro_grid', 'compound', 'building', 'party', 'complaint'];
+export const ORDER = ['street', 'community', 'grid', 'micro_grid', 'compound', 'building', 'party', 'complaint', 'integrity'];
 
 /* The legend's entries of the boundary layers, from the styles above (party.js and complaints.js add their own). */
 const compoundLegend = () => {

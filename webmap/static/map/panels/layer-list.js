@@ -1,4 +1,5 @@
 /* The layer list in the sidebar: a switch per layer, with the zoom a layer waits for. */
+import { session } from '../api.js';
 import { on } from '../bus.js';
 import { $, el } from '../dom.js';
 import { DEFS, ORDER } from '../layers/defs.js';
@@ -10,6 +11,14 @@ function updateLayerNotes() {
   for (const name of ORDER) {
     const note = document.querySelector(`[data-layer-note="${name}"]`);
     if (note) note.textContent = zoom < (DEFS[name].minZoom || 0) ? `≥${DEFS[name].minZoom}级` : '';
+  }
+}
+
+/* A layer for one role (the integrity faults: administrators) has its switch for that role only. */
+function updateRoleRows() {
+  for (const name of ORDER) {
+    const box = document.querySelector(`[data-layer="${name}"]`);
+    if (box && DEFS[name].role) box.closest('label').style.display = session.role === DEFS[name].role ? '' : 'none';
   }
 }
 
@@ -30,4 +39,6 @@ export function buildLayerList() {
     DEFS[name].title,
     el('span', { class: 'zoom-note', 'data-layer-note': name }))));
   on('map:drawn', updateLayerNotes);
+  updateRoleRows();
+  on('session:change', updateRoleRows);
 }
