@@ -8,6 +8,8 @@ DEMO_SIZE ?= demo
 DEMO_SEED ?= 7
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The base map the app serves; the demo's own is generated from its layers unless a city's own file is named.
+GRIDGOV_BASEMAP ?= build/basemap/demo.mbtiles
 
 .PHONY: setup system demo test lint bench soak serve clean
 
@@ -34,7 +36,8 @@ demo: setup
 	$(BIN)/gridgov db up
 	$(BIN)/gridgov db upgrade
 	$(BIN)/gridgov fixtures load $(DEMO_SIZE) --seed $(DEMO_SEED) --if-changed
-	$(BIN)/gridgov serve --host $(HOST) --port $(PORT)
+	GRIDGOV_BASEMAP=$(GRIDGOV_BASEMAP) $(BIN)/gridgov basemap build --if-changed
+	GRIDGOV_BASEMAP=$(GRIDGOV_BASEMAP) $(BIN)/gridgov serve --host $(HOST) --port $(PORT)
 
 test: setup lint
 	$(BIN)/python -m pytest -q

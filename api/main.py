@@ -25,6 +25,7 @@ from api.routers import (
     app_shell,
     audit,
     auth,
+    basemap,
     complaints,
     evaluation,
     field,
@@ -58,6 +59,7 @@ ROUTERS = (
     integrity.router,       # /map/integrity.geojson: the administrators' integrity layer
     responsibility.router,  # /responsibility
     tiles.router,           # /tiles
+    basemap.router,         # /basemap.json and /basemap/{z}/{x}/{y}: the city's own base map
     ogc.router,             # /ogc
     analytics.router,       # /analytics
     evaluation.router,      # /evaluation

@@ -8,6 +8,7 @@ import typer
 
 from cli.analytics_cmd import analytics_app, report
 from cli.audit_cmd import audit_app
+from cli.basemap_cmd import basemap_app
 from cli.check_cmd import check
 from cli.complaints_cmd import complaints_app
 from cli.db_cmd import db_app
@@ -31,6 +32,7 @@ app.add_typer(users_app, name="users")               # gridgov users add|list|di
 app.add_typer(analytics_app, name="analytics")       # gridgov analytics evaluate
 app.add_typer(audit_app, name="audit")               # gridgov audit reads
 app.add_typer(registry_app, name="registry")         # gridgov registry kinds|template|import|export
+app.add_typer(basemap_app, name="basemap")           # gridgov basemap build|info
 app.add_typer(map_app, name="map")                   # gridgov map export --street|--district
 
 if __name__ == "__main__":

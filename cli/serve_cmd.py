@@ -23,11 +23,19 @@ def serve(
     from api.security import uvicorn_proxy_options
     from gis.db.engine import database_url
     from gis.errors import SetupError
+    from gis.serve.basemap import open_basemap
+    from gis.settings import basemap_settings
 
     try:
         proxy_options = uvicorn_proxy_options(trusted_proxies)
     except SetupError as error:
         fail(error, status=2)
+    basemap = basemap_settings().basemap
+    if basemap is not None:
+        try:  # a configured base map that cannot be read stops the start, not every tile
+            open_basemap(basemap).close()
+        except SetupError as error:
+            fail(error, status=2)
     if trusted_proxies is not None:
         os.environ["GRIDGOV_TRUSTED_PROXIES"] = trusted_proxies
     # Resolve (and start) the database once here so every worker gets the same URL.

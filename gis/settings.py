@@ -13,6 +13,7 @@ settings in one module.
 | intake tolerances | CitySettings | GRIDGOV_CITY_ |
 | plausible times | InputSettings | GRIDGOV_INPUT_ |
 | tiles and collection caching | TileSettings | GRIDGOV_TILES_ |
+| the city's own base-map file | BasemapSettings | GRIDGOV_ (basemap, basemap_attribution) |
 | ticket rates | RatesSettings | GRIDGOV_RATES_ |
 | red/black list and subsidy | EvaluationSettings | GRIDGOV_EVAL_ |
 | credit file scoring | CreditSettings | GRIDGOV_CREDIT_ |
@@ -165,6 +166,17 @@ class TileSettings(BaseSettings):
     version_check_seconds: float = 2.0
 
 
+class BasemapSettings(BaseSettings):
+    """The city's own base map (gis/serve/basemap.py): one local MBTiles or PMTiles file, raster or vector."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_", extra="ignore")
+
+    basemap: Path | None = None
+    """The file (GRIDGOV_BASEMAP); unset, the map has no base map. `make demo` points it at the demo's own."""
+    basemap_attribution: str = ""
+    """Shown on the map instead of the file's own attribution, when set."""
+
+
 class RatesSettings(BaseSettings):
     """How the ticket rates are ranked (gis/tickets/rates.py)."""
 
@@ -292,6 +304,12 @@ def auth_settings() -> AuthSettings:
 def audit_settings() -> AuditSettings:
     """The personal-data access log's settings (GRIDGOV_AUDIT_*), read once and cached."""
     return AuditSettings()
+
+
+@lru_cache
+def basemap_settings() -> BasemapSettings:
+    """The base-map file (GRIDGOV_BASEMAP), read once and cached."""
+    return BasemapSettings()
 
 
 @lru_cache

@@ -432,6 +432,7 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
                                 for lon, lat in (v["point_a"], v["point_x"])],
         "GET /tiles/{layer}.json": [Case("GET", f"/tiles/{layer}.json") for layer in ("complaint", "grid")],
         "GET /tiles/{layer}/tilejson.json": [Case("GET", "/tiles/complaint/tilejson.json")],
+        "GET /basemap/{z}/{x}/{y}": [Case("GET", "/basemap/15/27043/13117.pbf"), Case("GET", "/basemap/99/0/0")],
         "GET /tiles/{layer}/{z}/{x}/{y}.mvt": [Case("GET", f"/tiles/{layer}/{z}/{x}/{y}.mvt")
                                                for layer in ("complaint", "building", "grid") for z, x, y in tiles],
         "GET /ogc/collections/{collection_id}": [Case("GET", f"/ogc/collections/{c}")
@@ -554,7 +555,7 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
 
 
 PLAIN_ROUTES = {
-    "GET /", "GET /health", "GET /docs", "GET /openapi.json", "GET /layers", "GET /tiles",
+    "GET /", "GET /health", "GET /docs", "GET /openapi.json", "GET /layers", "GET /tiles", "GET /basemap.json",
     "GET /map", "GET /dashboard", "GET /map/config.json", "GET /map/categories.json", "GET /map/building-labels.json",
     "GET /sw.js", "GET /manifest.webmanifest",
     "GET /map/complaint-counts.json",

@@ -142,6 +142,7 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/map/integrity.geojson": [{}],
         "/responsibility": [{"lon": POINT[n][0], "lat": POINT[n][1]} for n in both],
         "/tiles": [{}], "/tiles/{layer}.json": [("/tiles/complaint.json", {})],
+        "/basemap.json": [{}], "/basemap/{z}/{x}/{y}": [("/basemap/15/27043/13117.pbf", {})],
         "/tiles/{layer}/{z}/{x}/{y}.mvt": [("/tiles/complaint/%d/%d/%d.mvt" % tile_of(*POINT[n], 16), {})
                                            for n in both],
         "/ogc": [{}], "/ogc/conformance": [{}], "/ogc/api": [{}], "/ogc/collections": [{}],

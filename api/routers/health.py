@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import Engine
+from api.routers.basemap import service as basemap_service
 from gis.layers import pyramid
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-async def health(engine: Engine) -> JSONResponse:
+async def health(engine: Engine, request: Request) -> JSONResponse:
     """Liveness with the database: 200 with the feature count of each layer, or 503 `degraded` when the database cannot
-    be reached."""
+    be reached. `basemap` says whether the configured base-map file opens (`none`, `ok`, or `error` with the
+    reason, then `status` is `degraded` but the answer stays 200: everything but the base map works)."""
     try:
         async with engine.connect() as conn:
             counts = await pyramid.layer_counts(conn)
@@ -22,4 +24,6 @@ async def health(engine: Engine) -> JSONResponse:
         return JSONResponse(
             {"status": "degraded", "database": "unreachable", "error": type(error).__name__}, status_code=503
         )
-    return JSONResponse({"status": "ok", "database": "ok", "layers": counts})
+    base = basemap_service(request).status()
+    return JSONResponse({"status": "degraded" if base["status"] == "error" else "ok", "database": "ok",
+                         "layers": counts, "basemap": base})

@@ -117,10 +117,10 @@ def check_tile_address(z: int, x: int, y: int) -> None:
     """Refuse (InvalidInput) a tile address outside the tile matrix: a zoom above MAX_ZOOM, or x or y outside
     [0, 2**z)."""
     if not 0 <= z <= MAX_ZOOM:
-        raise InvalidInput(f"zoom must be between 0 and {MAX_ZOOM}, not {z}")
+        raise InvalidInput(f"瓦片级别应在 0 到 {MAX_ZOOM} 之间，而不是 {z}")
     side = 1 << z
     if not (0 <= x < side and 0 <= y < side):
-        raise InvalidInput(f"at zoom {z}, x and y must be between 0 and {side - 1}")
+        raise InvalidInput(f"第 {z} 级瓦片的 x、y 应在 0 到 {side - 1} 之间")
 
 
 def _complaint_columns(view: Visibility, z: int, layer: TileLayer) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import { installFacade } from './facade.js';
 import { initHash, readHash } from './hash.js';
 import { buildingTilesDrawn, loadBuildings, makeBuildingLayer } from './layers/buildings.js';
 import { clickComplaints, complaintNotice, loadComplaints, makeComplaintLayer, overComplaint } from './layers/complaints.js';
+import { basemapDrawn, fetchBasemap, loadBasemap, makeBasemapLayer } from './layers/basemap.js';
 import { ORDER } from './layers/defs.js';
 import { initHeat } from './layers/heat.js';
 import { initHotspots, loadHotspots } from './layers/hotspots.js';
@@ -26,7 +27,7 @@ import { initSearch } from './panels/search.js';
 import { initTabs, selectTab } from './panels/tabs.js';
 import { progress, tracked } from './progress.js';
 import { refresh, refreshNow } from './redraw.js';
-import { map, setMap } from './state.js';
+import { map, setMap, visible } from './state.js';
 import { activeTool } from './tools.js';
 import { initDesk } from './desk/desk.js';
 import { initRating } from './rating/rating.js';
@@ -49,10 +50,16 @@ function createMap(config) {
   L.control.scale({ imperial: false }).addTo(map);
 }
 
-/* Every layer in drawing order, with how each family loads. */
-function createLayers() {
+/* Every layer in drawing order, with how each family loads; the base map only when one is configured (on
+ * unless the link names the layers). */
+function createLayers(basemap) {
   for (const name of ORDER) {
-    if (name === 'building') {
+    if (name === 'basemap') {
+      if (!basemap) continue;
+      const entry = makeBasemapLayer(basemap);
+      if (!new URLSearchParams(location.hash.slice(1)).has('l')) visible.add('basemap');
+      addLayer(entry, { load: () => loadBasemap(entry), settled: () => basemapDrawn(entry) });
+    } else if (name === 'building') {
       const entry = makeBuildingLayer();
       addLayer(entry, { load: () => loadBuildings(entry), settled: () => buildingTilesDrawn(entry) });
     } else if (name === 'party') {
@@ -90,10 +97,11 @@ async function start() {
   const hash = readHash();
   // the streets are fetched while the configuration is, when the view has to be fitted to them
   const streetsPromise = hash.view ? null : tracked(api('/layers/street.geojson'));
+  const basemapPromise = fetchBasemap();
   const config = await api('/map/config.json');
   setRoutes(config.routes);
   createMap(config);
-  createLayers();
+  createLayers(await basemapPromise);
   buildLayerList();
   initLegend();
   initCoverage({ on: hash.planner });

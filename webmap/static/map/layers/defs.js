@@ -18,6 +18,7 @@ export function compoundStyle(feature) {
 
 /* whole: fetched once for the whole city; label: [from zoom, to zoom]; limit: features per fetch. */
 export const DEFS = {
+  basemap: { title: '底图（本地瓦片）', colour: '#bdb9b1', kind: 'basemap' },
   street: { title: '街道办事处', colour: '#c0392b', whole: true, label: [0, 13],
     style: { color: '#c0392b', weight: 3, fill: false } },
   community: { title: '社区', colour: '#7d3c98', whole: true, label: [13, 15],
@@ -35,7 +36,8 @@ export const DEFS = {
   integrity: { title: '数据完整性问题（仅管理员）', colour: '#e6007e', kind: 'integrity', role: 'admin' },
 };
 
-export const ORDER = ['street', 'community', 'grid', 'micro_grid', 'compound', 'building', 'party', 'complaint', 'integrity'];
+export const ORDER = ['basemap', 'street', 'community', 'grid', 'micro_grid', 'compound', 'building', 'party',
+  'complaint', 'integrity'];
 
 /* The legend's entries of the boundary layers, from the styles above (party.js and complaints.js add their own). */
 const compoundLegend = () => {

@@ -3,6 +3,7 @@ import { session } from '../api.js';
 import { on } from '../bus.js';
 import { $, el } from '../dom.js';
 import { DEFS, ORDER } from '../layers/defs.js';
+import { layers } from '../layers/registry.js';
 import { refresh } from '../redraw.js';
 import { map, visible } from '../state.js';
 
@@ -29,7 +30,9 @@ export function showLayer(name) {
 }
 
 export function buildLayerList() {
-  $('#layer-list').replaceChildren(...ORDER.map((name) => el('label', { class: 'layer-row' },
+  // a layer the page did not make (the base map when none is configured) has no switch
+  const shown = ORDER.filter((name) => layers[name]);
+  $('#layer-list').replaceChildren(...shown.map((name) => el('label', { class: 'layer-row' },
     el('input', { type: 'checkbox', 'data-layer': name, checked: visible.has(name) ? 'checked' : null,
       onchange: (event) => {
         if (event.target.checked) visible.add(name); else visible.delete(name);

@@ -1,0 +1,1 @@
+"""The demo's own base map (底图), generated from the city's layers into an MBTiles file of vector tiles."""
