@@ -1,7 +1,8 @@
 """The printable street report (街道网格治理分析报告): the three rates and the street's rank among its peers,
-overdue and supervised tickets, complaints and hotspots, coverage, a section for the planner figures, the
-red/black list and the subsidy of one street office for a period, as HTML with inline charts and maps, and as PDF
-through headless Chromium.
+overdue and supervised tickets, complaints and hotspots, coverage, the seed programmes' figures against their
+targets (as of the period's last day, from `gis.analytics.programme`, with a monthly trend), the red/black list
+and the subsidy of one street office for a period, as HTML with inline charts and maps, and as PDF through
+headless Chromium.
 
 Everything a reader sees is Chinese and every time is Beijing time. The rates come from `gis.tickets.rates` and the
 supervision figures from `gis.tickets.supervision`, by the same definitions as the API. The report is a document
@@ -18,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -30,9 +31,11 @@ from gis.access.visibility import POLICY, address_sql
 from gis.analytics import coverage as coverage_core
 from gis.analytics import evaluation as evaluation_core
 from gis.analytics import hotspots as hotspots_core
+from gis.analytics import programme as programme_core
 from gis.analytics import subsidy as subsidy_core
 from gis.analytics.periods import LOCAL_TIME, Period, parse_period
 from gis.errors import NotFound, SetupError
+from gis.registry import history
 from gis.tickets import rates as rates_core
 from gis.tickets import supervision as supervision_core
 from gis.tickets.filters import TicketFilter, where_sql
@@ -355,9 +358,12 @@ def report_context(conn: Connection, street_code: str, period_label: str, progre
     monthly = _monthly(conn, street_code, period)
     totals = street_counts.rows[0] if street_counts.rows else {"complaints": 0, "households": 0,
                                                                   "rate_per_1000": None}
+    progress(0.65, "正在统计规划指标完成情况")
+    planner = planner_figures(conn, street_code, period)
     progress(0.7, "正在绘制地图和图表")
     maps = _maps(conn, street_code, hotspot_figure, hotspot_level, micro_hotspots)
     charts = _charts(community_counts, monthly, coverage.rows, desk["rate_months"])
+    charts["programme"] = _programme_chart(planner)
     hot = [r for r in hotspot_figure.rows if r["gi_z"] is not None]
     for row in hot:
         row["result_zh"] = BIN_LABELS_ZH.get(row["confidence_bin"], "无住户")
@@ -382,9 +388,106 @@ def report_context(conn: Connection, street_code: str, period_label: str, progre
         "subsidy": street_estates,
         "subsidy_monthly": round(sum(r["monthly_yuan"] for r in street_estates), 2),
         "subsidy_rate": estates.meta["rate_yuan_per_m2_month"],
-        "maps": maps, "charts": charts,
+        "planner": planner, "maps": maps, "charts": charts,
         "beijing": beijing_zh, "holder_kinds": HOLDER_KINDS_ZH,
     }
+
+
+# --- the seed programmes' figures (one rule: gis.analytics.programme) -------------------------------------
+
+TREND_MONTHS = (6, 12)
+"""The fewest and the most months in the planner figures' trend (a period of its own months, within these)."""
+
+
+def programme_day(period: Period) -> date:
+    """The day the programme figures are taken for a report of `period`: its last day, or today (Beijing) when the
+    period has not ended yet."""
+    return min(period.end - timedelta(days=1), history.today())
+
+
+def _trend_months(period: Period, day: date) -> int:
+    months = (day.year - period.start.year) * 12 + day.month - period.start.month + 1
+    return max(TREND_MONTHS[0], min(TREND_MONTHS[1], months))
+
+
+def programme_value_zh(row: dict, value=None) -> str:
+    """A programme figure's value (or `value` in its unit) as the report writes it: a share in percent with one
+    decimal, a count with its unit; 无数据 without one."""
+    value = row["value"] if value is None else value
+    if value is None:
+        return "无数据"
+    if row["kind"] == "share":
+        return f"{100 * value:.1f}%"
+    return f"{value:,} {row['unit_label']}" if isinstance(value, int) else f"{value:,.2f} {row['unit_label']}"
+
+
+def programme_gap_zh(row: dict) -> str:
+    """How far a figure is from its target, in Chinese: 差 / 超出 so many points (or units), – without a target."""
+    if row["target"] is None or row["value"] is None:
+        return "–"
+    gap = row["gap"]
+    if gap == 0:
+        return "恰好达到目标"
+    amount = f"{100 * abs(gap):.1f} 个百分点" if row["kind"] == "share" else f"{abs(gap):,.0f} {row['unit_label']}"
+    return f"差 {amount}" if gap > 0 else f"超出 {amount}"
+
+
+def programme_state_zh(row: dict) -> str:
+    """Whether a figure meets its target: 已达标, 未达标, 未设目标 or 无数据."""
+    if row["target"] is None:
+        return "未设目标"
+    if row["met"] is None:
+        return "无数据"
+    return "已达标" if row["met"] else "未达标"
+
+
+def planner_figures(conn: Connection, street_code: str, period: Period) -> dict:
+    """The street's programme figures as of the period's last day (`programme_day`) as the API gives them, each
+    with its value, target, gap and state in Chinese, and the monthly trend up to that day."""
+    day = programme_day(period)
+    figure = programme_core.programme(conn, "street", street_code, as_of=day)
+    rows = [{**row, "value_zh": programme_value_zh(row), "state_zh": programme_state_zh(row),
+             "gap_zh": programme_gap_zh(row),
+             "target_zh": "–" if row["target"] is None else programme_value_zh(row, row["target"])}
+            for row in figure.rows]
+    months = programme_core.trend(conn, "street", street_code, until=day, months=_trend_months(period, day))
+    targeted = [row for row in rows if row["target"] is not None]
+    return {"as_of": day, "as_of_zh": _day_zh(day), "rows": rows, "months": months.rows,
+            "targeted": targeted, "met": [row for row in targeted if row["met"]],
+            "short": [row for row in targeted if row["met"] is False],
+            "undated": [row for row in rows if not row["dated"]]}
+
+
+def _programme_chart(planner: dict) -> str | None:
+    """Small multiples: each figure with a target, month by month, against its target (a dashed line)."""
+    rows, months = planner["targeted"], planner["months"]
+    if not rows or not months:
+        return None
+    plt = _plt()
+    columns = 3
+    lines = -(-len(rows) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(7.2, 1.9 * lines + 0.4), squeeze=False)
+    labels = [f"{int(m['month'][5:7])}月" for m in months]
+    positions = list(range(len(months)))
+    for ax, row in zip(axes.flat, rows):
+        scale = 100 if row["kind"] == "share" else 1
+        values = [None if m[row["key"]] is None else scale * m[row["key"]] for m in months]
+        ax.plot(positions, values, color="#2166ac", marker="o", markersize=3, linewidth=1.2)
+        ax.axhline(scale * row["target"], color="#b2182b", linestyle="--", linewidth=1)
+        if row["kind"] == "share":
+            ax.set_ylim(0, 105)
+        ax.set_title(row["title"], fontsize=7.5)
+        ax.set_xticks(positions, labels, fontsize=6)
+        ax.tick_params(axis="y", labelsize=6)
+    for ax in list(axes.flat)[len(rows):]:
+        ax.set_axis_off()
+    first, last = months[0]["month"], months[-1]["month"]
+    fig.suptitle(f"有目标值的指标逐月走势（{_month_zh(first)}至{_month_zh(last)}，各月末；虚线为目标值，纵轴为百分比）",
+                 fontsize=9)
+    fig.tight_layout()
+    image = _png(fig)
+    plt.close(fig)
+    return image
 
 
 def render_html(context: dict) -> str:
