@@ -47,6 +47,7 @@ def city(city_db) -> dict:
             async with engine.begin() as conn:
                 await create_user(conn, "rb-planner", PASSWORD, "planner", [])
                 await create_user(conn, "rb-street", PASSWORD, "street", [street])
+                await create_user(conn, "rb-admin", PASSWORD, "admin", [])
         finally:
             await engine.dispose()
 
@@ -109,6 +110,7 @@ def test_the_planner_opens_a_credit_file_from_the_list_and_sees_exactly_its_comp
         sign_in(page, "rb-planner", PASSWORD)
         open_list(page, "2026H1")
         assert sorted(table_ids(page)) == sorted(rows)
+        assert page.is_hidden("#rating-compute")  # computing is the administrator's
         # each row shows its standing as the API wrote it, in Chinese
         for tr in page.query_selector_all("#rating-table tbody tr[data-company-id]"):
             row = rows[int(tr.get_attribute("data-company-id"))]
@@ -252,3 +254,20 @@ def test_on_a_phone_the_list_and_a_credit_file_fit_the_screen(browser, app, city
         assert above
         keep(page, "credit-file-390x844")
     assert ARTIFACTS.is_dir()
+
+
+def test_the_administrator_computes_a_period_not_yet_computed(browser, app, city):
+    assert sql(city["url"], "SELECT count(*) FROM company_evaluation WHERE period = '2026H2'") == [(0,)]
+    with checked_page(browser) as page:
+        browser.open_map(page)
+        sign_in(page, "rb-admin", PASSWORD)
+        open_list(page, "2026H2")
+        assert page.inner_text("#rating-summary").startswith("预览")
+        assert page.inner_text("#rating-compute") == "计算并保存本期评价"
+        page.click("#rating-compute")
+        wait_until(page, "document.querySelector('#rating-note').textContent === '已计算并保存'")
+        assert page.inner_text("#rating-summary").startswith("已计算保存")
+        assert page.inner_text("#rating-compute") == "重新计算并保存"
+        shown = set(table_ids(page))
+    stored = {row[0] for row in sql(city["url"], "SELECT company_id FROM company_evaluation WHERE period = '2026H2'")}
+    assert stored and shown == stored
