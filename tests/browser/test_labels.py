@@ -102,20 +102,25 @@ def measure(page, url: str) -> dict:
     building_overlaps = sum(1 for i, (_, a) in enumerate(rects) for _, b in rects[i + 1:]
                             if a.intersection(b).area > 0.5)
     labelled = {own for own, _ in rects if own in footprints}
+    # a small building its own label hides: more than half its footprint under the label
+    hidden_by_own = {own for own, rect in rects if own in footprints
+                     and rect.intersection(footprints[own]).area > 0.5 * footprints[own].area}
     return {"visible": len(footprints), "labelled": len(labelled), "covered": len(covered),
             "covered_by_compound_labels": len(by_compound_label), "label_overlaps": overlaps,
             "building_label_overlaps": building_overlaps,
             "unanchored": sum(1 for own, _ in rects if own is None),
             "numbers_only": sum(1 for label in building_labels if "号楼" not in label["text"]),
-            "compound_labels": len(compound_rects)}
+            "compound_labels": len(compound_rects), "hidden_by_own_label": len(hidden_by_own)}
 
 
 def test_labels_at_zoom_17_cover_no_other_building(browser, city_db):
     totals = {"visible": 0, "labelled": 0, "covered": 0, "covered_by_compound_labels": 0, "label_overlaps": 0,
-              "building_label_overlaps": 0, "unanchored": 0, "numbers_only": 0, "compound_labels": 0}
+              "building_label_overlaps": 0, "unanchored": 0, "numbers_only": 0, "compound_labels": 0,
+              "hidden_by_own_label": 0}
     with checked_page(browser) as page:
         page.set_viewport_size(DESKTOP)
         for lon, lat in busiest_compounds(city_db, 4):
+            page.goto("about:blank")  # a fresh load per view: a changed fragment alone would move the open map
             browser.open_map(page, f"#v=17/{lat:.6f}/{lon:.6f}&l={LAYERS}")
             assert page.evaluate("window.gridgov.map.getZoom()") == 17
             for key, value in measure(page, city_db).items():
@@ -129,3 +134,21 @@ def test_labels_at_zoom_17_cover_no_other_building(browser, city_db):
     assert totals["covered_by_compound_labels"] == 0, totals
     assert totals["label_overlaps"] == 0, totals
     assert totals["labelled"] >= 0.5 * totals["visible"], totals
+
+
+def test_building_label_footprints_are_the_buildings_outlines(http, city_db):
+    lon, lat = busiest_compounds(city_db, 1)[0]
+    bbox = (lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002)
+    rows = http.get("/map/building-labels.json", params={"bbox": ",".join(map(str, bbox)), "footprint": "true"}).json()
+    plain = http.get("/map/building-labels.json", params={"bbox": ",".join(map(str, bbox))}).json()
+    assert rows and sorted(row[:3] for row in rows) == sorted(plain), "the same points and numbers, and a ring"
+    outlines = [Polygon([(x + ring[i] / 1e6, y + ring[i + 1] / 1e6) for i in range(0, len(ring), 2)])
+                for x, y, _, ring in rows]
+    matched = sql(city_db, """SELECT count(*) FROM json_to_recordset(%s::json) AS o(number int, wkt text)
+                              WHERE EXISTS (SELECT 1 FROM building b WHERE b.valid_to IS NULL AND b.number = o.number
+                                  AND ST_Area(ST_SymDifference(b.geom, ST_GeomFromText(o.wkt, 4326)))
+                                      < 0.05 * ST_Area(b.geom))""",
+                  (json.dumps([{"number": row[2], "wkt": outline.wkt} for row, outline in zip(rows, outlines)]),))
+    assert matched[0][0] == len(rows)
+    assert http.get("/map/building-labels.json", params={"bbox": ",".join(map(str, bbox)),
+                                                         "footprint": "perhaps"}).status_code == 422
