@@ -19,6 +19,7 @@ import { addLayer, layers } from './layers/registry.js';
 import { addWhole, loadVector, makeVectorLayer } from './layers/vector.js';
 import { initPanel } from './panel.js';
 import { initCoverage } from './panels/coverage.js';
+import { initMapExport } from './panels/map-export.js';
 import { buildFilters } from './panels/filters.js';
 import { buildLayerList } from './panels/layer-list.js';
 import { initLegend } from './panels/legend.js';
@@ -136,6 +137,7 @@ async function start() {
   initPanel();
   initField();
   initSearch();
+  initMapExport();
   initTabs();
   if (hash.planner) loadHotspots();
 }
