@@ -227,6 +227,7 @@ def requests_for(world: dict, path: str, operation: dict) -> list[tuple[str, dic
         "/tickets/{ticket_id}/photos/{photo_id}": [(f"/tickets/{world['photo_ticket']}/photos/1", {})],
         "/tickets/tiles/{z}/{x}/{y}.mvt": [(f"/tickets/tiles/{z}/{x}/{y}.mvt", {}) for z, x, y in tiles],
         "/tiles/{layer}.json": [(f"/tiles/{layer}.json", {}) for layer in (*LAYERS, "complaint")],
+        "/basemap/{z}/{x}/{y}": [(f"/basemap/{z}/{x}/{y}.pbf", {}) for z, x, y in tiles],
         "/tickets/rates/tickets": [("/tickets/rates/tickets", {"rate": rate, "level": "street", "unit": code})
                                    for rate in ("response", "satisfaction") for code in layer_codes["street"]],
         "/tickets/assignees": [("/tickets/assignees", {"kind": "community", "code": code})
