@@ -184,6 +184,9 @@ class RatesSettings(BaseSettings):
 
     min_sample: int = 10
     """Least denominator of a rate for a unit to be ranked on it (smaller units are listed, not ranked)."""
+    repeat_window_days: int = 30
+    """Days after a closing in which a complaint of the same category at the same compound (or building) marks
+    that closing as not holding (重复投诉): it is not counted as resolved (gis/tickets/repeats.py); 1 to 366."""
 
 
 class EvaluationSettings(BaseSettings):

@@ -12,8 +12,9 @@ from test_tickets_support import LOCAL, PASSWORD, STREETS, build_city, make_user
 
 from fixtures.ticket_history import simulate_ticket_history
 
-RATE_COUNTS = {"response": ("dispatched", "responded_in_time"), "resolution": ("tickets", "closed"),
-               "on_time": ("closed", "closed_in_time"), "satisfaction": ("rated", "satisfied")}
+RATE_COUNTS = {"response": ("dispatched", "responded_in_time"), "handled": ("tickets", "closed"),
+               "resolution": ("tickets", "resolved"), "on_time": ("closed", "closed_in_time"),
+               "satisfaction": ("rated", "satisfied")}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,8 @@ def test_the_monthly_trend_adds_up_and_drills_down(desk):
         rows = months["rows"]
         assert len({row["month"] for row in rows}) >= 6
         for unit, row in whole.items():
-            for key in ("tickets", "dispatched", "responded_in_time", "closed", "rated", "satisfied"):
+            for key in ("tickets", "dispatched", "responded_in_time", "closed", "resolved", "repeated", "rated",
+                        "satisfied"):
                 assert sum(m[key] for m in rows if m["unit"] == unit) == row[key], (unit, key)
         busiest = max(rows, key=lambda m: m["dispatched"])
         body, items = drill_all(http, {"rate": "response", "level": "community", "unit": busiest["unit"],

@@ -381,6 +381,9 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "POST /tickets/{ticket_id}/rating": [
             Case("POST", f"/tickets/{t}/rating", json={"score": 5, "reporter_phone": "10000000000"})
             for t in both_tickets],
+        "POST /tickets/{ticket_id}/callbacks": [
+            Case("POST", f"/tickets/{t}/callbacks", json={"solved": False, "note": "matrix <script>"})
+            for t in both_tickets],
         "POST /tickets/assign": [Case("POST", "/tickets/assign", json={
             "assignee": {"kind": "community", "code": v["community_x"]}, "ticket_ids": [v["t_x"]]})],
         "POST /tickets/rules": [Case("POST", "/tickets/rules", json={

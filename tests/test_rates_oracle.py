@@ -1,5 +1,5 @@
-"""Response, resolution, on-time and satisfaction rates (gis/tickets/rates.py) against pandas over the raw ticket
-rows: the definitions are written out here, per level and over a period that cuts the year in two."""
+"""Response, handled, resolution, on-time and satisfaction rates (gis/tickets/rates.py) against pandas over the raw
+ticket rows: the definitions are written out here, per level and over a period that cuts the year in two."""
 
 from __future__ import annotations
 
@@ -34,17 +34,42 @@ def history(pg_cluster, empty_template):
     now = datetime.now(LOCAL)
     simulate_ticket_history(url, seed=13, now=now)
     with psycopg.connect(url) as conn:
+        # callbacks on some closings: some say not solved, some answer satisfaction (before or after the rating)
+        conn.execute("UPDATE ticket SET callback_at = closed_at + (CASE WHEN id % 2 = 0 THEN interval '3 days' "
+                     "ELSE interval '1 minute' END), callback_solved = id % 3 <> 0, "
+                     "callback_satisfied = CASE id % 4 WHEN 0 THEN NULL WHEN 1 THEN true ELSE false END "
+                     "WHERE state = 'closed' AND id % 7 = 0")
         frame = pd.read_sql_query(
-            "SELECT grid_code, community_code, street_code, property_company_id::text AS property_company_id, "
-            "state, reported_at, dispatched_at, responded_at, response_due_at, closed_at, due_at, rating "
-            "FROM ticket", conn)
+            "SELECT t.id, t.grid_code, t.community_code, t.street_code, "
+            "t.property_company_id::text AS property_company_id, t.category_code, t.compound_code, "
+            "c.building_code, c.micro_grid_code, t.state, t.reported_at, t.dispatched_at, t.responded_at, "
+            "t.response_due_at, t.closed_at, t.due_at, t.rating, t.rated_at, t.callback_at, t.callback_solved, "
+            "t.callback_satisfied FROM ticket t JOIN complaint c ON c.id = t.complaint_id", conn)
     return url, now, frame
+
+
+def not_holding(frame: pd.DataFrame, days: int = 30) -> set[int]:
+    """Closed tickets followed, within `days` after the closing, by a ticket of the same category at the same
+    compound (or, outside compounds, the same building) that was not rejected."""
+    closed = frame[frame.state == "closed"]
+    later = frame[frame.state != "rejected"]
+    found: set[int] = set()
+    for keys, place in ((["compound_code"], closed[closed.compound_code.notna()]),
+                        (["micro_grid_code", "building_code"],
+                         closed[closed.compound_code.isna() & closed.building_code.notna()])):
+        pairs = place.merge(later, on=[*keys, "category_code"], suffixes=("", "_r"))
+        hit = pairs[(pairs.id_r != pairs.id) & (pairs.reported_at_r > pairs.closed_at)
+                    & (pairs.reported_at_r <= pairs.closed_at + pd.Timedelta(days=days))]
+        found |= set(hit.id)
+    return found
 
 
 def expected_rates(frame: pd.DataFrame, column: str, start, end) -> dict[str, dict]:
     """The definitions: tickets reported in [start, end), neither rejected nor merged, per unit;
-    response = responded by the response deadline / dispatched; resolution = closed / counted;
-    on time = closed by the deadline / closed; satisfaction = rated 4 or 5 / rated."""
+    response = responded by the response deadline / dispatched; handled = closed / counted; resolution = closed,
+    no repeat complaint within 30 days and no callback saying not solved / counted; on time = closed by the deadline
+    / closed; satisfaction = the latest answer (rating 4 or 5, or a callback's satisfied) satisfied / answered."""
+    repeated = not_holding(frame)
     t = frame[(frame.reported_at >= start) & (frame.reported_at < end) & ~frame.state.isin(["rejected", "merged"])
               & frame[column].notna()]
     out = {}
@@ -52,15 +77,20 @@ def expected_rates(frame: pd.DataFrame, column: str, start, end) -> dict[str, di
         dispatched = g.dispatched_at.notna().sum()
         in_time = (g.responded_at.notna() & g.response_due_at.notna() & (g.responded_at <= g.response_due_at)).sum()
         closed = (g.state == "closed").sum()
+        refuted = (g.callback_solved == False) & (g.callback_at >= g.closed_at)  # noqa: E712
+        resolved = ((g.state == "closed") & ~g.id.isin(repeated) & ~refuted.fillna(False)).sum()
         closed_in_time = ((g.state == "closed") & (g.closed_at <= g.due_at)).sum()
-        rated = g.rating.notna().sum()
-        satisfied = (g.rating >= 4).sum()
+        rated = (g.rating.notna() | g.callback_satisfied.notna()).sum()
+        by_callback = g.callback_satisfied.notna() & (g.rating.isna() | g.rated_at.isna()
+                                                      | (g.callback_at >= g.rated_at))
+        satisfied = ((by_callback & (g.callback_satisfied == True)) | (~by_callback & (g.rating >= 4))).sum()  # noqa: E712
 
         def ratio(a, b):
             return None if b == 0 else round(a / b, 4)
 
         out[str(unit)] = {"tickets": len(g), "dispatched": dispatched, "closed": closed, "rated": rated,
-                          "response_rate": ratio(in_time, dispatched), "resolution_rate": ratio(closed, len(g)),
+                          "resolved": resolved, "response_rate": ratio(in_time, dispatched),
+                          "handled_rate": ratio(closed, len(g)), "resolution_rate": ratio(resolved, len(g)),
                           "on_time_rate": ratio(closed_in_time, closed), "satisfaction_rate": ratio(satisfied, rated)}
     return out
 
@@ -89,14 +119,16 @@ def test_rates_equal_the_definitions(history, level, window):
     assert set(got) == set(expected)
     for unit, want in expected.items():
         row = got[unit]
-        for key in ("tickets", "dispatched", "closed", "rated"):
+        for key in ("tickets", "dispatched", "closed", "rated", "resolved"):
             assert row[key] == want[key], (unit, key)
-        for key in ("response_rate", "resolution_rate", "on_time_rate", "satisfaction_rate"):
+        for key in ("response_rate", "handled_rate", "resolution_rate", "on_time_rate", "satisfaction_rate"):
             assert row[key] == (pytest.approx(want[key], abs=1e-4) if want[key] is not None else None), (unit, key)
     # the history is varied enough that each rate says something
     values = [row[key] for row in got.values() for key in ("response_rate", "resolution_rate", "on_time_rate",
                                                           "satisfaction_rate")]
     assert any(0 < v < 1 for v in values if v is not None)
+    # the simulated year holds repeat complaints, so handled and resolved differ somewhere
+    assert any(row["resolved"] < row["closed"] for row in got.values())
 
 
 def test_a_street_office_gets_its_own_street_only(history):

@@ -19,7 +19,7 @@ from api.deps import Connection, Engine
 from api.params import QueryBool, QueryDate, QueryDateTime, period_bounds
 from api.security import Admin, CurrentPrincipal, SignedIn
 from gis.serve.bbox import parse_bbox
-from gis.tickets import assignment, deadlines, queries, rates, routing, workflow
+from gis.tickets import assignment, callbacks, deadlines, queries, rates, repeats, routing, workflow
 from gis.tickets.filters import TicketFilter, parse_polygon
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -192,20 +192,21 @@ async def ticket_rates(
     unit: str | None = None,
     by: Annotated[str, Query(description="unit, or month for the monthly trend")] = "unit",
     min_sample: Annotated[int | None, Query(ge=0, le=100_000, description="least sample to be ranked")] = None,
-    sort: Annotated[str | None, Query(description="response, resolution, on_time or satisfaction")] = None,
+    sort: Annotated[str | None, Query(description="response, handled, resolution, on_time or satisfaction")] = None,
 ) -> dict:
-    """响应率, 解决率, 按时办结率, 满意率 per unit of a level over a period (local dates, end exclusive), ranked
+    """响应率, 办结率, 解决率, 按时办结率, 满意率 per unit of a level over a period (local dates, end exclusive), ranked
     among the units with at least `min_sample` tickets behind each rate (gis/tickets/rates.py)."""
     start, end = period_bounds(period_from, period_to)
     sample = rates.rates_settings().min_sample if min_sample is None else min_sample
     rows = await rates.rates(conn, principal, level, start, end, unit, by, sample, sort)
-    return {"level": level, "by": by, "from": start, "to": end, "min_sample": sample, "rows": rows}
+    return {"level": level, "by": by, "from": start, "to": end, "min_sample": sample,
+            "repeat_window_days": repeats.window_days(), "rows": rows}
 
 
 @router.get("/rates/tickets")
 async def ticket_rate_tickets(
     request: Request, principal: SignedIn, conn: Connection,
-    rate: Annotated[str, Query(description="response, resolution, on_time or satisfaction")],
+    rate: Annotated[str, Query(description="response, handled, resolution, on_time or satisfaction")],
     unit: Annotated[str, Query(description="the unit's code (a company's id, a department's name)")],
     level: str = "street",
     period_from: Annotated[QueryDate | None, Query(alias="from")] = None,
@@ -378,3 +379,23 @@ async def rate(ticket_id: int, body: RatingIn, principal: CurrentPrincipal, engi
     record ratings, 404 when the ticket or phone does not match, 409 when the ticket is not closed or already rated."""
     async with engine.begin() as conn:
         return await workflow.rate(conn, principal, ticket_id, body.score, body.comment, body.reporter_phone)
+
+
+class CallbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    solved: StrictBool = Field(description="the resident says the problem is solved")
+    satisfied: StrictBool | None = Field(None, description="the resident is satisfied; empty when not asked")
+    note: str | None = None
+    version: int | None = None
+    reopen: StrictBool = Field(False, description="reopen the ticket as well (only when not solved)")
+
+
+@router.post("/{ticket_id:int}/callbacks", status_code=201)
+async def callback(ticket_id: int, body: CallbackIn, principal: SignedIn, engine: Engine) -> dict:
+    """Record a callback (回访) on a closed ticket: solved or not and, when asked, satisfied or not; with `reopen` a
+    not-solved callback reopens the ticket too. 400 for a missing or bad answer, 403 for a role that may not call
+    back (or reopen), 404 outside the scope, 409 for a stale version, a ticket not closed or a closing called back
+    already."""
+    async with engine.begin() as conn:
+        return await callbacks.record_callback(conn, principal, ticket_id, body.solved, body.satisfied, body.note,
+                                               body.version, body.reopen)

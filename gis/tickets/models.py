@@ -193,6 +193,10 @@ class Ticket(Base):
     rating: Mapped[int | None] = mapped_column(SmallInteger, CheckConstraint("rating BETWEEN 1 AND 5", name="rating"))
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # 回访: the latest callback after a closing (gis/tickets/callbacks.py); the history keeps every one
+    callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    callback_solved: Mapped[bool | None] = mapped_column(Boolean)
+    callback_satisfied: Mapped[bool | None] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     # Few indexes on purpose: each one costs the bulk intake of complaints (see benchmarks/bench_tickets.py).
     __table_args__ = (
@@ -202,6 +206,9 @@ class Ticket(Base):
         Index("ix_ticket_compound_state", "compound_code", "state"),
         Index("ix_ticket_reported_at", "reported_at"),
         Index("ix_ticket_merged_into", "merged_into_id", postgresql_where=text("merged_into_id IS NOT NULL")),
+        # repeat complaints (重复投诉): the same category at the same compound after a closing (gis/tickets/repeats.py)
+        Index("ix_ticket_repeat", "compound_code", "category_code", "reported_at"),
+        CheckConstraint("(callback_at IS NULL) = (callback_solved IS NULL)", name="callback_complete"),
     )
 
 

@@ -93,6 +93,8 @@ def _fields(principal: Principal) -> list[tuple[str, str]]:
             ("handled_at", "t.handled_at"), ("merged_into_id", "t.merged_into_id"),
             ("reject_reason", text_sql(view, "t.reject_reason")), ("reopen_count", "t.reopen_count"),
             ("send_back_count", "t.send_back_count"), ("rating", "t.rating"), ("rated_at", "t.rated_at"),
+            ("callback_at", "t.callback_at"), ("callback_solved", "t.callback_solved"),
+            ("callback_satisfied", "t.callback_satisfied"),
             *supervision_sql("t"),
             ("holder_zh", holder_sql("t", view.history_people)),
         ]

@@ -1,17 +1,24 @@
-"""The rates streets are judged on — response rate 响应率, resolution rate 解决率, satisfaction rate 满意率 and
-the on-time rate 按时办结率 — per grid, community, street, property company or department, for any period, in
-one SQL query; ranked, by month when asked, and with a drill-down to the tickets behind any figure.
+"""The rates streets are judged on — response rate 响应率, handled rate 办结率, resolution rate 解决率,
+satisfaction rate 满意率 and the on-time rate 按时办结率 — per grid, community, street, property company or
+department, for any period, in one SQL query; ranked, by month when asked, and with a drill-down to the tickets
+behind any figure.
 
 Definitions (tickets reported in [from, to), neither rejected as invalid nor merged as duplicates, within the
 caller's scope, whose unit at the level is known). Each rate is a numerator over a denominator, both written once
 in `RATES` and used by the figures and by the drill-down alike, so the tickets listed behind a figure are exactly
 the ones it counts:
 - response rate: tickets first responded to by their response deadline / tickets dispatched;
-- resolution rate: tickets verified and closed / tickets counted;
+- handled rate (办结率): tickets verified and closed / tickets counted;
+- resolution rate (解决率): closings that held / tickets counted — closed, no repeat complaint of the same
+  category at the same compound or building within the repeat window after the closing (gis/tickets/repeats.py),
+  and no callback after the closing saying the problem is not solved (gis/tickets/callbacks.py). Handled and
+  resolved are kept apart: a closing the problem outlived is handled, not resolved (`repeated` and
+  `callback_unsolved` count the two reasons);
 - on-time rate: closed by the deadline / closed;
-- satisfaction rate: ratings of 4 or 5 (satisfied, fairly satisfied) / rated tickets. A ticket counts with
-  its latest rating: one rated and then reopened keeps that rating (reopening does not undo what the
-  resident said), and when it is closed and rated again the new rating replaces the old.
+- satisfaction rate: residents satisfied / residents who answered, one answer per ticket: the latest of its
+  rating (4 or 5 is satisfied) and its callback's "satisfied" (gis/tickets/callbacks.py). A ticket rated and
+  then reopened keeps that answer (reopening does not undo what the resident said), and a new rating or callback
+  after it is closed again replaces it. `rated` counts the tickets with an answer.
 
 Ranking: on each rate, the units whose denominator of that rate reaches the minimum sample
 (`GRIDGOV_RATES_MIN_SAMPLE`, 10 tickets by default, or the request's `min_sample`) are ranked by the rate,
@@ -35,6 +42,8 @@ from gis.access.auth import Principal
 from gis.access.visibility import address_sql, visibility
 from gis.errors import InvalidInput
 from gis.settings import rates_settings
+from gis.tickets import repeats
+from gis.tickets.callbacks import answered_sql, refuted_sql, satisfied_sql
 from gis.tickets.models import overdue_sql
 from gis.tickets.scope import ticket_scope_sql
 
@@ -68,11 +77,20 @@ RATES: dict[str, Rate] = {
     for rate in (
         Rate("response", "响应率", "t.dispatched_at IS NOT NULL", "t.responded_at <= t.response_due_at",
              "dispatched", "responded_in_time"),
-        Rate("resolution", "解决率", "TRUE", "t.state = 'closed'", "tickets", "closed"),
+        Rate("handled", "办结率", "TRUE", "t.state = 'closed'", "tickets", "closed"),
+        Rate("resolution", "解决率", "TRUE", f"t.state = 'closed' AND NOT t.repeated AND NOT {refuted_sql('t')}",
+             "tickets", "resolved"),
         Rate("on_time", "按时办结率", "t.state = 'closed'", "t.closed_at <= t.due_at", "closed", "closed_in_time"),
-        Rate("satisfaction", "满意率", "t.rating IS NOT NULL", "t.rating >= 4", "rated", "satisfied"),
+        Rate("satisfaction", "满意率", answered_sql("t"), satisfied_sql("t"), "rated", "satisfied"),
     )
 }
+"""Predicates over the counted tickets `t`, which carry `repeated` (their closing did not hold) besides the
+ticket's columns: see `counted_sql`."""
+EXTRA_COUNTS = {
+    "repeated": "t.repeated",
+    "callback_unsolved": f"t.state = 'closed' AND {refuted_sql('t')}",
+}
+"""Why closings are not resolved: a repeat complaint followed (重复投诉), a callback said not solved (回访未解决)."""
 RATE_KEYS = tuple(f"{name}_rate" for name in RATES)
 BY = ("unit", "month")
 LOCAL_ZONE = "Asia/Shanghai"
@@ -93,9 +111,11 @@ def _check(principal: Principal, level: str, period_from: datetime, period_to: d
 
 
 def base_sql(principal: Principal, level: str, period_from: datetime, period_to: datetime,
-             unit: str | None = None) -> tuple[str, dict]:
-    """The tickets every rate of `level` counts (the WHERE clause over `ticket t`) and its parameters."""
+             unit: str | None = None, repeat_window_days: int | None = None) -> tuple[str, dict]:
+    """The tickets every rate of `level` counts (the WHERE clause over `ticket t`) and its parameters, the repeat
+    window among them."""
     _check(principal, level, period_from, period_to)
+    days = repeats.window_days(repeat_window_days)
     column, _ = LEVELS[level]
     scope, params = ticket_scope_sql(principal, "t")
     where = (f"{scope} AND t.reported_at >= :from_ AND t.reported_at < :to_ "
@@ -103,15 +123,22 @@ def base_sql(principal: Principal, level: str, period_from: datetime, period_to:
     if unit is not None:
         where += f" AND {column} = :unit"
         params["unit"] = unit
-    return where, {**params, "from_": period_from, "to_": period_to}
+    return where, {**params, "from_": period_from, "to_": period_to, repeats.WINDOW_PARAM: days}
+
+
+def counted_sql(where: str, extra: str = "") -> str:
+    """The counted tickets as a derived table `t`: the ticket's columns, `repeated` (its closing did not hold,
+    evaluated once per ticket) and any `extra` select items."""
+    # OFFSET 0 keeps the subquery from being pulled up, so the repeat test runs once per ticket, not per use.
+    return (f"(SELECT t.*, {repeats.not_holding_sql('t')} AS repeated{extra} FROM ticket t WHERE {where} OFFSET 0) t")
 
 
 def rates_query(principal: Principal, level: str, period_from: datetime, period_to: datetime,
-                unit: str | None = None, by: str = "unit") -> tuple[str, dict]:
-    """The one statement of the figures: counts per unit (and month) and the four rates."""
+                unit: str | None = None, by: str = "unit", repeat_window_days: int | None = None) -> tuple[str, dict]:
+    """The one statement of the figures: counts per unit (and month) and the five rates."""
     if by not in BY:
         raise InvalidInput("by 须为 unit（按单位）或 month（按月）")
-    where, params = base_sql(principal, level, period_from, period_to, unit)
+    where, params = base_sql(principal, level, period_from, period_to, unit, repeat_window_days)
     column, name_sql = LEVELS[level]
     named: dict[str, str] = {"tickets": "count(*)"}
     for rate in RATES.values():
@@ -119,6 +146,8 @@ def rates_query(principal: Principal, level: str, period_from: datetime, period_
         named.setdefault(rate.denominator_count, f"count(*) FILTER (WHERE {rate.denominator})")
         named.setdefault(rate.numerator_count,
                          f"count(*) FILTER (WHERE ({rate.denominator}) AND ({rate.numerator}))")
+    for name, predicate in EXTRA_COUNTS.items():
+        named[name] = f"count(*) FILTER (WHERE {predicate})"
     named["overdue_open"] = f"count(*) FILTER (WHERE {overdue_sql('t')})"
     counts = [f"{expression} AS {name}" for name, expression in named.items()]
     month = f"date_trunc('month', t.reported_at AT TIME ZONE '{LOCAL_ZONE}')"
@@ -130,8 +159,7 @@ def rates_query(principal: Principal, level: str, period_from: datetime, period_
         SELECT r.*, ({name_sql}) AS name, {ratios}
         FROM (
             SELECT {column} AS unit{month_select}, {', '.join(counts)}
-            FROM ticket t
-            WHERE {where}
+            FROM {counted_sql(where)}
             GROUP BY {group}
         ) r ORDER BY {'r.month, ' if by == 'month' else ''}r.unit"""
     return sql, params
@@ -199,27 +227,29 @@ def month_bounds(month: str, period_from: datetime, period_to: datetime) -> tupl
 
 async def rates(conn: AsyncConnection, principal: Principal, level: str, period_from: datetime,
                 period_to: datetime, unit: str | None = None, by: str = "unit", min_sample: int | None = None,
-                sort: str | None = None) -> list[dict]:
-    """The four rates per unit of `level` (or per month when `by` is month) over [period_from, period_to), ranked among
-    the units with at least `min_sample` tickets and ordered by `sort`; InvalidInput for an unknown level, by or
-    sort."""
-    sql, params = rates_query(principal, level, period_from, period_to, unit, by)
+                sort: str | None = None, repeat_window_days: int | None = None) -> list[dict]:
+    """The five rates per unit of `level` (or per month when `by` is month) over [period_from, period_to), ranked
+    among the units with at least `min_sample` tickets and ordered by `sort`, repeat complaints judged over
+    `repeat_window_days` (the setting when None); InvalidInput for an unknown level, by or sort, or a bad window."""
+    sql, params = rates_query(principal, level, period_from, period_to, unit, by, repeat_window_days)
     rows = (await conn.execute(text(sql), params)).mappings().all()
     return settle(rows, min_sample, sort, by, period_from, period_to)
 
 
 def rates_sync(conn, principal: Principal, level: str, period_from: datetime, period_to: datetime,
                unit: str | None = None, by: str = "unit", min_sample: int | None = None,
-               sort: str | None = None) -> list[dict]:
+               sort: str | None = None, repeat_window_days: int | None = None) -> list[dict]:
     """`rates` on a synchronous connection (the street report)."""
-    sql, params = rates_query(principal, level, period_from, period_to, unit, by)
+    sql, params = rates_query(principal, level, period_from, period_to, unit, by, repeat_window_days)
     rows = conn.execute(text(sql), params).mappings().all()
     return settle(rows, min_sample, sort, by, period_from, period_to)
 
 
 def drill_query(principal: Principal, rate: str, level: str, unit: str, period_from: datetime,
-                period_to: datetime, limit: int = 100, offset: int = 0) -> tuple[str, dict]:
-    """The tickets of one figure's denominator, each flagged `in_numerator`, with the totals of both."""
+                period_to: datetime, limit: int = 100, offset: int = 0,
+                repeat_window_days: int | None = None) -> tuple[str, dict]:
+    """The tickets of one figure's denominator, each flagged `in_numerator`, with the totals of both; each closed
+    ticket lists the repeat complaints that undid its closing (`repeat_ticket_ids`) and its callback's answer."""
     if rate not in RATES:
         raise InvalidInput(f"考核率（rate）须为 {'、'.join(RATES)} 之一")
     if not unit:
@@ -229,41 +259,50 @@ def drill_query(principal: Principal, rate: str, level: str, unit: str, period_f
     if offset < 0:
         raise InvalidInput("偏移量（offset）不能为负数")
     spec = RATES[rate]
-    where, params = base_sql(principal, level, period_from, period_to, unit)
+    where, params = base_sql(principal, level, period_from, period_to, unit, repeat_window_days)
     view = visibility(principal)
     sql = f"""
-        SELECT t.id, t.state, t.category_code, cat.name_zh AS category_zh, t.reported_at, t.dispatched_at,
-               t.response_due_at, t.responded_at, t.closed_at, t.due_at, t.rating,
-               t.grid_code, t.community_code, t.street_code, t.property_company_id, t.department,
-               {address_sql(view, 'c')} AS address,
-               coalesce({spec.numerator}, false) AS in_numerator,
-               count(*) OVER () AS denominator,
-               count(*) FILTER (WHERE {spec.numerator}) OVER () AS numerator
-        FROM ticket t JOIN complaint c ON c.id = t.complaint_id JOIN category cat ON cat.code = t.category_code
-        WHERE {where} AND {spec.denominator}
-        ORDER BY t.reported_at, t.id LIMIT :limit OFFSET :offset"""
+        SELECT page.*, {repeats.repeat_ids_sql('page')} AS repeat_ticket_ids
+        FROM (
+            SELECT t.id, t.state, t.category_code, cat.name_zh AS category_zh, t.reported_at, t.dispatched_at,
+                   t.response_due_at, t.responded_at, t.closed_at, t.due_at, t.rating,
+                   t.callback_at, t.callback_solved, t.callback_satisfied, t.repeated,
+                   t.grid_code, t.community_code, t.street_code, t.property_company_id, t.department,
+                   t.compound_code, t.complaint_id,
+                   {address_sql(view, 'c')} AS address,
+                   coalesce({spec.numerator}, false) AS in_numerator,
+                   count(*) OVER () AS denominator,
+                   count(*) FILTER (WHERE {spec.numerator}) OVER () AS numerator
+            FROM {counted_sql(f"{where} AND {spec.denominator}")}
+            JOIN complaint c ON c.id = t.complaint_id JOIN category cat ON cat.code = t.category_code
+            ORDER BY t.reported_at, t.id LIMIT :limit OFFSET :offset
+        ) page ORDER BY page.reported_at, page.id"""
     return sql, {**params, "limit": limit, "offset": offset}
 
 
 async def rate_tickets(conn: AsyncConnection, principal: Principal, rate: str, level: str, unit: str,
-                       period_from: datetime, period_to: datetime, limit: int = 100, offset: int = 0) -> dict:
+                       period_from: datetime, period_to: datetime, limit: int = 100, offset: int = 0,
+                       repeat_window_days: int | None = None) -> dict:
     """The drill-down of one figure: {denominator, numerator, rate, items, next_offset}; `denominator` and
-    `numerator` equal the figure's counts, and every item says whether it is in the numerator."""
-    sql, params = drill_query(principal, rate, level, unit, period_from, period_to, limit, offset)
+    `numerator` equal the figure's counts, and every item says whether it is in the numerator (and, when closed,
+    which repeat complaints undid its closing)."""
+    sql, params = drill_query(principal, rate, level, unit, period_from, period_to, limit, offset, repeat_window_days)
     rows = [dict(row) for row in (await conn.execute(text(sql), params)).mappings()]
     if rows:
         denominator, numerator = rows[0]["denominator"], rows[0]["numerator"]
     else:  # a page past the end, or no ticket: count the totals alone
         spec = RATES[rate]
-        where, count_params = base_sql(principal, level, period_from, period_to, unit)
+        where, count_params = base_sql(principal, level, period_from, period_to, unit, repeat_window_days)
         denominator, numerator = (await conn.execute(text(
-            f"SELECT count(*), count(*) FILTER (WHERE {spec.numerator}) FROM ticket t "
-            f"WHERE {where} AND {spec.denominator}"), count_params)).one()
+            f"SELECT count(*), count(*) FILTER (WHERE {spec.numerator}) "
+            f"FROM {counted_sql(f'{where} AND {spec.denominator}')}"), count_params)).one()
     for row in rows:
-        row.pop("denominator"), row.pop("numerator")
+        row.pop("denominator"), row.pop("numerator"), row.pop("complaint_id")
+        row["repeat_ticket_ids"] = list(row["repeat_ticket_ids"] or [])
     return {
         "rate": rate, "rate_zh": RATES[rate].title_zh, "level": level, "unit": unit,
         "from": period_from, "to": period_to, "denominator": denominator, "numerator": numerator,
         "value": round(numerator / denominator, 4) if denominator else None,
+        "repeat_window_days": repeats.window_days(repeat_window_days),
         "items": rows, "next_offset": offset + limit if offset + len(rows) < denominator else None,
     }
