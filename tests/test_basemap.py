@@ -421,3 +421,25 @@ def test_the_built_file_is_served_as_stored(built, city_db):
     city = sql(city_db, "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
                         "(SELECT ST_Extent(geom) AS e FROM district WHERE valid_to IS NULL) s")[0]
     assert west <= city[0] and south <= city[1] and east >= city[2] and north >= city[3]
+
+
+def test_the_command_builds_and_then_leaves_an_unchanged_city_alone(city_db, tmp_path, monkeypatch):
+    from cli.main import app
+    from gis.settings import database_settings
+
+    monkeypatch.setenv("GRIDGOV_DATABASE_URL", city_db)
+    monkeypatch.delenv("GRIDGOV_BASEMAP", raising=False)
+    database_settings.cache_clear()
+    basemap_settings.cache_clear()
+    out = tmp_path / "demo.mbtiles"
+    try:
+        first = CliRunner().invoke(app, ["basemap", "build", "--out", str(out), "--max-zoom", "14"])
+        second = CliRunner().invoke(app, ["basemap", "build", "--out", str(out), "--max-zoom", "14", "--if-changed"])
+        looked = CliRunner().invoke(app, ["basemap", "info", str(out)])
+    finally:
+        database_settings.cache_clear()
+        basemap_settings.cache_clear()
+    assert first.exit_code == 0, first.output
+    assert "tiles (z10:" in first.output and sorted({z for z, _, _ in read_all_tiles(out)}) == [10, 11, 12, 13, 14]
+    assert second.exit_code == 0 and "up to date" in second.output
+    assert looked.exit_code == 0 and "mbtiles, pbf, zoom 10-14" in looked.output

@@ -60,10 +60,12 @@ def map_box(page) -> tuple[int, int, int, int]:
 
 
 def basemap_settled(page) -> None:
-    """The base map's tiles in view loaded and their names written."""
-    wait_until(page, "window.gridgov.layers.basemap && window.gridgov.layers.basemap.parts.every("
-                     "(part) => !window.gridgov.map.hasLayer(part) || !part.isLoading())")
+    """The map settled, the base map's tiles in view loaded and their names written, and no tile still fading in
+    (Leaflet fades a new tile in over 200 ms: a screenshot meanwhile shows it half transparent)."""
     settle(page)
+    wait_until(page, "window.gridgov.layers.basemap && window.gridgov.layers.basemap.parts.every((part) => "
+                     "!window.gridgov.map.hasLayer(part) || (!part.isLoading() && [...part.getContainer()"
+                     ".querySelectorAll('.leaflet-tile')].every((tile) => Number(tile.style.opacity || 1) === 1)))")
 
 
 def centre_of_a_lake(path: Path) -> tuple[float, float]:
@@ -154,3 +156,13 @@ def test_tile_coordinates_match_leaflet(browser):
         x = int((117.09 + 180) / 360 * n)
         y = int((1 - math.asinh(math.tan(math.radians(36.2))) / math.pi) / 2 * n)
         assert (15, x, y) in asked
+
+
+def test_beyond_the_files_last_zoom_its_tiles_are_enlarged_not_asked_for(browser):
+    browser.requests.clear()
+    with checked_page(browser) as page:
+        browser.open_map(page, "#v=19/36.2/117.09&l=basemap")
+        basemap_settled(page)
+        zooms = {int(url.split("/basemap/")[1].split("/")[0]) for url in browser.requests if "/basemap/" in url}
+        assert zooms == {17}  # the file's last zoom; 18 and 19 are drawn from it
+        assert share(page.screenshot(), CITY_GREY, map_box(page)) > 0.3

@@ -14,7 +14,7 @@ const COLOURS = {
 };
 const LABEL_FONT = '"Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif';
 
-/* Road widths in pixels by class, from zoom 10 to 17 (overzoomed tiles scale with the map). */
+/* Road widths in pixels by class, from zoom 10 to 17. */
 const ROAD_WIDTHS = {
   primary: [1.5, 2, 2.5, 3.5, 5, 7, 9, 12],
   secondary: [0, 0, 1.5, 2.5, 3.5, 5, 6.5, 9],
@@ -24,7 +24,9 @@ const ROAD_WIDTHS = {
 
 function roadStyle(properties, zoom) {
   const widths = ROAD_WIDTHS[properties.class] || ROAD_WIDTHS.minor;
-  const weight = widths[Math.max(0, Math.min(widths.length - 1, zoom - 10))];
+  const last = widths.length - 1;
+  // past zoom 17 the roads keep widening, as a street does when the map comes closer
+  const weight = widths[Math.max(0, Math.min(last, zoom - 10))] * 1.6 ** Math.max(0, zoom - 10 - last);
   if (!weight) return [];
   return { stroke: true, fill: false, color: properties.class === 'minor' ? COLOURS.minor : COLOURS.road,
     weight, opacity: 1, lineCap: 'round', lineJoin: 'round' };
@@ -101,10 +103,32 @@ function sharedTile(layer, coords) {
   return found;
 }
 
+/* Beyond the file's last zoom, a tile is its ancestor's features enlarged into its own square, so roads keep
+ * their widths and names their size (Leaflet's own over-zoom would scale the drawn canvas up). */
+function enlarged(tile, factor, dx, dy) {
+  const layers = {};
+  for (const [name, layer] of Object.entries(tile.layers)) {
+    const shift = (point) => ({ x: point.x * factor - dx * layer.extent, y: point.y * factor - dy * layer.extent });
+    layers[name] = { extent: layer.extent, length: layer.features.length,
+      features: layer.features.map((feature) => ({ type: feature.type, id: feature.id,
+        properties: feature.properties, geometry: feature.geometry.map((ring) => ring.map(shift)) })) };
+  }
+  return { layers };
+}
+
+function tileAt(layer, coords) {
+  const native = layer.options.lastNativeZoom;
+  if (coords.z <= native) return sharedTile(layer, coords);
+  const factor = 2 ** (coords.z - native);
+  const parent = { x: Math.floor(coords.x / factor), y: Math.floor(coords.y / factor), z: native };
+  return sharedTile(layer, parent).then((tile) => enlarged(tile, factor, coords.x - parent.x * factor,
+    coords.y - parent.y * factor));
+}
+
 function vectorLayers(url, options) {
-  const Shapes = L.VectorGrid.Protobuf.extend({ _getVectorTilePromise(coords) { return sharedTile(this, coords); } });
+  const Shapes = L.VectorGrid.Protobuf.extend({ _getVectorTilePromise(coords) { return tileAt(this, coords); } });
   const Labels = L.VectorGrid.Protobuf.extend({
-    _getVectorTilePromise(coords) { return sharedTile(this, coords); },
+    _getVectorTilePromise(coords) { return tileAt(this, coords); },
     createTile(coords, done) {
       const size = this.getTileSize();
       const ratio = window.devicePixelRatio || 1;
@@ -140,13 +164,13 @@ export async function fetchBasemap() {
  * switched on. */
 export function makeBasemapLayer(tilejson) {
   const [west, south, east, north] = tilejson.bounds || [-180, -85, 180, 85];
-  const options = {
-    minNativeZoom: tilejson.minzoom, maxNativeZoom: tilejson.maxzoom, maxZoom: 22,
-    bounds: L.latLngBounds([south, west], [north, east]),
-  };
+  const bounds = L.latLngBounds([south, west], [north, east]);
+  const options = { minNativeZoom: tilejson.minzoom, maxZoom: 22, bounds };
   const url = tilejson.tiles[0];
-  const parts = tilejson.format === 'pbf' ? vectorLayers(url, options)
-    : [L.tileLayer(url, Object.assign({ zIndex: 1 }, options))];
+  // vector tiles beyond the last zoom are enlarged from their ancestors (tileAt), raster tiles by Leaflet
+  const parts = tilejson.format === 'pbf'
+    ? vectorLayers(url, Object.assign({ lastNativeZoom: tilejson.maxzoom }, options))
+    : [L.tileLayer(url, Object.assign({ zIndex: 1, maxNativeZoom: tilejson.maxzoom }, options))];
   parts[0].options.attribution = tilejson.attribution;
   return { name: 'basemap', tilejson, parts, group: L.layerGroup(parts) };
 }
