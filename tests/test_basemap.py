@@ -443,3 +443,26 @@ def test_the_command_builds_and_then_leaves_an_unchanged_city_alone(city_db, tmp
     assert "tiles (z10:" in first.output and sorted({z for z, _, _ in read_all_tiles(out)}) == [10, 11, 12, 13, 14]
     assert second.exit_code == 0 and "up to date" in second.output
     assert looked.exit_code == 0 and "mbtiles, pbf, zoom 10-14" in looked.output
+
+
+def test_a_broken_gzipped_tile_is_a_503_for_a_client_that_needs_it_decompressed(empty_db, tmp_path):
+    broken = b"\x1f\x8b" + b"not gzip at all"
+    path = write_mbtiles(tmp_path / "vector.mbtiles", {(13, 6760, 3210): broken}, "pbf")
+    with client_for(empty_db, path) as client:
+        status, headers, sent = raw_get(client, "/basemap/13/6760/3210.pbf", **{"Accept-Encoding": "gzip"})
+        assert (status, sent) == (200, broken)  # as stored: the client's decoder is the judge
+        answer = client.get("/basemap/13/6760/3210.pbf", headers={"Accept-Encoding": "identity"})
+    assert answer.status_code == 503 and HAN.search(answer.json()["detail"])
+
+
+def test_threads_reading_one_pmtiles_archive_each_get_their_own_tiles(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    tiles = {(6, x, y): png(x * 64 + y) for x in range(0, 64, 3) for y in range(0, 64, 5)}
+    path = write_pmtiles(tmp_path / "many.pmtiles", tiles, TileType.PNG, Compression.NONE, leaf_size=5)
+    opened = basemap_module.open_basemap(path)
+    addresses = sorted(tiles) * 4
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda zxy: opened.tile(*zxy).body, addresses))
+    opened.close()
+    assert found == [tiles[zxy] for zxy in addresses]

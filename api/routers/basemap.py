@@ -3,8 +3,6 @@ data). The routes are plain functions, so FastAPI runs the file reads in its thr
 
 from __future__ import annotations
 
-import gzip
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -63,5 +61,5 @@ def basemap_tile(z: str, x: str, y: str, request: Request, v: str | None = None)
         if "gzip" in request.headers.get("accept-encoding", "").lower():
             headers["Content-Encoding"] = "gzip"
         else:
-            body = gzip.decompress(body)
+            body = tile.decoded()
     return Response(body, media_type=found.media_type, headers=headers)

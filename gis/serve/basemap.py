@@ -23,6 +23,7 @@ import json
 import os
 import sqlite3
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,14 @@ class StoredTile:
     gzipped: bool
 
     def decoded(self) -> bytes:
-        """The tile without its gzip layer (for clients that do not accept gzip)."""
-        return gzip.decompress(self.body) if self.gzipped else self.body
+        """The tile without its gzip layer (for clients that do not accept gzip); SetupError when the stored
+        bytes are no gzip stream."""
+        if not self.gzipped:
+            return self.body
+        try:
+            return gzip.decompress(self.body)
+        except (OSError, EOFError, zlib.error):
+            raise SetupError("底图文件中的这张瓦片已损坏（gzip 数据无法解压）") from None
 
 
 @dataclass
@@ -268,7 +275,7 @@ class PMTilesReader:
             self.file = open(path, "rb")  # noqa: SIM115 - kept open for the reader's life
         except OSError as error:
             raise SetupError(f"底图文件 {path.name} 无法打开（{error.strerror}）") from None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # one file position and one directory cache for every thread
         self.size = os.fstat(self.file.fileno()).st_size
         self.directories: OrderedDict[tuple[int, int], list] = OrderedDict()
         head = self._read(0, PMTILES_HEADER_BYTES)
@@ -314,15 +321,16 @@ class PMTilesReader:
 
     def _directory(self, offset: int, length: int) -> list:
         key = (offset, length)
-        found = self.directories.get(key)
-        if found is None:
-            found = parse_directory(self._internal(offset, length))
-            self.directories[key] = found
-            if len(self.directories) > 256:
-                self.directories.popitem(last=False)
-        else:
-            self.directories.move_to_end(key)
-        return found
+        with self.lock:
+            found = self.directories.get(key)
+            if found is None:
+                found = parse_directory(self._internal(offset, length))
+                self.directories[key] = found
+                if len(self.directories) > 256:
+                    self.directories.popitem(last=False)
+            else:
+                self.directories.move_to_end(key)
+            return found
 
     def tile(self, z: int, x: int, y: int) -> bytes | None:
         """The stored bytes of tile z/x/y, following leaf directories; None when the archive has none."""
