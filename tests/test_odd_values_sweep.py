@@ -194,7 +194,10 @@ def requests_for(world: dict, path: str, operation: dict) -> list[tuple[str, dic
     by_path = {
         "/analytics/companies/{company_id}/credit-file": [
             (f"/analytics/companies/{company}/credit-file", {}) for company in world["companies"]],
-        "/analytics/evaluations/{period}": [(f"/analytics/evaluations/{p}", {}) for p in ("2026H1", "2026")],
+        "/analytics/companies/{company_id}/compounds.geojson": [
+            (f"/analytics/companies/{company}/compounds.geojson", {}) for company in world["companies"]],
+        "/analytics/evaluations/{period}": [(f"/analytics/evaluations/{p}", params) for p in ("2026H1", "2026")
+                                            for params in ({}, {"within": ",".join(layer_codes["street"])})],
         "/analytics/subsidy/{period}": [("/analytics/subsidy/2026H1", {})],
         "/complaints/imports/{batch_id}": [(f"/complaints/imports/{ids['batch']}", {})],
         "/complaints/imports/{batch_id}/rejected.csv": [(f"/complaints/imports/{ids['batch']}/rejected.csv", {})],
