@@ -27,6 +27,7 @@ from api.routers import (
     auth,
     basemap,
     complaints,
+    dispatch,
     evaluation,
     field,
     health,
@@ -68,6 +69,7 @@ ROUTERS = (
     tickets.router,         # /tickets
     open311.router,         # /open311/v2
     complaints.router,      # /complaints
+    dispatch.router,        # /complaints/suggest and /complaints/{id}/suggestion: suggested dispatch
     audit.router,           # /audit
     supervision.router,     # /supervision
     reports.router,         # /reports

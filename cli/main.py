@@ -15,6 +15,7 @@ from cli.db_cmd import db_app
 from cli.fixtures_cmd import fixtures_app
 from cli.layers_cmd import layers_app
 from cli.map_cmd import map_app
+from cli.model_cmd import model_app
 from cli.registry_cmd import registry_app
 from cli.serve_cmd import serve
 from cli.users_cmd import users_app
@@ -34,6 +35,7 @@ app.add_typer(audit_app, name="audit")               # gridgov audit reads
 app.add_typer(registry_app, name="registry")         # gridgov registry kinds|template|import|export
 app.add_typer(basemap_app, name="basemap")           # gridgov basemap build|info
 app.add_typer(map_app, name="map")                   # gridgov map export --street|--district
+app.add_typer(model_app, name="model")               # gridgov model train|evaluate
 
 if __name__ == "__main__":
     app(prog_name="gridgov")

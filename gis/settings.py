@@ -19,6 +19,7 @@ settings in one module.
 | credit file scoring | CreditSettings | GRIDGOV_CREDIT_ |
 | programme figures' targets | ProgrammeSettings | GRIDGOV_PROGRAMME_ |
 | maps handed on (offline HTML) | ExportSettings | GRIDGOV_EXPORT_ |
+| suggested category and party (dispatch model) | DispatchSettings | GRIDGOV_DISPATCH_ |
 
 An accessor reads the environment once per process; tests that change a variable in-process call its
 `cache_clear()`.
@@ -377,3 +378,26 @@ class ProgrammeSettings(BaseSettings):
 def programme_settings() -> ProgrammeSettings:
     """The targets of the programme figures (GRIDGOV_PROGRAMME_*), read once and cached."""
     return ProgrammeSettings()
+
+
+class DispatchSettings(BaseSettings):
+    """The text model that suggests a complaint's category and responsible party (gis/dispatch/)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_DISPATCH_", extra="ignore")
+
+    min_confidence: float = 0.6
+    """Below this calibrated probability of its first choice the model abstains: nothing is filled in and a
+    person chooses from the top three (on the demo city's held-out months about 9 in 10 suggestions above it are
+    right; benchmarks/bench_dispatch.py measures it)."""
+    max_training_rows: int = 300_000
+    """Training uses at most this many of the most recent complaints (a year of a large city is millions)."""
+    max_features: int = 60_000
+    """Character n-grams kept by the vectoriser (the most frequent), which bounds the model's size."""
+    holdout_share: float = 0.2
+    """The newest share of history held out for evaluation (a time split: the model never sees its future)."""
+
+
+@lru_cache
+def dispatch_settings() -> DispatchSettings:
+    """The dispatch model's threshold and training limits (GRIDGOV_DISPATCH_*), read once and cached."""
+    return DispatchSettings()

@@ -145,9 +145,7 @@ def parse_report(values: dict) -> Report:
         client_id = str(uuid.UUID(client_id))
     except ValueError:
         raise InvalidInput("client_id 须为客户端生成的 UUID（用于防止重复提交）") from None
-    category = str(values.get("category_code") or "").strip()
-    if not category:
-        raise InvalidInput("请选择问题类别（category_code）")
+    category = str(values.get("category_code") or "").strip()  # empty: the dispatch model may fill it
     description = str(values.get("description") or "").strip() or None
     if description and len(description) > MAX_DESCRIPTION:
         raise InvalidInput(f"问题描述最多 {MAX_DESCRIPTION} 个字")
@@ -240,10 +238,18 @@ async def submit_report(conn: AsyncConnection, principal: Principal, report: Rep
     if not place["in_scope"]:
         raise InvalidInput(f"上报位置（{place['address'] or '未知地址'}）不在您负责的范围内；"
                            "请确认定位，或在地图上点选您网格内的位置")
+    from gis.dispatch import store as dispatch_store
+
+    code, suggestion, filled = await dispatch_store.for_intake(conn, report.category_code, report.description)
+    if not code:
+        raise InvalidInput(dispatch_store.choose_message(suggestion))
+    report.category_code = code
     row = await _staged_row(conn, principal, report, place)
     try:
         async with conn.begin_nested():
             complaint_id, placement = await _store(conn, row)
+            if suggestion is not None:
+                await dispatch_store.record(conn, complaint_id, suggestion, filled)
     except IntegrityError:
         # the same client_id arrived twice at once: the other submission stored it
         found = await _existing(conn, report.client_id)

@@ -247,9 +247,14 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
     if not key:
         raise Forbidden("api_key is required to submit a request")
     code = (form.get("service_code") or "").strip()
+    from gis.dispatch import store as dispatch_store  # a missing service_code is filled when the model is sure
+
+    code, suggestion, filled = await dispatch_store.for_intake(conn, code, form.get("description"))
+    code = code or ""
     try:
         if not code:
-            raise InvalidInput("service_code is required")
+            raise InvalidInput("service_code is required" if suggestion is None
+                               else dispatch_store.choose_message(suggestion))
         row = await _staged_row(conn, form, attributes, code)
     except InvalidInput as error:
         # Only a failing request pays for a separate look-up, to report the key or the category first.
@@ -273,6 +278,8 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
     if stored.category_name is None:
         await conn.rollback()
         raise InvalidInput(f"service_code {code} not found")
+    if suggestion is not None:
+        await dispatch_store.record(conn, stored.id, suggestion, filled)
     await conn.commit()
     notice = {"inside": "受理成功 (received)",
               "snapped": "受理成功，位置已就近归入网格 (received, placed on the nearest grid)",

@@ -196,12 +196,14 @@ def _hotspot_layer(folium, rows: list[dict]):
         bin_ = row["confidence_bin"]
         name, colour = HOT_CLASSES[bin_] if bin_ is not None else NO_HOUSEHOLDS
         rate = "—" if row["rate_per_1000"] is None else f"{row['rate_per_1000']:.1f}"
-        features.append(_feature(row["geometry"], {"fill": colour, "tip": _tip(
+        # only the significant classes are filled: "not significant" is an outline, so the map below shows
+        opacity = 0.0 if bin_ == 0 else 0.35 if bin_ is None else 0.75
+        features.append(_feature(row["geometry"], {"fill": colour, "op": opacity, "tip": _tip(
             f"微网格 {row['name']}", name, f"投诉 {row['complaints']} 件，每千户 {rate} 件")}, row["code"]))
     return folium.GeoJson(
         {"type": "FeatureCollection", "features": features}, name=LAYER_TITLES["hotspot"],
         style_function=lambda f: {"className": "gg-hotspot", "color": "#888", "weight": 0.5,
-                                  "fillColor": f["properties"]["fill"], "fillOpacity": 0.7},
+                                  "fillColor": f["properties"]["fill"], "fillOpacity": f["properties"]["op"]},
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False), show=False)
 
 
@@ -269,7 +271,8 @@ def _legend_entries() -> dict[str, list[tuple[str, str]]]:
     return {
         LAYER_TITLES["outline"]: [("border:3px solid #c0392b", "本区域边界"),
                                   ("border:2px dashed #7d3c98", "下辖单元边界")],
-        LAYER_TITLES["hotspot"]: [(f"background:{colour}", name) for name, colour in HOT_CLASSES.values()]
+        LAYER_TITLES["hotspot"]: [(f"background:{colour}" if bin_ else "border:1px solid #888", name)
+                                  for bin_, (name, colour) in HOT_CLASSES.items()]
         + [(f"background:{NO_HOUSEHOLDS[1]}", NO_HOUSEHOLDS[0])],
         LAYER_TITLES["mode"]: [(f"background:{colour}", name) for name, colour in MODES.values()]
         + [("border:2px dashed #4d4d4d", "老旧小区（虚线边框）")],

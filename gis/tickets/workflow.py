@@ -137,6 +137,9 @@ async def transition(
         params.update(assignee_kind=assignee["kind"], assignee_code=assignee["code"],
                       department=assignee.get("department"))
         data = {"assignee": assignee}
+        from gis.dispatch.store import dispatch_note  # the model version that suggested this complaint's party
+
+        data.update(await dispatch_note(conn, ticket["complaint_id"]))
     if action == "merge":
         data = await _check_merge_target(conn, principal, ticket, merge_into)
     if action == "reopen" and ticket["rating"] is not None:
