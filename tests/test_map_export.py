@@ -223,6 +223,7 @@ def test_the_api_download_and_its_scope(server, streets):
     assert _get(server, "mx-admin", street=streets[1]).status_code == 200
     grid = _get(server, "mx-grid", street=streets[0])
     assert grid.status_code == 403 and "导出地图" in grid.json()["detail"]
+    assert _get(server, "mx-grid").status_code == 403, "the role is refused before the area is read"
     assert _get(server, None, street=streets[0]).status_code == 401
     for params in ({}, {"street": streets[0], "district": streets[0][:6]}, {"street": "abc"},
                    {"street": streets[0], "period": "not a period"}):

@@ -80,8 +80,7 @@ async def map_html(
     """Download the interactive map of a street or a district as one HTML file that opens offline (hotspots,
     coverage by management mode, gaps, party organisations); planners and admins anywhere, a street office its
     own street."""
-    level, code = map_export.choose_area(street, district)
-    map_export.authorise(principal, level, code)
+    level, code = map_export.authorise(principal, street, district)
     url = request.app.state.engine.url.render_as_string(hide_password=False)
     made = await run_in_threadpool(_build_map, url, level, code, period)
     return Response(made.html, media_type="text/html; charset=utf-8",

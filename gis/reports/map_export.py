@@ -117,13 +117,16 @@ def resolve_area(conn: Connection, level: str, code: str) -> dict:
     return {**row, "level": level}
 
 
-def authorise(principal: Principal, level: str, code: str) -> None:
-    """Who may make a map: those who may ask for a street report (gis/reports/jobs.py), planners and the
-    administrator everywhere, a street office its own street only (anything else NotFound, as out of scope)."""
+def authorise(principal: Principal, street: str | None, district: str | None) -> tuple[str, str]:
+    """The (level, code) asked for, when the caller may make its map: those who may ask for a street report
+    (gis/reports/jobs.py), planners and the administrator everywhere, a street office its own street only (any
+    other area NotFound, as out of scope). The role is checked before the area is read."""
     if principal.role not in REPORTERS:
         raise Forbidden("只有街道、规划人员或管理员可以导出地图")
+    level, code = choose_area(street, district)
     if principal.role == "street" and not (level == "street" and code in principal.scope):
         raise NotFound(f"没有找到{'街道' if level == 'street' else '区县'} {code}")
+    return level, code
 
 
 def choose_area(street: str | None, district: str | None) -> tuple[str, str]:
