@@ -166,3 +166,27 @@ def test_beyond_the_files_last_zoom_its_tiles_are_enlarged_not_asked_for(browser
         zooms = {int(url.split("/basemap/")[1].split("/")[0]) for url in browser.requests if "/basemap/" in url}
         assert zooms == {17}  # the file's last zoom; 18 and 19 are drawn from it
         assert share(page.screenshot(), CITY_GREY, map_box(page)) > 0.3
+
+
+def test_the_base_map_seen_once_opens_again_without_a_network(browser, server):
+    driver = browser.sibling(server.url)  # a profile of its own: the service worker and its caches start empty
+    try:
+        page = driver.new_page()
+        page.set_viewport_size({"width": 1280, "height": 800})
+        driver.open_map(page, "#v=15/36.2/117.09&l=basemap,street")
+        wait_until(page, "window.gridgov.offline.controlled", 60_000)
+        page.reload()  # now through the service worker, which keeps the tiles it passes on
+        wait_until(page, "window.gridgov && window.gridgov.ready === true")
+        basemap_settled(page)
+        online = share(page.screenshot(), CITY_GREY, map_box(page))
+        assert online > 0.25
+        driver.context.set_offline(True)
+        wait_until(page, "!navigator.onLine")
+        page.reload()
+        wait_until(page, "window.gridgov && window.gridgov.ready === true")
+        basemap_settled(page)
+        assert page.locator("[data-layer='basemap']").is_checked()
+        assert share(page.screenshot(), CITY_GREY, map_box(page)) > 0.8 * online
+    finally:
+        driver.context.set_offline(False)
+        driver.close()

@@ -21,8 +21,9 @@ const PERSONAL_ENTRIES = 400;
 const PERSONAL_DAYS = 2;
 const CACHES = { tiles: 'gridgov-tiles', data: 'gridgov-data', personal: 'gridgov-personal' };
 const BOUNDARY_TILE = /^\/tiles\/(street|community|grid|micro_grid|compound|building)\/\d+\/\d+\/\d+\.mvt$/;
+const BASEMAP_TILE = /^\/basemap\/\d+\/\d+\/\d+(\.\w+)?$/; // the city's own base map (versioned by ?v=)
 const PERSONAL = /^\/(tickets|auth\/me|field|complaints\/review|supervision|responsibility)/;
-const API_READ = /^\/(map\/|layers|tiles|tickets|auth\/me|complaints\/review|supervision|responsibility|field)/;
+const API_READ = /^\/(map\/|layers|tiles|tickets|auth\/me|complaints\/review|supervision|responsibility|field|basemap\.json)/;
 
 workbox.core.skipWaiting();
 workbox.core.clientsClaim();
@@ -35,7 +36,8 @@ const bounded = (entries, days) => new workbox.expiration.ExpirationPlugin({
 });
 
 workbox.routing.registerRoute(
-  ({ url, request }) => url.origin === self.location.origin && request.method === 'GET' && BOUNDARY_TILE.test(url.pathname),
+  ({ url, request }) => url.origin === self.location.origin && request.method === 'GET'
+    && (BOUNDARY_TILE.test(url.pathname) || BASEMAP_TILE.test(url.pathname)),
   new workbox.strategies.CacheFirst({ cacheName: CACHES.tiles, plugins: [ok, bounded(TILE_ENTRIES, TILE_DAYS)] }),
 );
 
