@@ -4,7 +4,7 @@
  * fetched anew. Workbox comes from npm and is served by the app (webmap/static/vendor/workbox/).
  *
  *   app shell           precached: the map page, its styles, every module, the vendored libraries, icons
- *   boundary tiles      cache first, at most TILE_ENTRIES tiles for TILE_DAYS days
+ *   boundary tiles      cache first, at most TILE_ENTRIES tiles for TILE_DAYS days (base-map tiles too)
  *   the API's reads     network first; without a network the last answer for the same address, else the last
  *                       answer for the same path (a layer's GeoJSON of another view): at most DATA_ENTRIES
  *                       answers for DATA_DAYS days; tickets and people in their own cache, emptied at sign-out
