@@ -41,6 +41,19 @@ FEATURE_ROUTES = {
     "GET /tiles/{layer}/{z}/{x}/{y}.mvt": "/tiles/building/16/0/0.mvt",
     "POST /tickets/{ticket_id}/comments": "/tickets/1/comments",
     "GET /field/me": "/field/me", "GET /field/place": "/field/place", "POST /field/reports": "/field/reports",
+    # the registry's edit forms (webmap/static/map/work/registry.js)
+    "GET /registry/compounds/{compound_code}/parties": "/registry/compounds/C/parties",
+    "POST /registry/compounds/{compound_code}/management": "/registry/compounds/C/management",
+    "POST /registry/compounds/{compound_code}/takeover": "/registry/compounds/C/takeover",
+    "POST /registry/compounds/{compound_code}/committee-terms": "/registry/compounds/C/committee-terms",
+    "POST /registry/grid-workers/joins": "/registry/grid-workers/joins",
+    "POST /registry/grid-workers/{worker_id}/leave": "/registry/grid-workers/1/leave",
+    "POST /registry/party-organisations/{organisation_code}/secretary": "/registry/party-organisations/P/secretary",
+    "POST /registry/party-organisations/{organisation_code}/dissolve": "/registry/party-organisations/P/dissolve",
+    "GET /registry/company": "/registry/company", "POST /registry/company/proposals": "/registry/company/proposals",
+    "GET /registry/proposals": "/registry/proposals",
+    "POST /registry/proposals/{proposal_id}/approve": "/registry/proposals/1/approve",
+    "POST /registry/proposals/{proposal_id}/reject": "/registry/proposals/1/reject",
 }
 
 

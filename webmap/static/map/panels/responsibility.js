@@ -1,16 +1,16 @@
 /* "Who is responsible here": click anywhere (or find a place) and the panel lists the street office, community,
  * grid and its workers, the compound, the property company with its red/black standing, the owners' committee
  * and the party organisations. Contacts come only for signed-in staff (the API decides). */
-import { api, session } from '../api.js';
+import { api } from '../api.js';
 import { emit } from '../bus.js';
 import { el } from '../dom.js';
 import { MODE_NAMES, PARTY_KINDS, STANDING } from '../names.js';
 import { showPanel } from '../panel.js';
 import { map } from '../state.js';
+import { mayEdit } from '../work/registry-access.js';
 
 let marker = null;
 let place = null; // the point asked about, so an edit can ask again
-const EDITING_ROLES = ['admin', 'street', 'community'];
 
 function contactText(contact) {
   if (!contact) return null;
@@ -55,7 +55,7 @@ function renderResponsibility(r) {
     add('小区', el('strong', {}, c.name), c.is_old_estate ? el('span', { class: 'badge' }, '老旧小区') : null,
       el('div', { class: 'muted' },
         `${MODE_NAMES[c.management_mode] || c.management_mode} · ${c.households} 户 · ${c.build_year} 年`),
-      session.token && EDITING_ROLES.includes(session.role) ? el('button', { type: 'button', class: 'registry-edit',
+      mayEdit(c.code) ? el('button', { type: 'button', class: 'registry-edit',
         'data-compound': c.code, onclick: () => emit('registry:edit', { code: c.code, latlng: place }) }, '编辑') : null);
   }
   if (r.building) {

@@ -7,20 +7,24 @@
  *   a street office (or the administrator) sees the pending proposals and approves or rejects them with a reason.
  *
  * Every rule is the server's: a refusal shows its Chinese reason. Dates are Beijing dates. After a change the
- * responsibility panel is asked again, so what changed is what it shows. */
-import { api, session } from '../api.js';
+ * responsibility panel is asked again, so what changed is what it shows. A form shows only where this deployment
+ * serves its route (/map/config.json lists them), and the edit entry only on the caller's own compounds. */
+import { api, has, session } from '../api.js';
 import { emit, on } from '../bus.js';
 import { $, el } from '../dom.js';
 import { MODE_NAMES, PARTY_KINDS } from '../names.js';
 import { askResponsibility } from '../panels/responsibility.js';
 import { selectTab } from '../panels/tabs.js';
+import { EDIT_ROLES, mayEdit, PARTIES } from './registry-access.js';
 
-const EDIT_ROLES = ['admin', 'street', 'community'];
 const REVIEW_ROLES = ['admin', 'street'];
 const COMPANY_FIELDS = { contact_name: '联系人', contact_phone: '联系电话', has_party_org: '有党组织',
   party_work_only: '未建党组织但开展党的工作' };
 const STATE_TEXT = { pending: '待审核', approved: '已通过', rejected: '已驳回' };
 let opened = null; // {code, latlng} of the compound whose forms are shown
+
+/* The form `node` when the deployment serves `method route`, else nothing. */
+const offered = (method, route, node) => (has(method, route) ? node : null);
 
 /* Today in Beijing as YYYY-MM-DD (the form's default date). */
 export const beijingToday = () => new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
@@ -82,17 +86,18 @@ function managementForms(code, parties) {
   return [
     el('p', { class: 'muted' }, `当前：${MODE_NAMES[current.management_mode] || '—'}`,
       current.company_credit_code ? ` · ${current.company_credit_code}` : '', ` · 自 ${current.valid_from || '—'}`),
-    form('registry-mode', '管理方式变更', [choose('management_mode', '新的管理方式', modes), day('on_date', '变更日期'),
+    offered('POST', '/registry/compounds/{compound_code}/management', form('registry-mode', '管理方式变更', [choose('management_mode', '新的管理方式', modes), day('on_date', '变更日期'),
       reason()], (v) => post(`/registry/compounds/${code}/management`, v)
-      .then((a) => `已登记：自 ${a.valid_from} 起为${MODE_NAMES[a.management_mode]}`)),
-    form('registry-takeover', '物业接管', [text('company_credit_code', '接管企业统一社会信用代码', { required: true }),
+      .then((a) => `已登记：自 ${a.valid_from} 起为${MODE_NAMES[a.management_mode]}`))),
+    offered('POST', '/registry/compounds/{compound_code}/takeover', form('registry-takeover', '物业接管', [text('company_credit_code', '接管企业统一社会信用代码', { required: true }),
       day('on_date', '接管日期'), reason()], (v) => post(`/registry/compounds/${code}/takeover`, v)
-      .then((a) => `已登记接管：自 ${a.valid_from} 起为${MODE_NAMES[a.management_mode]}`)),
+      .then((a) => `已登记接管：自 ${a.valid_from} 起为${MODE_NAMES[a.management_mode]}`))),
   ];
 }
 
 function termForm(code, parties) {
   const last = parties.terms[0];
+  if (!has('POST', '/registry/compounds/{compound_code}/committee-terms')) return null;
   return form('registry-term', '业主委员会换届', [
     last ? el('p', { class: 'muted' }, `上一届：${last.term_start} 至 ${last.term_end || '未定'}，主任 ${last.chair_name}`) : null,
     day('term_start', '任期开始'), text('term_end', '任期结束', { type: 'date' }),
@@ -112,7 +117,7 @@ function workerForms(parties) {
       ? parties.grid_workers.map((w) => el('li', { 'data-worker': w.id }, `${w.name} · ${w.grid_code} · 自 ${w.since}`,
         w.is_part_time ? ' · 兼职' : ''))
       : [el('li', { class: 'muted' }, '本社区网格暂无在任网格员')])),
-    form('registry-join', '网格员到任或调整网格', [
+    offered('POST', '/registry/grid-workers/joins', form('registry-join', '网格员到任或调整网格', [
       choose('worker_id', '网格员', [['', '新网格员（填写下列信息）'], ...workers]), choose('grid_code', '到任网格', grids),
       text('name', '新网格员姓名'), text('phone', '手机号'), check('is_party_member', '党员'), check('is_part_time', '兼职'),
       text('company_credit_code', '所属物业企业信用代码（兼职必填）'), day('on_date', '到任日期'), reason(),
@@ -120,8 +125,8 @@ function workerForms(parties) {
       grid_code: v.grid_code, on_date: v.on_date, reason: v.reason, worker_id: v.worker_id ? Number(v.worker_id) : null,
       worker: v.worker_id ? null : { name: v.name, phone: v.phone, is_party_member: v.is_party_member,
         is_part_time: v.is_part_time, company_credit_code: orNull(v.company_credit_code) },
-    }).then((a) => `${a.name} 自 ${a.since} 起在网格 ${a.grid_code} 任职`)),
-    workers.length ? form('registry-leave', '网格员离任', [choose('worker_id', '网格员', workers),
+    }).then((a) => `${a.name} 自 ${a.since} 起在网格 ${a.grid_code} 任职`))),
+    workers.length && has('POST', '/registry/grid-workers/{worker_id}/leave') ? form('registry-leave', '网格员离任', [choose('worker_id', '网格员', workers),
       day('on_date', '离任日期'), reason()], (v) => post(`/registry/grid-workers/${v.worker_id}/leave`, v)
       .then((a) => `已登记离任：自 ${a.until} 起不再在网格 ${a.grid_code} 任职`)) : null,
   ];
@@ -132,13 +137,13 @@ function partyForms(parties) {
   const orgs = parties.party_organisations.map((p) => [p.code,
     `${PARTY_KINDS[p.kind] || p.kind} ${p.name}（书记 ${p.secretary_name || '—'}）`]);
   return [
-    form('registry-secretary', '党组织书记变更', [choose('code', '党组织', orgs), text('secretary_name', '书记姓名', { required: true }),
+    offered('POST', '/registry/party-organisations/{organisation_code}/secretary', form('registry-secretary', '党组织书记变更', [choose('code', '党组织', orgs), text('secretary_name', '书记姓名', { required: true }),
       text('secretary_phone', '书记电话'), reason()],
     (v) => post(`/registry/party-organisations/${v.code}/secretary`, { secretary_name: v.secretary_name,
-      secretary_phone: orNull(v.secretary_phone), reason: v.reason }).then((a) => `书记已变更为 ${a.secretary_name}`)),
-    form('registry-dissolve', '党组织撤销', [choose('code', '党组织', orgs), day('on_date', '撤销日期'), reason()],
+      secretary_phone: orNull(v.secretary_phone), reason: v.reason }).then((a) => `书记已变更为 ${a.secretary_name}`))),
+    offered('POST', '/registry/party-organisations/{organisation_code}/dissolve', form('registry-dissolve', '党组织撤销', [choose('code', '党组织', orgs), day('on_date', '撤销日期'), reason()],
       (v) => post(`/registry/party-organisations/${v.code}/dissolve`, { on_date: v.on_date, reason: v.reason })
-        .then((a) => `已撤销：${a.valid_to} 起不再存在`)),
+        .then((a) => `已撤销：${a.valid_to} 起不再存在`))),
   ];
 }
 
@@ -150,10 +155,10 @@ async function openCompound(detail, message = null) {
   box.replaceChildren(el('p', { class: 'muted' }, '正在读取……'));
   try {
     const parties = await api(`/registry/compounds/${detail.code}/parties`);
-    box.replaceChildren(el('h4', {}, `小区登记信息维护 ${detail.code}`),
+    box.replaceChildren(...[el('h4', {}, `小区登记信息维护 ${detail.code}`),
       message ? el('p', { id: 'registry-result', class: 'hint' }, `已保存：${message}`) : null,
       ...managementForms(detail.code, parties), termForm(detail.code, parties), el('h5', {}, '网格员'),
-      ...workerForms(parties), el('h5', {}, '党组织'), ...partyForms(parties));
+      ...workerForms(parties), el('h5', {}, '党组织'), ...partyForms(parties)].filter(Boolean)); // a form not offered is left out
     box.dataset.compound = detail.code;
   } catch (error) {
     box.replaceChildren(el('p', { class: 'warn' }, error.message));
@@ -178,10 +183,10 @@ async function showCompany() {
       p ? el('p', { id: 'registry-proposal-state', 'data-state': p.state, class: p.state === 'rejected' ? 'warn' : 'hint' },
         `最近一次变更申请（${beijingTime(p.proposed_at)} 提交）：${STATE_TEXT[p.state]}`,
         p.decision_reason ? `，${p.decision_reason}` : '', el('div', { class: 'muted' }, proposalText(p))) : null,
-      form('registry-propose', '申请变更基本信息（提交后由街道审核）', [
+      offered('POST', '/registry/company/proposals', form('registry-propose', '申请变更基本信息（提交后由街道审核）', [
         text('contact_name', '联系人', { value: c.contact_name || '' }), text('contact_phone', '联系电话', { value: c.contact_phone || '' }),
         check('has_party_org', '有党组织', c.has_party_org), check('party_work_only', '未建党组织但开展党的工作', c.party_work_only),
-      ], (v) => post('/registry/company/proposals', v).then(() => '已提交，等待街道审核'), showCompany));
+      ], (v) => post('/registry/company/proposals', v).then(() => '已提交，等待街道审核'), showCompany)));
   } catch (error) {
     box.replaceChildren(el('p', { class: 'warn' }, error.message));
   }
@@ -216,18 +221,21 @@ async function showProposals() {
 
 function showForRole() {
   const role = session.token ? session.role : null;
-  $('#registry-box').hidden = !role || ![...EDIT_ROLES, 'property_company'].includes(role);
-  $('#registry-compound').hidden = !EDIT_ROLES.includes(role) || !opened;
-  $('#registry-hint').hidden = !EDIT_ROLES.includes(role);
-  $('#registry-company').hidden = role !== 'property_company';
-  $('#registry-proposals').hidden = !REVIEW_ROLES.includes(role);
-  if (!EDIT_ROLES.includes(role)) opened = null;
-  if (role === 'property_company') showCompany();
-  if (REVIEW_ROLES.includes(role)) showProposals();
+  const edits = EDIT_ROLES.includes(role) && has('GET', PARTIES);
+  const company = role === 'property_company' && has('GET', '/registry/company');
+  const reviews = REVIEW_ROLES.includes(role) && has('GET', '/registry/proposals');
+  $('#registry-box').hidden = !(edits || company || reviews);
+  $('#registry-compound').hidden = !edits || !opened;
+  $('#registry-hint').hidden = !edits;
+  $('#registry-company').hidden = !company;
+  $('#registry-proposals').hidden = !reviews;
+  if (!edits) opened = null;
+  if (company) showCompany();
+  if (reviews) showProposals();
 }
 
 export function initRegistry() {
-  on('registry:edit', (detail) => { if (EDIT_ROLES.includes(session.role)) openCompound(detail); });
+  on('registry:edit', (detail) => { if (mayEdit(detail.code)) openCompound(detail); });
   on('session:change', showForRole);
   on('session:start', showForRole);
   showForRole();
