@@ -256,6 +256,34 @@ def test_on_a_phone_the_list_and_a_credit_file_fit_the_screen(browser, app, city
     assert ARTIFACTS.is_dir()
 
 
+def test_the_list_shows_the_parts_of_the_scheme_in_force(browser, city):
+    """Tai'an's scheme (the community party organisation 60%): the street and community parts are two columns,
+    each headed with its weight."""
+    taian = {"GRIDGOV_EVAL_RESIDENTS_WEIGHT": "2", "GRIDGOV_EVAL_REGULATOR_WEIGHT": "1",
+             "GRIDGOV_EVAL_STREET_WEIGHT": "1", "GRIDGOV_EVAL_COMMUNITY_WEIGHT": "6"}
+    server = LiveServer(city["url"], extra_env=taian)
+    other = browser.sibling(server.url)
+    try:
+        with checked_page(other) as page:
+            other.open_map(page)
+            sign_in(page, "rb-planner", PASSWORD)
+            open_list(page, "2026H2")  # a preview, computed with the scheme in force
+            heads = page.eval_on_selector_all("#rating-table thead th", "(ths) => ths.map((th) => th.dataset.key)")
+            assert heads == ["rank", "name", "residents_score", "regulator_score", "street_score", "community_score",
+                             "total_score", "standing"]
+            assert page.inner_text("#rating-table th[data-key=community_score]").startswith("社区党组织（6）")
+            assert page.inner_text("#rating-table th[data-key=street_score]").startswith("街道评价（1）")
+        with checked_page(browser) as page:  # the default scheme: one street and community part
+            browser.open_map(page)
+            sign_in(page, "rb-planner", PASSWORD)
+            open_list(page, "2026H2")
+            assert page.locator("#rating-table th[data-key=community_score]").count() == 0
+            assert page.inner_text("#rating-table th[data-key=street_score]").startswith("街道社区评价（2）")
+    finally:
+        other.close()
+        server.stop()
+
+
 def test_the_administrator_computes_a_period_not_yet_computed(browser, app, city):
     assert sql(city["url"], "SELECT count(*) FROM company_evaluation WHERE period = '2026H2'") == [(0,)]
     with checked_page(browser) as page:
