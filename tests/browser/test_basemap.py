@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import sqlite3
 from pathlib import Path
 
 import mapbox_vector_tile
@@ -190,3 +191,44 @@ def test_the_base_map_seen_once_opens_again_without_a_network(browser, server):
     finally:
         driver.context.set_offline(False)
         driver.close()
+
+
+RASTER_COLOUR = (0xC8, 0xDC, 0xF0)
+
+
+def raster_mbtiles(path: Path, lon: float, lat: float) -> Path:
+    """A raster base map of plain PNG squares in one colour: zoom 14 and 15 around a point, the rows in TMS."""
+    square = io.BytesIO()
+    Image.new("RGB", (256, 256), RASTER_COLOUR).save(square, format="PNG")
+    rows = []
+    for z in (14, 15):
+        n = 1 << z
+        x = int((lon + 180) / 360 * n)
+        y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+        rows += [(z, x + dx, n - 1 - (y + dy), square.getvalue()) for dx in range(-4, 5) for dy in range(-4, 5)]
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE metadata (name text, value text); CREATE TABLE tiles "
+                       "(zoom_level integer, tile_column integer, tile_row integer, tile_data blob);")
+    conn.executemany("INSERT INTO metadata VALUES (?, ?)", [("format", "png"), ("minzoom", "14"), ("maxzoom", "15"),
+                                                          ("attribution", "本市影像底图")])
+    conn.executemany("INSERT INTO tiles VALUES (?, ?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_a_raster_base_map_is_drawn_as_image_tiles(browser, city_db, tmp_path):
+    path = raster_mbtiles(tmp_path / "raster.mbtiles", 117.09, 36.2)
+    app = LiveServer(city_db, {"GRIDGOV_BASEMAP": str(path)})
+    driver = browser.sibling(app.url)
+    try:
+        with checked_page(driver) as page:
+            page.set_viewport_size({"width": 1280, "height": 800})
+            driver.open_map(page, "#v=16/36.2/117.09&l=basemap")  # beyond the file's last zoom: enlarged
+            basemap_settled(page)
+            assert share(page.screenshot(), RASTER_COLOUR, map_box(page), tolerance=3) > 0.9
+            assert {url.split("/basemap/")[1].split("/")[0] for url in driver.requests if "/basemap/" in url} == {"15"}
+            assert "本市影像底图" in page.locator(".leaflet-control-attribution").inner_text()
+    finally:
+        driver.close()
+        app.stop()
