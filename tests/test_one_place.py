@@ -69,7 +69,7 @@ def test_the_app_serves_exactly_the_routes_of_the_list():
 # --- one command list, one way to fail -------------------------------------------------------------------------
 
 EXPECTED_COMMANDS = {"serve", "check", "report", "db", "fixtures", "layers", "complaints", "users", "analytics",
-                     "audit", "registry"}
+                     "audit", "registry", "basemap", "map", "model"}
 
 
 def test_every_command_is_registered_in_cli_main():
