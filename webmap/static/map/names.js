@@ -43,7 +43,7 @@ export const ACTION_NAMES = {
   merge: '合并', rate: '评价', assign: '派单', report: '上报', note: '备注', photo: '照片',
   supervise: '督办', escalate: '吹哨报到', escalation_answer: '部门报到', reassign: '改派',
   auto_dispatch: '自动派遣', comment: '备注', absorb: '并入重复工单', return: '退单', reroute: '重新派遣',
-  place: '人工定位', placement: '人工定位',
+  place: '人工定位', placement: '人工定位', callback: '回访',
 };
 
 /* A history event's name in Chinese: the workflow's own title, else the table above, else a plain word

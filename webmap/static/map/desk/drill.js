@@ -30,7 +30,20 @@ function line(item, rate) {
     el('span', { class: item.in_numerator ? 'mark yes' : 'mark no' }, item.in_numerator ? '✓' : '✗'),
     `#${item.id} `, el('strong', {}, item.category_zh || item.category_code), ` ${STATE_NAMES[item.state] || item.state}`,
     el('div', { class: 'muted' }, `${item.address || ''} · 上报 ${beijingMinute(item.reported_at)} · 期限 ${beijingMinute(item.due_at)}`
-      + (rate === 'satisfaction' && item.rating ? ` · 评价 ${item.rating} 分` : '')));
+      + (rate === 'satisfaction' && item.rating ? ` · 评价 ${item.rating} 分` : '')),
+    why(item, rate));
+}
+
+/* Why a closing is handled but not resolved: the repeat complaints that followed it, a callback saying not solved. */
+function why(item, rate) {
+  if (rate !== 'resolution' && rate !== 'handled') return null;
+  const repeats = item.repeat_ticket_ids || [];
+  const parts = [];
+  if (repeats.length) parts.push(`重复投诉：${repeats.map((id) => `#${id}`).join('、')}`);
+  if (item.callback_solved === false) parts.push('回访：问题未解决');
+  else if (item.callback_solved === true) parts.push('回访：问题已解决');
+  return parts.length ? el('div', { class: repeats.length || item.callback_solved === false ? 'repeat-note' : 'muted',
+    'data-repeats': repeats.join(',') }, parts.join(' · ')) : null;
 }
 
 async function drill(figure) {

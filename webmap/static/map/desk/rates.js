@@ -1,4 +1,4 @@
-/* The four rates per unit of a level for a chosen period: a ranked table (units below the minimum sample are
+/* The five rates per unit of a level for a chosen period: a ranked table (units below the minimum sample are
  * listed after the ranked ones, labelled, not ranked), the monthly trend of one unit, and a click on any figure
  * asks for the tickets behind it (desk:drill). Figures and definitions are the API's (GET /tickets/rates). */
 import { api } from '../api.js';
@@ -9,9 +9,13 @@ import { drawTrend } from './trend.js';
 
 export const RATES = [
   { name: 'response', title: '响应率', numerator: 'responded_in_time', denominator: 'dispatched', denominatorName: '已派遣' },
-  { name: 'resolution', title: '解决率', numerator: 'closed', denominator: 'tickets', denominatorName: '工单' },
+  { name: 'handled', title: '办结率', numerator: 'closed', denominator: 'tickets', denominatorName: '工单',
+    hint: '已核查结案的工单占全部工单的比例' },
+  { name: 'resolution', title: '解决率', numerator: 'resolved', denominator: 'tickets', denominatorName: '工单',
+    hint: '结案后问题确已解决的比例：结案后窗口期内同一小区（或楼栋）同类问题再次投诉（重复投诉），或回访时居民说未解决的，只算办结，不算解决' },
   { name: 'on_time', title: '按时办结率', numerator: 'closed_in_time', denominator: 'closed', denominatorName: '已结案' },
-  { name: 'satisfaction', title: '满意率', numerator: 'satisfied', denominator: 'rated', denominatorName: '已评价' },
+  { name: 'satisfaction', title: '满意率', numerator: 'satisfied', denominator: 'rated', denominatorName: '已评价或回访',
+    hint: '每位居民的答复只计一次：评价与回访中较晚的一次为准' },
 ];
 const LEVELS = { grid: '网格', community: '社区', property_company: '物业企业', department: '部门', street: '街道' };
 
@@ -48,7 +52,12 @@ function rateCell(row, rate, level) {
         name: row.name || row.unit, numerator: row[rate.numerator], denominator: row[rate.denominator] }, period())) },
     percent(row[key])),
     el('span', { class: 'fraction' }, `${row[rate.numerator]}/${row[rate.denominator]}`),
-    el('span', { class: 'rank' }, unranked ? '样本不足' : (rank ? `第${rank}` : '')));
+    el('span', { class: 'rank' }, unranked ? '样本不足' : (rank ? `第${rank}` : '')),
+    rate.name === 'resolution' && (row.repeated || row.callback_unsolved)
+      ? el('span', { class: 'repeat-note', 'data-repeated': row.repeated || 0 },
+        [row.repeated ? `重复投诉 ${row.repeated}` : null, row.callback_unsolved ? `回访未解决 ${row.callback_unsolved}` : null]
+          .filter(Boolean).join(' · '))
+      : null);
 }
 
 function table(rows, level, sort, minSample) {
@@ -64,9 +73,9 @@ function table(rows, level, sort, minSample) {
     el('td', { class: row.overdue_open ? 'warn' : '' }, String(row.overdue_open)));
   return el('table', { id: 'rates-table', class: 'desk-table' },
     el('thead', {}, el('tr', {}, el('th', {}, `排名（${sortTitle}）`), el('th', {}, LEVELS[level]), el('th', {}, '工单'),
-      ...RATES.map((r) => el('th', {}, r.title)), el('th', {}, '超期未结'))),
+      ...RATES.map((r) => el('th', { title: r.hint || '' }, r.title)), el('th', {}, '超期未结'))),
     el('tbody', {}, ...ranked.map(line),
-      unranked.length ? el('tr', { class: 'divider' }, el('td', { colspan: 8 },
+      unranked.length ? el('tr', { class: 'divider' }, el('td', { colspan: RATES.length + 4 },
         `以下 ${unranked.length} 个单位的${sortTitle}样本不足 ${minSample} 件，列出但不排名`)) : null,
       ...unranked.map(line)));
 }
@@ -87,6 +96,7 @@ async function loadRates() {
       : el('p', { class: 'hint' }, '所选期间内没有工单。'));
     note.textContent = `期间 ${beijingDate(answer.from)} 至 ${beijingDate(new Date(new Date(answer.to).getTime() - 1).toISOString())}`
       + `（${'北京时间'}），${rows.length} 个单位；某项考核率的样本少于 ${answer.min_sample} 件的单位只列出、不排名。`
+      + `办结率只看是否结案；解决率不计结案后 ${answer.repeat_window_days} 天内同一小区（或楼栋）同类问题又被投诉的结案（重复投诉）和回访时居民说未解决的结案。`
       + '点击数字可查看背后的工单，点击单位名称可查看按月趋势。';
     note.dataset.loaded = String(rows.length);
     const keep = trendUnit && trendUnit.level === level && rows.find((r) => r.unit === trendUnit.unit);

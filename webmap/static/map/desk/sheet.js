@@ -4,7 +4,7 @@ import { emit } from '../bus.js';
 import { $ } from '../dom.js';
 import { map } from '../state.js';
 
-const TITLES = { rates: '考核率（响应率、解决率、按时办结率、满意率）', overdue: '超期工单督办' };
+const TITLES = { rates: '考核率（响应率、办结率、解决率、按时办结率、满意率）', overdue: '超期工单督办' };
 
 export function openSheet(view) {
   $('#desk-sheet').hidden = false;

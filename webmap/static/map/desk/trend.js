@@ -2,7 +2,8 @@
  * the bottom, 0-100% up the side, one line per rate, and a click on a point opens the tickets behind it. */
 
 const NS = 'http://www.w3.org/2000/svg';
-export const TREND_COLOURS = { response: '#2e86c1', resolution: '#1e8449', on_time: '#f39c12', satisfaction: '#8e44ad' };
+export const TREND_COLOURS = { response: '#2e86c1', handled: '#7f8c8d', resolution: '#1e8449', on_time: '#f39c12',
+  satisfaction: '#8e44ad' };
 const SIZE = { width: 600, height: 220, left: 44, right: 12, top: 14, bottom: 40 };
 
 function svg(tag, attrs, text) {

@@ -11,6 +11,7 @@ import { BEIJING, beijingLabelled, beijingMinute, holderText } from '../desk/for
 import { sentText, ticketActions } from '../field/actions.js';
 import { renderSplit } from '../field/list.js';
 import { gallery, photoFiles } from '../field/photo.js';
+import { callbackSection } from './callback.js';
 
 let workflow = null; // the closed loop's actions: [{action, from, roles, title_zh}], fetched once
 
@@ -144,6 +145,7 @@ export async function openTicket(id) {
     t.photos ? gallery(t) : null,
     actions.length ? transitionForm(t, actions) : el('p', { class: 'hint' }, '当前状态下没有可执行的操作。'),
     ticketActions(t, openTicket),
+    callbackSection(t, openTicket),
     history.length ? el('div', {}, el('h4', {}, `处理记录（${BEIJING}）`), el('ol', { class: 'history' }, ...history)) : null));
   emit('ticket:open', { id: t.id, place });
 }
