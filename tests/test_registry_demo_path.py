@@ -335,3 +335,20 @@ def test_an_organisation_dissolved_in_the_app_exports_its_date(served, tmp_path)
         exported = street.get("/registry/party_organisation/export.csv").text
     assert done.status_code == 200, done.text
     assert [line for line in exported.splitlines() if line.startswith(f"{code},")][0].endswith(",2026-06-30")
+
+
+# --- the demo's ticket histories do not all close ------------------------------------------------------------
+
+def test_the_demo_loops_do_not_all_close_and_resolution_differs_between_companies(city_db):
+    stuck, unresolved, reopened_open, overdue = _rows(city_db, """
+        SELECT count(*) FILTER (WHERE t.state = 'in_progress' AND t.handled_at IS NULL AND t.send_back_count = 0
+                                AND t.reopen_count = 0),
+               count(*) FILTER (WHERE t.state = 'in_progress' AND t.send_back_count = 1 AND t.reopen_count = 0),
+               count(*) FILTER (WHERE t.state IN ('dispatched', 'in_progress', 'handled') AND t.reopen_count = 1),
+               count(*) FILTER (WHERE t.state IN ('dispatched', 'in_progress', 'handled') AND t.due_at < now())
+        FROM ticket t""")[0]
+    assert stuck > 0 and unresolved > 0 and reopened_open > 0 and overdue > 0
+    rates = [rate for (rate,) in _rows(city_db, """
+        SELECT d.resolution_rate FROM company_evaluation e JOIN evaluation_detail d ON d.evaluation_id = e.id
+        WHERE d.resolution_rate IS NOT NULL""")]
+    assert len(rates) >= 3 and min(rates) < 100 and len({round(rate, 1) for rate in rates}) >= 3
