@@ -13,11 +13,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Connection
 from api.params import QueryDate
-from api.security import Admin
+from api.security import Admin, SignedIn
 from gis.analytics import company_view
 from gis.analytics import coverage as coverage_core
+from gis.analytics import emerging as emerging_core
 from gis.analytics import evaluation as evaluation_core
 from gis.analytics import hotspots as hotspots_core
+from gis.analytics import proactive as proactive_core
 from gis.analytics import programme as programme_core
 from gis.analytics import subsidy as subsidy_core
 from gis.analytics.figures import MEDIA_TYPES, Figure
@@ -138,6 +140,58 @@ async def emerging(
     figure = await conn.run_sync(
         lambda sync: hotspots_core.emerging_hotspots(sync, level, parsed, base, _categories(categories), within,
                                                      alpha, with_geometry=format in ("geojson", "gpkg")))
+    return _send(figure, format)
+
+
+MonthQuery = Annotated[str | None, Query(description="Last month YYYY-MM (default: the newest with complaints)")]
+StepsQuery = Annotated[int, Query(ge=emerging_core.MIN_STEPS, le=emerging_core.MAX_STEPS,
+                                  description="Months in the space-time cube")]
+
+
+@router.get("/emerging-cube", responses=TABLE_ANSWERS)
+async def emerging_cube(
+    conn: Connection,
+    month: MonthQuery = None,
+    months: StepsQuery = emerging_core.DEFAULT_STEPS,
+    level: Literal["micro_grid", "grid"] = "micro_grid",
+    categories: CategoriesQuery = None,
+    within: WithinQuery = None,
+    every: Annotated[bool, Query(alias="all", description="Also the rows without a pattern")] = False,
+    format: TableFormat = "json",
+) -> Response:
+    """Emerging hot spot classes (Esri's space-time classes) per area × category over the months of a cube."""
+    figure = await conn.run_sync(emerging_core.emerging_figure, level, month, months, _categories(categories),
+                                 within, every)
+    return _send(figure, format)
+
+
+@router.post("/proactive", responses=TABLE_ANSWERS)
+async def open_proactive(
+    conn: Connection,
+    principal: SignedIn,
+    month: MonthQuery = None,
+    months: StepsQuery = emerging_core.DEFAULT_STEPS,
+    level: Literal["micro_grid", "grid"] = "micro_grid",
+    format: TableFormat = "json",
+) -> Response:
+    """Open proactive tasks (主动治理任务) where new, consecutive, intensifying or persistent hot spots are, once
+    per area × category, in the caller's scope (administrator, street office or community)."""
+    figure = await conn.run_sync(proactive_core.open_tasks, principal.role, principal.scope, principal.username,
+                                 month, level, months)
+    await conn.commit()
+    return _send(figure, format)
+
+
+@router.get("/monthly-problems", responses=TABLE_ANSWERS)
+async def monthly_problems(
+    conn: Connection,
+    month: MonthQuery = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    months: StepsQuery = emerging_core.DEFAULT_STEPS,
+    format: TableFormat = "json",
+) -> Response:
+    """每月一题: the month's recurring problems, community × category, with their figures."""
+    figure = await conn.run_sync(proactive_core.monthly_problems, month, limit, months)
     return _send(figure, format)
 
 
