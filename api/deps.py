@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api import read_routing
+
 log = logging.getLogger("gridgov.api")
 
 
@@ -46,5 +48,51 @@ async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
         await release_connection(conn)
 
 
+async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection for a read-only request: from a replica in rotation that has replayed the caller's writes,
+    else from the primary (always the primary without GRIDGOV_DATABASE_READ_URLS). A replica that cannot be
+    reached gives the primary's connection instead; a read that fails on a replica is answered again from the
+    primary (api/read_routing.py)."""
+    router = getattr(request.app.state, "read_router", None)
+    replica = read_routing.replica_for(request.scope.get("state", {}), router)
+    conn = None
+    if replica is not None:
+        try:
+            conn = await replica.engine.connect()
+        except Exception as error:  # noqa: BLE001 - any failure to connect sends the read to the primary
+            router.take_out(replica, f"无法连接（{type(error).__name__}）")
+            replica = None
+    if conn is None:
+        conn = await request.app.state.engine.connect()
+    try:
+        yield conn
+    except Exception as error:
+        if replica is not None:
+            read_routing.note_failure(request.scope["state"], router, replica, error)
+        raise
+    finally:
+        await release_connection(conn)
+
+
+async def get_read_engine(request: Request) -> AsyncIterator[AsyncEngine]:
+    """The engine for a read-only request's own connections (tiles, OGC): a replica's, chosen as by
+    `get_read_connection`, or the primary's. Writes beside the read (the personal-data log) take `Engine`."""
+    router = getattr(request.app.state, "read_router", None)
+    replica = read_routing.replica_for(request.scope.get("state", {}), router)
+    if replica is None:
+        yield request.app.state.engine
+        return
+    try:
+        yield replica.engine
+    except Exception as error:
+        read_routing.note_failure(request.scope["state"], router, replica, error)
+        raise
+
+
 Engine = Annotated[AsyncEngine, Depends(get_engine)]
 Connection = Annotated[AsyncConnection, Depends(get_connection)]
+ReadEngine = Annotated[AsyncEngine, Depends(get_read_engine)]
+"""The engine of `get_read_engine`: a replica's for read-only routes when one is caught up, else the primary's."""
+ReadConnection = Annotated[AsyncConnection, Depends(get_read_connection)]
+"""A connection of `get_read_connection`: a replica's for read-only routes when one is caught up, else the
+primary's."""

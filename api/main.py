@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from api import errors, middleware
+from api import errors, middleware, read_routing
 from api.deps import get_connection, get_engine
 from api.routers import (
     analytics,
@@ -85,9 +85,11 @@ def create_app(database_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = async_engine(database_url)
+        app.state.read_router = await read_routing.open_router(app.state.engine)  # None without read URLs
         try:
             yield
         finally:
+            await read_routing.close_router(app.state.read_router)
             await app.state.engine.dispose()
 
     app = FastAPI(
@@ -100,6 +102,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     )
     errors.install(app)
     middleware.install(app)
+    read_routing.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     for router in ROUTERS:
         app.include_router(router)

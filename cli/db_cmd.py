@@ -1,4 +1,4 @@
-"""`gridgov db up|down|status|url|upgrade`."""
+"""`gridgov db up|down|status|url|upgrade` and `gridgov db replica add|remove|status`."""
 
 from __future__ import annotations
 
@@ -67,3 +67,61 @@ def upgrade() -> None:
     except SetupError as error:
         fail(error)
     typer.echo(f"schema at {', '.join(migrate.current(target))}; {added} categories added")
+
+
+replica_app = typer.Typer(help="Hot standbys of the embedded cluster (streaming replication) for read-only routes.",
+                          no_args_is_help=True)
+db_app.add_typer(replica_app, name="replica")
+
+
+def _embedded_primary():
+    if database_settings().database_url:
+        fail(SetupError("GRIDGOV_DATABASE_URL is set: set up streaming replication on that server itself, then "
+                        "list its standbys in GRIDGOV_DATABASE_READ_URLS"))
+    cluster = embedded_cluster()
+    if not cluster.running():
+        fail(SetupError("the embedded cluster is not running: run `gridgov db up` first"))
+    return cluster
+
+
+@replica_app.command("add")
+def replica_add(name: str = typer.Argument(None, help="r1, r2, ... when not given")) -> None:
+    """Base-backup the embedded cluster into a new hot standby (its own port and data directory) and start it."""
+    from gis.db import replicas
+
+    cluster = _embedded_primary()
+    try:
+        standby = replicas.add_replica(cluster, name)
+    except SetupError as error:
+        fail(error)
+    typer.echo(f"replica {standby.name} streaming on port {standby.port} in {standby.data_dir}")
+    typer.echo(f"GRIDGOV_DATABASE_READ_URLS={standby.url()}")
+
+
+@replica_app.command("remove")
+def replica_remove(name: str) -> None:
+    """Stop a replica, delete its data directory and drop its replication slot."""
+    from gis.db import replicas
+
+    cluster = _embedded_primary()
+    try:
+        replicas.remove_replica(cluster, name)
+    except SetupError as error:
+        fail(error)
+    typer.echo(f"replica {name} removed")
+
+
+@replica_app.command("status")
+def replica_status() -> None:
+    """Each replica's port, state and lag (bytes behind the primary's WAL, seconds behind its last transaction)."""
+    from gis.db import replicas
+
+    answers = replicas.replica_status(_embedded_primary())
+    if not answers:
+        typer.echo("no replicas")
+        return
+    typer.echo(f"{'name':<8} {'port':>6} {'state':<14} {'lag bytes':>12} {'lag s':>8}")
+    for answer in answers:
+        lag_bytes = "-" if answer["lag_bytes"] is None else str(answer["lag_bytes"])
+        lag_s = "-" if answer["lag_seconds"] is None else f"{answer['lag_seconds']:.3f}"
+        typer.echo(f"{answer['name']:<8} {answer['port'] or '-':>6} {answer['state']:<14} {lag_bytes:>12} {lag_s:>8}")

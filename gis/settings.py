@@ -59,6 +59,16 @@ class DatabaseSettings(BaseSettings):
     pool_min: int = 2
     pool_max: int = 10
     statement_timeout_ms: int = 30_000
+    database_read_urls: str = ""
+    """Hot standbys for read-only routes, comma-separated libpq URLs (GRIDGOV_DATABASE_READ_URLS); empty: none."""
+    replica_max_lag_bytes: int = 16 * 1024 * 1024
+    """A replica further behind the primary's WAL than this leaves the rotation until it catches up."""
+    replica_max_lag_s: float = 30.0
+    """A replica more than this many seconds behind the primary (measured at the polls) leaves the rotation."""
+    replica_poll_s: float = 1.0
+    """How often each replica's replay position and lag are read (one query per replica, not per request)."""
+    replica_recent_writers: int = 10_000
+    """How many callers' last write positions are remembered for read-your-writes; older ones fold into one floor."""
 
 
 class ProxySettings(BaseSettings):

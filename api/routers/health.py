@@ -16,7 +16,9 @@ router = APIRouter(tags=["health"])
 async def health(engine: Engine, request: Request) -> JSONResponse:
     """Liveness with the database: 200 with the feature count of each layer, or 503 `degraded` when the database cannot
     be reached. `basemap` says whether the configured base-map file opens (`none`, `ok`, or `error` with the
-    reason, then `status` is `degraded` but the answer stays 200: everything but the base map works)."""
+    reason, then `status` is `degraded` but the answer stays 200: everything but the base map works). With read
+    replicas configured, `replicas` lists each one in rotation or not with its lag (one out: `degraded`, still
+    200)."""
     try:
         async with engine.connect() as conn:
             counts = await pyramid.layer_counts(conn)
@@ -25,5 +27,12 @@ async def health(engine: Engine, request: Request) -> JSONResponse:
             {"status": "degraded", "database": "unreachable", "error": type(error).__name__}, status_code=503
         )
     base = basemap_service(request).status()
-    return JSONResponse({"status": "degraded" if base["status"] == "error" else "ok", "database": "ok",
-                         "layers": counts, "basemap": base})
+    answer = {"status": "degraded" if base["status"] == "error" else "ok", "database": "ok", "layers": counts,
+              "basemap": base}
+    router = getattr(request.app.state, "read_router", None)
+    if router is not None:
+        # Replicas (GRIDGOV_DATABASE_READ_URLS): each in rotation or not, with its lag; reads go on without them.
+        answer["replicas"] = router.describe()
+        if not all(replica["in_rotation"] for replica in answer["replicas"]):
+            answer["status"] = "degraded"
+    return JSONResponse(answer)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import Connection
+from api.deps import ReadConnection
 from gis.layers import pyramid
 from gis.serve.bbox import parse_bbox
 
@@ -25,7 +25,7 @@ async def list_layers() -> list[dict]:
 @router.get("/{layer}.geojson", response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
 async def layer_geojson(
     layer: str,
-    conn: Connection,
+    conn: ReadConnection,
     parent: Annotated[str | None, Query(description="Only children of this parent code")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS-84)")] = None,
     limit: Annotated[int, Query(ge=1, le=50_000)] = 10_000,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.audit import log_personal_read
-from api.deps import Engine
+from api.deps import Engine, ReadEngine
 from api.security import CurrentPrincipal
 from gis.errors import InvalidInput
 from gis.serve import features
@@ -207,11 +207,11 @@ async def items(collection_id: str, request: Request, engine: Engine, principal:
 @router.get("/collections/{collection_id}/items/{feature_id}", response_class=Response,
             responses={200: {"content": {GEOJSON: {}}}, 404: {"description": "No such feature"}})
 async def feature(collection_id: str, feature_id: str, request: Request, engine: Engine,
-                  principal: CurrentPrincipal) -> Response:
+                  principal: CurrentPrincipal, read: ReadEngine) -> Response:
     """One feature as GeoJSON with its self and collection links, in the caller's view; 404 for an unknown collection or
     feature, 400 for any query parameter but f=json. Reads of complaints and party organisations are logged."""
     _check_metadata_parameters(request)
-    body = await _service(request).feature(engine, collection_id, feature_id, principal)
+    body = await _service(request).feature(read, collection_id, feature_id, principal)
     base = _base(request)
     links = [
         _link(f"{base}/collections/{collection_id}/items/{feature_id}", "self", GEOJSON, "This feature"),

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from api.audit import log_personal_read
-from api.deps import Connection
+from api.deps import Engine, ReadConnection
 from api.security import CurrentPrincipal
 from gis.serve import responsibility
 
@@ -17,7 +17,8 @@ router = APIRouter(tags=["map"])
 @router.get("/responsibility", responses={404: {"description": "The point lies outside the city"}})
 async def responsible_here(
     request: Request,
-    conn: Connection,
+    conn: ReadConnection,
+    engine: Engine,
     principal: CurrentPrincipal,
     lon: Annotated[float, Query(description="Longitude, WGS-84 degrees")],
     lat: Annotated[float, Query(description="Latitude, WGS-84 degrees")],
@@ -26,7 +27,7 @@ async def responsible_here(
     (with its red/black list standing), owners' committee and party organisations at the point; contacts
     for staff only."""
     answer = await responsibility.responsible_parties(conn, lon, lat, principal)
-    await log_personal_read(request, conn, principal, "contact", record_count=_contacts_shown(answer))
+    await log_personal_read(request, engine, principal, "contact", record_count=_contacts_shown(answer))
     return answer
 
 

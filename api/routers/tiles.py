@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from api.audit import log_personal_read
-from api.deps import Engine
+from api.deps import Engine, ReadEngine
 from api.security import CurrentPrincipal
 from gis.errors import InvalidInput
 from gis.serve import tiles
@@ -63,9 +63,10 @@ def _int(value: str, name: str) -> int:
                304: {"description": "Not modified (If-None-Match)"}},
 )
 async def tile(layer: str, z: str, x: str, y: str, request: Request, engine: Engine,
-               principal: CurrentPrincipal) -> Response:
+               principal: CurrentPrincipal, read: ReadEngine) -> Response:
     """One tile. Boundaries may be cached for long (ETag to revalidate); complaints briefly."""
-    found = await _service(request).tile(engine, layer, _int(z, "z"), _int(x, "x"), _int(y, "y"), principal)
+    found = await _service(request).tile(engine, layer, _int(z, "z"), _int(x, "x"), _int(y, "y"), principal,
+                                         read_engine=read)
     cache_control = f"{'private' if found.private else 'public'}, max-age={found.max_age}"
     headers = {"ETag": found.etag, "Cache-Control": cache_control, "Vary": "Authorization"}
     if request.headers.get("if-none-match") == found.etag:

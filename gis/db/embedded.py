@@ -143,6 +143,12 @@ class EmbeddedCluster:
     def start(self) -> str:
         """Initialise if needed, start if stopped, make sure the database and PostGIS exist; return the URL."""
         self.init()
+        self.start_server()
+        self.ensure_database(self.db_name)
+        return self.url()
+
+    def start_server(self) -> None:
+        """Start the server when it is stopped, on its remembered port (a free one when that is taken)."""
         if not self.running():
             port = self.port
             if port is None or not _port_is_free(port):
@@ -155,8 +161,6 @@ class EmbeddedCluster:
             if result.returncode != 0:
                 log_tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
                 raise SetupError(f"PostgreSQL did not start: {result.stderr.strip()}\n{log_tail}")
-        self.ensure_database(self.db_name)
-        return self.url()
 
     def ensure_database(self, name: str, template: str | None = None) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:

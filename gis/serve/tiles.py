@@ -348,15 +348,17 @@ class TileService:
         return bytes(body) if body else b""
 
     async def tile(self, engine: AsyncEngine, layer_name: str, z: int, x: int, y: int,
-                   principal: Principal) -> Tile:
-        """The tile at z/x/y (an empty body when there is nothing to draw), with its caching metadata."""
+                   principal: Principal, read_engine: AsyncEngine | None = None) -> Tile:
+        """The tile at z/x/y (an empty body when there is nothing to draw), with its caching metadata. Live tiles
+        are rendered on `read_engine` (a read replica) when given; cached ones always on `engine`, the primary,
+        whose statistics version the cache key (a replica's statistics do not move with replay)."""
         layer = get_tile_layer(layer_name)
         check_tile_address(z, x, y)
         if not layer.minzoom <= z <= layer.maxzoom:
             return Tile(b"", _etag(b""), self.settings.boundary_max_age, private=False)
         if not layer.is_boundary:
             # Complaints are live and depend on the caller: rendered every time, cached only briefly by clients.
-            async with engine.connect() as conn:
+            async with (read_engine or engine).connect() as conn:
                 body = await self.render(conn, layer, z, x, y, principal)
             return Tile(body, _etag(body), self.settings.complaint_max_age, private=principal.role != "public")
         version = (await self.versions.current(engine)).get(layer.table, 0)
