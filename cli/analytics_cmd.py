@@ -1,4 +1,4 @@
-"""`gridgov report STREET --period ...` and `gridgov analytics evaluate PERIOD`."""
+"""`gridgov report STREET --period ...`, `gridgov analytics evaluate PERIOD` and `gridgov analytics proactive`."""
 
 from __future__ import annotations
 
@@ -53,3 +53,36 @@ def evaluate(period: str = typer.Argument(
         mark = {"red": "红榜 red", "black": "黑榜 black"}.get(row["standing"], "")
         exit_flag = "  exit flagged" if row["flagged_for_exit"] else ""
         typer.echo(f"{row['rank']:>3}  {row['total_score']:6.2f}  {row['name']}  {mark}{exit_flag}")
+
+
+@analytics_app.command()
+def proactive(
+    month: str = typer.Option(None, "--month", help="Last month YYYY-MM (default: the newest with complaints)."),
+    months: int = typer.Option(12, "--months", help="Months in the space-time cube."),
+    level: str = typer.Option("micro_grid", "--level", help="micro_grid or grid."),
+    replay: bool = typer.Option(False, "--replay", help="Replay the complaints month by month instead (writes "
+                                                         "nothing): complaints in pairs with a task, and how early."),
+) -> None:
+    """Open proactive tasks (主动治理任务) where emerging hot spots are, once per area × category."""
+    from gis.analytics import proactive as core
+    from gis.db.engine import database_url, sync_engine
+    from gis.errors import GridgovError
+
+    try:
+        if replay:
+            with sync_engine(database_url()).connect() as conn:
+                figure = core.replay(conn, level, last=month, steps=months).figure
+            for row in figure.rows:
+                typer.echo(f"{row['month']}  tasks +{row['tasks_opened']:<4} open {row['tasks_open']:<5} "
+                           f"complaints {row['complaints']:<6} in task pairs {row['in_task_pairs']:<6} "
+                           f"median lead {row['median_lead_days']} d")
+            typer.echo(" ".join(f"{key}={value}" for key, value in figure.meta.items()))
+            return
+        with sync_engine(database_url()).begin() as conn:
+            figure = core.open_tasks(conn, "admin", (), "cli", month, level, months)
+    except GridgovError as error:
+        fail(error)
+    for row in figure.rows:
+        if row["opened"]:
+            typer.echo(f"{row['id']:>6}  {row['area_code']}  {row['category_name']}  {row['pattern_zh']}")
+    typer.echo(f"{figure.meta['month']}: opened {figure.meta['opened']}, already open {figure.meta['already_open']}")

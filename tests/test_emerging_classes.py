@@ -241,13 +241,38 @@ def test_the_replay_counts_complaints_in_pairs_with_a_task(planted, engine):
     with engine.connect() as conn:
         result = proactive.replay(conn, first="2025-11", last="2026-10")
     meta, rows = result.figure.meta, result.figure.rows
-    assert [r["month"] for r in rows][:2] == ["2025-11", "2025-12"] and len(rows) == 12
-    assert rows[0]["tasks_opened"] == rows[1]["tasks_opened"] == rows[2]["tasks_opened"] == 0
-    assert meta["tasks"] > 0 and meta["in_task_pairs"] == sum(r["in_task_pairs"] for r in rows) > 0
+    assert [r["month"] for r in rows] == [f"2025-{m}" for m in (11, 12)] + [f"2026-{m:02d}" for m in range(1, 11)]
+    assert rows[0]["tasks_opened"] == rows[1]["tasks_opened"] == rows[2]["tasks_opened"] == 0  # first run: Jan
+    assert meta["tasks"] == len(result.tasks) == sum(r["tasks_opened"] for r in rows) > 0
+    assert meta["in_task_pairs"] == sum(r["in_task_pairs"] for r in rows) == len(result.lead_days) > 0
     assert (result.lead_days >= 0).all() and meta["median_lead_days"] > 0
-    # the persistent planted cluster has a task from the first run (opened 2026-02-01) and complaints after it
-    persistent = next(c for c, k in planted["planted"].centres.items() if k == "persistent hot spot")
-    with engine.connect() as conn:
-        tasked_after = proactive.replay(conn, first="2025-11", last="2026-10").figure.meta["in_task_pairs"]
-    assert tasked_after == meta["in_task_pairs"]  # deterministic
-    assert persistent
+    centres = {kind: code for code, kind in planted["planted"].centres.items()}
+    category, counts, codes = planted["category"], planted["planted"].counts, planted["planted"].codes
+    beijing = FIRST_MONTH.tzinfo
+    # hot from the start: a task after the first run (close of January, three months seen), opened 1 February
+    assert result.tasks[(centres["persistent hot spot"], category)] == datetime(2026, 2, 1, tzinfo=beijing)
+    # hot from August on: new at the close of August, so a task from 1 September
+    assert result.tasks[(centres["consecutive hot spot"], category)] == datetime(2026, 9, 1, tzinfo=beijing)
+    # hot only in the final month: no run after it, no task
+    assert (centres["new hot spot"], category) not in result.tasks
+    # the persistent centre's complaints from February on all came where a task was open
+    february_on = int(counts[codes.index(centres["persistent hot spot"]), 3:].sum())
+    in_pairs_from_february = sum(r["in_task_pairs"] for r in rows[3:])
+    assert in_pairs_from_february >= february_on > 100
+
+
+def test_bad_input_is_refused_with_a_reason(server):
+    with server.client() as client:
+        answers = {
+            "month": client.get("/analytics/emerging-cube", params={"month": "2026-13"}),
+            "months": client.get("/analytics/emerging-cube", params={"months": 2}),
+            "level": client.get("/analytics/emerging-cube", params={"level": "street"}),
+            "category": client.get("/analytics/emerging-cube", params={"categories": "NOPE"}),
+            "problems": client.get("/analytics/monthly-problems", params={"month": "2026"}),
+        }
+        good = client.get("/analytics/emerging-cube", params={"month": "2026-10", "format": "csv"})
+    assert answers["month"].status_code == 400 and "期间" in answers["month"].json()["detail"]
+    assert answers["months"].status_code == 422 and answers["level"].status_code == 422
+    assert answers["category"].status_code == 400 and "NOPE" in answers["category"].json()["detail"]
+    assert answers["problems"].status_code == 400 and "YYYY-MM" in answers["problems"].json()["detail"]
+    assert good.status_code == 200 and "pattern" in good.content.decode("utf-8-sig").splitlines()[0]

@@ -202,6 +202,7 @@ class Replay:
 
     figure: Figure
     lead_days: np.ndarray
+    tasks: dict[tuple[str, str], datetime]  # (area code, category) → when the task would have been opened
 
 
 def _month_after(month: date) -> date:
@@ -284,4 +285,5 @@ def replay(conn: Connection, level: str = "micro_grid", first: str | None = None
     figure = Figure(f"proactive_replay_{cube.level}", ["month", "tasks_opened", "tasks_open", "complaints",
                                                        "in_task_pairs", "share", "median_lead_days",
                                                        "mean_lead_days"], rows, meta)
-    return Replay(figure, lead_days)
+    tasks = {(cube.codes[i], cube.categories[k]): at for (i, k), at in opened_at.items()}
+    return Replay(figure, lead_days, tasks)
