@@ -16,7 +16,7 @@ FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=
 """The formats a GeoReport v2 path may end with, and the media type of each."""
 
 _XML_ITEM_NAMES = {"values": "value", "attributes": "attribute", "endpoints": "endpoint", "formats": "format",
-                   "keywords": "keyword"}
+                   "keywords": "keyword", "notes": "note", "media_urls": "media_url"}
 """The element of each item of a list-valued field in XML (others are `item`)."""
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import StreamingResponse
 
 from api.deps import Connection
 from api.open311_format import FORMATS, answer, error_answer
@@ -62,6 +63,32 @@ QUERY_PARAMETERS = [
     {"name": "status", "in": "query", "required": False, "description": "open, closed or both (comma-separated)",
      "schema": {"type": "string"}},
 ]
+_TIME = {"type": "string", "format": "date-time"}
+FILTER_PARAMETERS = [
+    {"name": "updated_after", "in": "query", "required": False, "schema": _TIME,
+     "description": "Requests updated at or after this time"},
+    {"name": "updated_before", "in": "query", "required": False, "schema": _TIME,
+     "description": "Requests updated at or before this time"},
+    {"name": "lat", "in": "query", "required": False, "schema": {"type": "number", "minimum": -90, "maximum": 90},
+     "description": "With long: requests whose public (snapped) place lies within radius of this point"},
+    {"name": "long", "in": "query", "required": False,
+     "schema": {"type": "number", "minimum": -180, "maximum": 180}},
+    {"name": "radius", "in": "query", "required": False, "description": "Metres around lat/long",
+     "schema": {"type": "number", "minimum": open311.RADIUS_MIN_M, "maximum": open311.RADIUS_MAX_M,
+                "default": open311.DEFAULT_RADIUS_M}},
+    {"name": "extensions", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+     "description": "true: extended_attributes with the detailed status and the public history (notes)"},
+]
+LIST_PARAMETERS = QUERY_PARAMETERS + FILTER_PARAMETERS + [
+    {"name": "page", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": open311.PAGE_MAX, "default": 1}},
+    {"name": "page_size", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": open311.PAGE_SIZE_MAX,
+                "default": open311.PAGE_SIZE_MAX}},
+    {"name": "just_count", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+     "description": "true: only {count}, the size of the whole selection"},
+]
+EXPORT_PARAMETERS = [p for p in QUERY_PARAMETERS if p["name"] != "service_request_id"] + FILTER_PARAMETERS
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -105,10 +132,12 @@ async def service_definition(name: Name, conn: Connection) -> Response:
         return error_answer(error, fmt)
 
 
-@router.get("/requests.{fmt}", responses=LIST_ANSWERS, openapi_extra={"parameters": QUERY_PARAMETERS})
+@router.get("/requests.{fmt}", responses=LIST_ANSWERS, openapi_extra={"parameters": LIST_PARAMETERS})
 async def list_requests(fmt: Format, request: Request, conn: Connection) -> Response:
-    """Service requests by ids, service codes, a time window (the last 90 days by default) and status, in the public
-    view; 400 for a malformed filter, 404 for an unknown format, as the spec's error list."""
+    """Service requests by ids, service codes, a time window (the last 90 days by default), status, update time and
+    a circle, page by page, in the public view; `just_count=true` answers the count only, `extensions=true` adds the
+    detailed status and public history; 400 for a malformed filter, 404 for an unknown format, as the spec's error
+    list."""
     if fmt not in FORMATS:
         return error_answer(NotFound(UNKNOWN_FORMAT), "json")
     try:
@@ -173,14 +202,37 @@ async def create_request(fmt: Format, request: Request, conn: Connection) -> Res
         return error_answer(error, fmt)
 
 
-@router.get("/requests/{name}", responses=LIST_ANSWERS)
-async def get_request(name: Name, conn: Connection) -> Response:
-    """One service request (`{id}.json` or `.xml`) in the public view; 404 for an unknown request or format, as the
-    spec's error list."""
+ExportFormat = Annotated[str, Path(description="json or csv",
+                                   json_schema_extra={"enum": list(open311.EXPORT_FORMATS)})]
+EXPORT_TYPES = {"json": "application/json; charset=utf-8", "csv": "text/csv; charset=utf-8"}
+
+
+@router.get("/requests/export.{fmt}", response_class=StreamingResponse,
+            responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+            openapi_extra={"parameters": EXPORT_PARAMETERS})
+async def export_requests(fmt: ExportFormat, request: Request, conn: Connection) -> Response:
+    """The bulk export: every request of one period (start_date to end_date, at most 366 days) as one file, JSON or
+    CSV, streamed, oldest first, with the same filters and the same public view as GET requests; 400 for a missing
+    or too long period or a malformed filter, 404 for a format other than json or csv."""
+    try:
+        selection = open311.parse_export(dict(request.query_params), fmt)
+    except GridgovError as error:
+        return error_answer(error, "json")
+    name = f"open311-requests.{fmt}"
+    return StreamingResponse(open311.export_requests(conn, selection, fmt), media_type=EXPORT_TYPES[fmt],
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/requests/{name}", responses=LIST_ANSWERS,
+            openapi_extra={"parameters": [p for p in FILTER_PARAMETERS if p["name"] == "extensions"]})
+async def get_request(name: Name, request: Request, conn: Connection) -> Response:
+    """One service request (`{id}.json` or `.xml`) in the public view, with `extensions=true` its detailed status
+    and public history; 404 for an unknown request or format, 400 for a malformed flag, as the spec's error list."""
     fmt = "json"
     try:
         request_id, fmt = _split(name)
-        return answer(await open311.get_request(conn, request_id), fmt, "service_requests", "request")
+        extensions = open311.parse_flag(dict(request.query_params), "extensions")
+        return answer(await open311.get_request(conn, request_id, extensions), fmt, "service_requests", "request")
     except GridgovError as error:
         return error_answer(error, fmt)
 

@@ -103,6 +103,18 @@ def place_in_box_sql(view: Visibility, geom: str, envelope: str) -> str:
     return f"({geom} && ST_Expand({envelope}, {step!r}) AND {place_sql(view, geom)} && {envelope})"
 
 
+def place_near_sql(view: Visibility, geom: str, lon: str, lat: str, metres: str) -> str:
+    """A distance test (metres on the spheroid) on the place the caller sees, around the point (`lon`, `lat`),
+    all three SQL expressions: the stored point is searched in a box a little wider than the circle (so the index
+    is used; 1° of latitude is never shorter than 110 km) and a lattice step more, and the snapped point decides."""
+    centre = f"ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326)"
+    step = 0.0 if view.exact_place else view.place_grid_deg
+    box = (f"ST_Expand({centre}, {metres} / (110000.0 * greatest(cos(radians({lat})), 0.01)) + {step!r}, "
+           f"{metres} / 110000.0 + {step!r})")
+    return (f"({geom} && {box} AND ST_DWithin(CAST({place_sql(view, geom)} AS geography), "
+            f"CAST({centre} AS geography), {metres}))")
+
+
 def place_in_area_sql(view: Visibility, geom: str, area: str) -> str:
     """An area (polygon) test on the place the caller sees."""
     return f"ST_Intersects({place_sql(view, geom)}, {area})"
