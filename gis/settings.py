@@ -217,7 +217,9 @@ class EvaluationSettings(BaseSettings):
     min_ratings: int = 2
     """Least street and community ratings in a half-year for the street part to count."""
     min_ticket_sample: int = 10
-    """Least rated (satisfaction) or valid (resolution) tickets for a ticket input to enter the residents' part."""
+    """Least answered (satisfaction) or counted (resolution) tickets for a ticket input to enter the residents' part;
+    both follow the desk's rules (gis/tickets/rates.py), the satisfied rating (4 or 5) and the repeat window among
+    them."""
     min_survey_sample: int = 30
     """Least residents answering a company's surveys in a half-year for the surveys to enter the residents' part."""
     rectification_days: int = 90
@@ -226,8 +228,6 @@ class EvaluationSettings(BaseSettings):
     black_share: float = 0.10
     excellent_score: float = 90.0
     """A company is rated excellent when red-listed or when its total reaches this score."""
-    satisfied_rating: int = 4
-    """Ticket ratings (1–5) at or above this count as satisfied."""
     subsidy_yuan_per_m2_month: float = 0.2
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import numpy as np
@@ -18,6 +19,9 @@ from gis.db.engine import with_driver
 PERIOD, NEXT = "2026H1", "2026H2"
 MIN_TICKETS, MIN_SURVEY = 10, 30
 """The documented least samples of a ticket share and of a company's survey respondents (GRIDGOV_EVAL_MIN_*)."""
+REPEAT_DAYS = 30
+"""The documented repeat window (GRIDGOV_RATES_REPEAT_WINDOW_DAYS): a complaint of the same category at the same
+place this many days after a closing undoes it."""
 BOUNDS = {"2026H1": ("2026-01-01", "2026-07-01"), "2026H2": ("2026-07-01", "2027-01-01")}
 
 
@@ -46,7 +50,11 @@ def expected_ranking(engine, period: str, weights=(5, 3, 2), red_share=0.1, blac
         surveys = pd.read_sql(text("SELECT company_id, sample_size, score FROM satisfaction_survey "
                                    "WHERE surveyed_on >= :s AND surveyed_on < :e"), conn, params={"s": start, "e": end})
         has_tickets = conn.execute(text("SELECT to_regclass('public.ticket') IS NOT NULL")).scalar()
-        tickets = pd.read_sql("SELECT complaint_id, state, rating FROM ticket", conn) if has_tickets else None
+        tickets = pd.read_sql(
+            "SELECT t.id, t.complaint_id, t.state, t.category_code, t.compound_code, t.reported_at, t.closed_at, "
+            "t.rating, t.rated_at, t.callback_at, t.callback_solved, t.callback_satisfied, "
+            "c.micro_grid_code, c.building_code FROM ticket t JOIN complaint c ON c.id = t.complaint_id",
+            conn) if has_tickets else None
     local = complaints["reported_at"].dt.tz_convert("Asia/Shanghai")
     all_in_period = complaints[(local >= pd.Timestamp(start, tz="Asia/Shanghai"))
                                & (local < pd.Timestamp(end, tz="Asia/Shanghai"))]
@@ -61,19 +69,24 @@ def expected_ranking(engine, period: str, weights=(5, 3, 2), red_share=0.1, blac
     weighted = surveys.assign(w=surveys["score"] * surveys["sample_size"]).groupby("company_id")[
         ["w", "sample_size"]].sum()
     parts.append((weighted["w"] / weighted["sample_size"])[weighted["sample_size"] >= MIN_SURVEY])
+    frame["satisfaction"] = frame["resolution"] = np.nan
     if tickets is not None:
-        # Ticket inputs count once the period has any rating (satisfaction) or any closed ticket (resolution).
-        of_period = tickets.merge(all_in_period[["id"]], left_on="complaint_id", right_on="id")
-        joined = tickets.merge(complaints, left_on="complaint_id", right_on="id")
+        tickets = ticket_outcomes(tickets)
+        # Only tickets neither rejected nor merged count, as on the desk.
+        counted = tickets[~tickets["state"].isin(["rejected", "merged"])]
+        # Ticket inputs count once the period has any answer (satisfaction) or any closed ticket (resolution).
+        of_period = counted.merge(all_in_period[["id"]], left_on="complaint_id", right_on="id")
+        joined = counted.merge(complaints, left_on="complaint_id", right_on="id", suffixes=("", "_complaint"))
         # A share of fewer than MIN_TICKETS tickets is left out (issue 15: one rated ticket scored 0 or 100).
-        if of_period["rating"].notna().any():
-            rated = joined.dropna(subset=["rating"])
-            by = (rated["rating"] >= 4).groupby(rated["property_company_id"])
-            parts.append((100 * by.mean())[by.size() >= MIN_TICKETS])
+        if of_period["answer"].notna().any():
+            answered = joined.dropna(subset=["answer"])
+            by = answered["answer"].astype(bool).groupby(answered["property_company_id"])
+            frame["satisfaction"] = (100 * by.mean())[by.size() >= MIN_TICKETS]
+            parts.append(frame["satisfaction"].dropna())
         if (of_period["state"] == "closed").any():
-            valid = joined[~joined["state"].isin(["rejected", "merged"])]
-            by = (valid["state"] == "closed").groupby(valid["property_company_id"])
-            parts.append((100 * by.mean())[by.size() >= MIN_TICKETS])
+            by = joined["resolved"].groupby(joined["property_company_id"])
+            frame["resolution"] = (100 * by.mean())[by.size() >= MIN_TICKETS]
+            parts.append(frame["resolution"].dropna())
     frame["residents"] = pd.concat(parts, axis=1).reindex(frame.index).mean(axis=1)
     inspected = inspections[(inspections["inspected_on"] >= pd.Timestamp(start).date())
                             & (inspections["inspected_on"] < pd.Timestamp(end).date())]
@@ -88,6 +101,39 @@ def expected_ranking(engine, period: str, weights=(5, 3, 2), red_share=0.1, blac
     red, black = max(1, math.floor(n * red_share)), max(1, math.floor(n * black_share))
     frame["standing"] = ["red"] * red + ["none"] * (n - red - black) + ["black"] * black
     return frame
+
+
+def ticket_outcomes(tickets: pd.DataFrame) -> pd.DataFrame:
+    """Each ticket's resident answer and whether its closing resolved the problem, as the rules state them:
+    - answer: the latest of the rating (4 or 5 is satisfied) and the callback's "satisfied" (a callback in the same
+      instant as the rating, or a rating without its time, leaves the callback as the answer); None unanswered;
+    - repeated: closed, and another ticket not rejected of the same category at the same place was reported after
+      the closing and at most REPEAT_DAYS after it; the place is the compound, or for a ticket outside any compound
+      its complaint's building;
+    - resolved: closed, not repeated, and no callback since the closing said not solved."""
+    tickets = tickets.copy()
+    rating_answer = tickets["rating"].map(lambda r: None if pd.isna(r) else bool(r >= 4))
+    callback_wins = tickets["callback_satisfied"].notna() & (
+        tickets["rating"].isna() | tickets["rated_at"].isna() | (tickets["callback_at"] >= tickets["rated_at"]))
+    tickets["answer"] = [bool(c) if wins else r for wins, c, r in zip(
+        callback_wins, tickets["callback_satisfied"], rating_answer)]
+    closed = tickets[tickets["state"] == "closed"]
+    followers = tickets[tickets["state"] != "rejected"]
+    window = pd.Timedelta(days=REPEAT_DAYS)
+    undone: set[int] = set()
+    in_compound = closed[closed["compound_code"].notna()]
+    pairs = in_compound.merge(followers, on=["category_code", "compound_code"], suffixes=("", "_r"))
+    outside = closed[closed["compound_code"].isna() & closed["building_code"].notna()]
+    pairs = pd.concat([pairs, outside.merge(followers, on=["category_code", "micro_grid_code", "building_code"],
+                                            suffixes=("", "_r"))])
+    follows = ((pairs["id_r"] != pairs["id"]) & (pairs["reported_at_r"] > pairs["closed_at"])
+               & (pairs["reported_at_r"] <= pairs["closed_at"] + window))
+    undone.update(int(i) for i in pairs.loc[follows, "id"])
+    tickets["repeated"] = tickets["id"].isin(undone)
+    refuted = ((tickets["callback_solved"] == False) & (tickets["callback_at"] >= tickets["closed_at"])  # noqa: E712
+               ).fillna(False).astype(bool)
+    tickets["resolved"] = (tickets["state"] == "closed") & ~tickets["repeated"] & ~refuted
+    return tickets
 
 
 def test_evaluation_preview_matches_the_rules(http, engine):
@@ -184,7 +230,8 @@ def test_ticket_ratings_and_closures_enter_the_residents_score(fresh_city_db):
         if not conn.execute(text("SELECT to_regclass('public.ticket') IS NOT NULL")).scalar():
             pytest.skip("the ticket workflow's tables are not in this schema")
         # Start from tickets without outcomes (the loader gave the demo year closures and ratings).
-        conn.execute(text("UPDATE ticket SET state = 'dispatched', closed_at = NULL, rating = NULL"))
+        conn.execute(text("UPDATE ticket SET state = 'dispatched', closed_at = NULL, rating = NULL, rated_at = NULL, "
+                          "callback_at = NULL, callback_solved = NULL, callback_satisfied = NULL"))
         before = compute_evaluation(conn, PERIOD)
         assert before.meta["residents_inputs"] == ["complaint_rate_score", "survey_score"]
         # Tickets with a history: every third closed, ratings spread over 1-5 (made here, whatever the loader did).
@@ -199,14 +246,35 @@ def test_ticket_ratings_and_closures_enter_the_residents_score(fresh_city_db):
         conn.execute(text("""
             UPDATE ticket SET state = CASE WHEN complaint_id % 3 = 0 THEN 'closed' ELSE 'in_progress' END,
                               closed_at = CASE WHEN complaint_id % 3 = 0 THEN reported_at + interval '2 days' END,
-                              rating = CASE WHEN complaint_id % 3 = 0 THEN 1 + (complaint_id / 3) % 5 END
+                              rating = CASE WHEN complaint_id % 3 = 0 THEN 1 + (complaint_id / 3) % 5 END,
+                              rated_at = CASE WHEN complaint_id % 3 = 0 THEN reported_at + interval '4 days' END
+        """))
+        # Callbacks (回访) on some closings: after the rating (their answer wins), before it (the rating wins), and
+        # one before the closing (stale: it neither refutes the closing nor counts over the rating).
+        conn.execute(text("""
+            UPDATE ticket SET callback_at = closed_at + CASE complaint_id % 4 WHEN 0 THEN interval '5 days'
+                                                      WHEN 1 THEN interval '1 day' ELSE interval '-1 day' END,
+                              callback_solved = complaint_id % 5 <> 0, callback_satisfied = complaint_id % 2 = 0
+            WHERE state = 'closed' AND complaint_id % 4 <> 3
         """))
         after = compute_evaluation(conn, PERIOD)
+        both = pd.read_sql(text("SELECT count(*) FILTER (WHERE callback_satisfied AND rating <= 3) AS won, "
+                                "count(*) FILTER (WHERE callback_solved = false) AS refuted FROM ticket"), conn)
     expected = expected_ranking(engine, PERIOD)
     engine.dispose()
     assert after.meta["residents_inputs"] == ["complaint_rate_score", "survey_score", "satisfaction",
                                               "resolution_rate"]
     got = pd.DataFrame(after.rows).set_index("company_id")
+    assert both.loc[0, "won"] > 0 and both.loc[0, "refuted"] > 0
+    # Resolution and satisfaction by the desk's rules (repeat complaints, callbacks), company by company.
+    for part, column in (("resolution", "resolution_rate"), ("satisfaction", "satisfaction")):
+        want = expected[part].reindex(got.index)
+        assert (got[column].isna() == want.isna()).all(), part
+        np.testing.assert_allclose(got[column].dropna(), want.dropna(), atol=1e-3, err_msg=part)
+    # The rules bite: repeats and refuting callbacks undo closings, so resolved is below closed somewhere.
+    samples = pd.DataFrame([json.loads(row["inputs"])["ticket_sample"] for row in after.rows])
+    assert (samples["repeated"] > 0).any() and (samples["callback_unsolved"] > 0).any()
+    assert (samples["resolved"] < samples["closed"]).any()
     np.testing.assert_allclose(got["residents_score"], expected["residents"].reindex(got.index), atol=1e-3)
     assert list(got.index) == list(expected.index)
     # A company with fewer rated tickets than the minimum sample keeps the other inputs only (issue 15: a share

@@ -6,7 +6,11 @@ GRIDGOV_EVAL_*_WEIGHT):
 - residents: the mean of the residents' inputs available — complaint-rate score (property-service complaints per
   1,000 households of the company's compounds, scaled so the lowest rate scores 100 and the highest 0), the
   residents' satisfaction surveys of its compounds (mean score weighted by sample size), and where tickets exist,
-  satisfaction (share of rated tickets rated 4 or 5) and resolution (share of tickets closed);
+  satisfaction and resolution by the desk's own rules (gis/tickets/rates.py, one rule for both): satisfaction is
+  the share of residents satisfied among those who answered, each ticket's latest answer once (its rating of 4 or
+  5, or its callback's 回访 "satisfied"); resolution is the share of the counted tickets (neither rejected nor
+  merged) that are resolved — closed, with no repeat complaint of the same category at the same compound or
+  building within GRIDGOV_RATES_REPEAT_WINDOW_DAYS after the closing (重复投诉) and no callback saying not solved;
 - regulator: the mean score of the period's inspections (行业主管部门);
 - street and community: the mean of the period's street and community ratings; with a community weight above 0
   the community's ratings (its party organisation's) form a part of their own and the street's the street part.
@@ -40,6 +44,9 @@ from gis.analytics.periods import Period, half_year, parse_period
 from gis.analytics.rectification import open_tasks
 from gis.errors import InvalidInput, NotFound
 from gis.settings import EVALUATION_SCHEMES, EvaluationSettings, evaluation_settings
+from gis.tickets.callbacks import answered_sql, refuted_sql, satisfied_sql
+from gis.tickets.rates import counted_sql, counts_sql, repeat_params, resolved_sql
+from gis.tickets.repeats import WINDOW_PARAM
 
 PARTS = ("residents_score", "regulator_score", "street_score", "community_score")
 """The parts of the total, in the order of their weights."""
@@ -66,32 +73,37 @@ def _check_settings(settings: EvaluationSettings) -> tuple[float, float, float, 
 
 
 def ticket_inputs(conn: Connection, period: Period) -> dict[str, bool]:
-    """Which residents' inputs the ticket workflow can give for the period: satisfaction once residents have rated
-    some tickets, resolution once some tickets have been closed (tickets that were only created say nothing)."""
-    row = conn.execute(text("""
-        SELECT count(*) FILTER (WHERE rating IS NOT NULL) > 0, count(*) FILTER (WHERE state = 'closed') > 0
-        FROM ticket WHERE reported_at >= :start_at AND reported_at < :end_at
+    """Which residents' inputs the ticket workflow can give for the period: satisfaction once residents have
+    answered on some tickets (a rating or a callback), resolution once some tickets have been closed (tickets that
+    were only created say nothing)."""
+    row = conn.execute(text(f"""
+        SELECT count(*) FILTER (WHERE {answered_sql('t')}) > 0, count(*) FILTER (WHERE t.state = 'closed') > 0
+        FROM ticket t WHERE t.reported_at >= :start_at AND t.reported_at < :end_at AND {counts_sql('t')}
     """), {"start_at": period.start_at, "end_at": period.end_at}).one()
     return {"satisfaction": bool(row[0]), "resolution_rate": bool(row[1])}
 
 
 def _inputs_sql(with_tickets: bool) -> str:
-    ticket_part = """
+    # The counted tickets of the period with their repeat test (`repeated`), as the desk's rates count them.
+    counted = counted_sql(f"t.reported_at >= :start_at AND t.reported_at < :end_at AND {counts_sql('t')}")
+    ticket_part = f"""
         , tickets AS (
             SELECT cp.property_company_id AS company_id,
-                   count(*) FILTER (WHERE t.rating IS NOT NULL) AS rated,
-                   count(*) FILTER (WHERE t.rating >= :satisfied) AS satisfied,
-                   count(*) FILTER (WHERE t.state NOT IN ('rejected', 'merged')) AS valid_tickets,
-                   count(*) FILTER (WHERE t.state = 'closed') AS closed
-            FROM ticket t JOIN complaint c ON c.id = t.complaint_id
+                   count(*) FILTER (WHERE {answered_sql('t')}) AS rated,
+                   count(*) FILTER (WHERE {answered_sql('t')} AND {satisfied_sql('t')}) AS satisfied,
+                   count(*) AS valid_tickets,
+                   count(*) FILTER (WHERE t.state = 'closed') AS closed,
+                   count(*) FILTER (WHERE {resolved_sql('t', 't.repeated')}) AS resolved,
+                   count(*) FILTER (WHERE t.repeated) AS repeated,
+                   count(*) FILTER (WHERE t.state = 'closed' AND {refuted_sql('t')}) AS callback_unsolved
+            FROM {counted} JOIN complaint c ON c.id = t.complaint_id
             JOIN category k ON k.code = c.category_code AND k.responsible_kind = 'property_company'
             JOIN compound cp ON cp.code = c.compound_code AND cp.valid_to IS NULL
             WHERE c.reported_at >= :start_at AND c.reported_at < :end_at AND cp.property_company_id IS NOT NULL
             GROUP BY 1
         )""" if with_tickets else ""
-    ticket_columns = ("tickets.rated, tickets.satisfied, tickets.valid_tickets, tickets.closed" if with_tickets
-                      else "NULL::bigint AS rated, NULL::bigint AS satisfied, NULL::bigint AS valid_tickets, "
-                           "NULL::bigint AS closed")
+    names = ("rated", "satisfied", "valid_tickets", "closed", "resolved", "repeated", "callback_unsolved")
+    ticket_columns = ", ".join(f"tickets.{name}" if with_tickets else f"NULL::bigint AS {name}" for name in names)
     ticket_join = "LEFT JOIN tickets ON tickets.company_id = pc.id" if with_tickets else ""
     return f"""
         WITH managed AS (
@@ -181,7 +193,7 @@ def compute_evaluation(conn: Connection, period_label: str,
     from_tickets = ticket_inputs(conn, period)
     with_tickets = any(from_tickets.values())
     params = {"start_at": period.start_at, "end_at": period.end_at, "start": period.start, "end": period.end,
-              "period": period.label, "satisfied": settings.satisfied_rating}
+              "period": period.label, **repeat_params()}
     rows = [dict(r) for r in conn.execute(text(_inputs_sql(with_tickets)), params).mappings()]
     if not rows:
         raise NotFound("没有管理小区的物业服务企业，无可评价")
@@ -193,7 +205,7 @@ def compute_evaluation(conn: Connection, period_label: str,
         # A share of fewer tickets than the minimum sample says nothing (one rated ticket is 0 or 100).
         row["satisfaction"] = (100.0 * row["satisfied"] / row["rated"]
                                if from_tickets["satisfaction"] and (row["rated"] or 0) >= max(least, 1) else None)
-        row["resolution_rate"] = (100.0 * row["closed"] / row["valid_tickets"]
+        row["resolution_rate"] = (100.0 * row["resolved"] / row["valid_tickets"]
                                   if from_tickets["resolution_rate"] and (row["valid_tickets"] or 0) >= max(least, 1)
                                   else None)
         row["survey_score"] = (float(row["survey_score"]) if row["survey_score"] is not None
@@ -214,7 +226,9 @@ def compute_evaluation(conn: Connection, period_label: str,
         row["insufficient_data"] = bool(missing)
         row["inputs"] = {"residents": sorted(used), "tickets": with_tickets, "neutral": [],
                          "complaint_rate_score": row["complaint_rate_score"], "insufficient": missing,
-                         "ticket_sample": {"rated": row["rated"], "valid": row["valid_tickets"]},
+                         "ticket_sample": {"rated": row["rated"], "valid": row["valid_tickets"],
+                                           **{name: row[name] for name in ("closed", "resolved", "repeated",
+                                                                           "callback_unsolved")}},
                          "survey_sample": row["survey_sample"]}
 
     # A part without inputs (only ever in a company listed as insufficient data) takes the mean of the ranked
@@ -253,7 +267,8 @@ def compute_evaluation(conn: Connection, period_label: str,
         "residents_inputs": ["complaint_rate_score", *(["survey_score"] if any(
             r["survey_score"] is not None for r in rows) else []),
             *(name for name, used in from_tickets.items() if used)],
-        "tickets_used": with_tickets, "previous_period": period.previous().label,
+        "tickets_used": with_tickets, "repeat_window_days": params[WINDOW_PARAM],
+        "previous_period": period.previous().label,
         "excellent_score": settings.excellent_score,
     }
     for row in rows:

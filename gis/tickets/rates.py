@@ -60,6 +60,27 @@ LEVEL_NAMES_ZH = {"grid": "网格", "community": "社区", "street": "街道", "
                   "department": "部门"}
 
 
+def counts_sql(alias: str = "t") -> str:
+    """SQL boolean: the ticket `alias` counts in the rates at all (neither rejected as invalid nor merged as a
+    duplicate)."""
+    return f"{alias}.state NOT IN ('rejected', 'merged')"
+
+
+def resolved_sql(alias: str = "t", repeated: str | None = None) -> str:
+    """SQL boolean: the ticket `alias` is resolved (解决) — closed, its closing held (no repeat complaint within the
+    window, gis/tickets/repeats.py) and no callback after the closing said the problem is not solved. The one rule
+    of the desk's resolution rate and the red/black list's resolution part. `repeated` names a column that already
+    holds the repeat test (`counted_sql`'s `repeated`); None writes the test in place. Either way the statement
+    binds the window as `repeats.WINDOW_PARAM` (`repeat_params`)."""
+    repeated = repeated or repeats.not_holding_sql(alias)
+    return f"({alias}.state = 'closed' AND NOT {repeated} AND NOT {refuted_sql(alias)})"
+
+
+def repeat_params(repeat_window_days: int | None = None) -> dict[str, int]:
+    """The bind parameters `resolved_sql` needs: the repeat window in days (the setting when None)."""
+    return {repeats.WINDOW_PARAM: repeats.window_days(repeat_window_days)}
+
+
 @dataclass(frozen=True)
 class Rate:
     name: str
@@ -78,8 +99,7 @@ RATES: dict[str, Rate] = {
         Rate("response", "响应率", "t.dispatched_at IS NOT NULL", "t.responded_at <= t.response_due_at",
              "dispatched", "responded_in_time"),
         Rate("handled", "办结率", "TRUE", "t.state = 'closed'", "tickets", "closed"),
-        Rate("resolution", "解决率", "TRUE", f"t.state = 'closed' AND NOT t.repeated AND NOT {refuted_sql('t')}",
-             "tickets", "resolved"),
+        Rate("resolution", "解决率", "TRUE", resolved_sql("t", "t.repeated"), "tickets", "resolved"),
         Rate("on_time", "按时办结率", "t.state = 'closed'", "t.closed_at <= t.due_at", "closed", "closed_in_time"),
         Rate("satisfaction", "满意率", answered_sql("t"), satisfied_sql("t"), "rated", "satisfied"),
     )
@@ -115,15 +135,15 @@ def base_sql(principal: Principal, level: str, period_from: datetime, period_to:
     """The tickets every rate of `level` counts (the WHERE clause over `ticket t`) and its parameters, the repeat
     window among them."""
     _check(principal, level, period_from, period_to)
-    days = repeats.window_days(repeat_window_days)
+    window = repeat_params(repeat_window_days)
     column, _ = LEVELS[level]
     scope, params = ticket_scope_sql(principal, "t")
     where = (f"{scope} AND t.reported_at >= :from_ AND t.reported_at < :to_ "
-             f"AND t.state NOT IN ('rejected', 'merged') AND {column} IS NOT NULL")
+             f"AND {counts_sql('t')} AND {column} IS NOT NULL")
     if unit is not None:
         where += f" AND {column} = :unit"
         params["unit"] = unit
-    return where, {**params, "from_": period_from, "to_": period_to, repeats.WINDOW_PARAM: days}
+    return where, {**params, "from_": period_from, "to_": period_to, **window}
 
 
 def counted_sql(where: str, extra: str = "") -> str:
