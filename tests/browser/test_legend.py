@@ -13,8 +13,10 @@ import numpy as np
 import psycopg
 import pytest
 
+from gis.basemap.build import build_basemap
 from gis.db.engine import libpq_url
 from tests.browser.harness import Browser, checked_page, settle, wait_until
+from tests.conftest import LiveServer
 
 SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
 SECTIONS = "[...document.querySelectorAll('#legend-body section')].map((s) => s.dataset.legend)"
@@ -122,6 +124,52 @@ def test_the_legend_lists_exactly_what_is_switched_on(browser, centre):
         page.check("#planner-toggle")
         settle(page)
         assert "gap" in entries(page, "compound")
+        # and the gap compounds it outlines get their own entry, counting those drawn
+        wait_until(page, f"{SECTIONS}.includes('gaps')")
+        assert entries(page, "gaps") == ["gap_compound"]
+        drawn = page.evaluate("document.querySelector('#coverage-figures').dataset.gapsDrawn")
+        gaps = page.locator("#legend-body section[data-legend=gaps] li")
+        assert f"服务空白点 {drawn} 个" in gaps.inner_text()
+        assert gaps.locator(".sw").get_attribute("data-colour") == "#b71c1c"
+        page.uncheck("#planner-toggle")
+        settle(page)
+        wait_until(page, f"!{SECTIONS}.includes('gaps')")
+
+
+@pytest.fixture(scope="module")
+def basemap_browser(browser, city_db, tmp_path_factory):
+    """A browser on an app that serves the small city's own base map."""
+    path = tmp_path_factory.mktemp("legend-basemap") / "city.mbtiles"
+    build_basemap(city_db, path)
+    server = LiveServer(city_db, {"GRIDGOV_BASEMAP": str(path)})
+    driver = browser.sibling(server.url)
+    yield driver
+    driver.close()
+    server.stop()
+
+
+def test_the_legend_lists_the_base_map_while_it_is_on(basemap_browser, centre):
+    lat, lon = centre
+    with checked_page(basemap_browser) as page:
+        basemap_browser.open_map(page, f"#v=15/{lat:.6f}/{lon:.6f}&l=street")
+        assert sections(page) == ["street"]
+        switch(page, "basemap", True)
+        assert sections(page) == ["basemap", "street"]
+        land = ["basemap:city", "basemap:park", "basemap:plaza", "basemap:other", "basemap:water"]
+        roads = ["basemap:road:primary", "basemap:road:secondary", "basemap:road:tertiary"]
+        assert entries(page, "basemap") == land + roads + ["basemap:road:minor"]
+        # the swatches are the colours the base map draws with (basemap.js's COLOURS)
+        fills = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll(
+            '#legend-body section[data-legend=basemap] li')].map((li) => [li.dataset.legendEntry,
+            li.querySelector('.sw').dataset.fill || li.querySelector('.sw').dataset.colour]))""")
+        assert (fills["basemap:city"], fills["basemap:park"], fills["basemap:water"]) == ("#e4e2dd", "#d5e5cc",
+                                                                                         "#b3d0ea")
+        assert fills["basemap:road:primary"] == "#ffffff"
+        # roads between compounds are drawn from zoom 15 only, and so listed
+        zoom_to(page, 13)
+        assert entries(page, "basemap") == land + roads
+        switch(page, "basemap", False)
+        assert sections(page) == ["street"]
 
 
 def test_the_legend_at_desktop_and_phone_size(browser, centre):

@@ -7,6 +7,8 @@
 import { api } from '../api.js';
 import { status } from '../dom.js';
 import { map, visible } from '../state.js';
+import { DEFS } from './defs.js';
+import { areaEntry, lineEntry } from './legend-entries.js';
 
 const COLOURS = {
   city: '#e4e2dd', outline: '#bdb9b1', park: '#d5e5cc', plaza: '#ebe8e1', other: '#dedbd5',
@@ -39,6 +41,26 @@ const SHAPE_STYLES = {
   water: { fill: true, fillColor: COLOURS.water, fillOpacity: 1, stroke: true, color: COLOURS.waterEdge, weight: 0.5 },
   roads: roadStyle,
   labels: [], // written by the label layer
+};
+
+/* The legend (panels/legend.js): the city, its land use and water as SHAPE_STYLES fill them, and the road
+ * classes drawn at this zoom, white on the city's grey as the map draws them; a raster base map is one line. */
+const ROAD_NAMES = { primary: '主干道', secondary: '次干道', tertiary: '支路', minor: '小区间道路' };
+let format = null; // the served file's tile format, once the base map's layer is made
+
+DEFS.basemap.legend = (zoom) => {
+  if (format !== 'pbf') return [areaEntry('basemap:raster', { color: DEFS.basemap.colour, fill: false }, '底图（栅格瓦片）')];
+  const roads = Object.keys(ROAD_NAMES).map((cls) => [cls, roadStyle({ class: cls }, zoom)])
+    .filter(([, style]) => style.weight)
+    .map(([cls, style]) => lineEntry(`basemap:road:${cls}`, style, ROAD_NAMES[cls], COLOURS.city));
+  return [
+    areaEntry('basemap:city', SHAPE_STYLES.district, '城区'),
+    areaEntry('basemap:park', SHAPE_STYLES.landuse({ kind: 'park' }), '公园绿地'),
+    areaEntry('basemap:plaza', SHAPE_STYLES.landuse({ kind: 'plaza' }), '广场'),
+    areaEntry('basemap:other', SHAPE_STYLES.landuse({ kind: 'school' }), '学校、医院等用地'),
+    areaEntry('basemap:water', SHAPE_STYLES.water, '河流、湖泊'),
+    ...roads,
+  ];
 };
 
 /* Which names show at a zoom: the thematic layers already name streets up to 13 and communities 13-15. */
@@ -172,6 +194,7 @@ export function makeBasemapLayer(tilejson) {
     ? vectorLayers(url, Object.assign({ lastNativeZoom: tilejson.maxzoom }, options))
     : [L.tileLayer(url, Object.assign({ zIndex: 1, maxNativeZoom: tilejson.maxzoom }, options))];
   parts[0].options.attribution = tilejson.attribution;
+  format = tilejson.format;
   return { name: 'basemap', tilejson, parts, group: L.layerGroup(parts) };
 }
 

@@ -14,15 +14,16 @@ export function declareLegend(source) {
 
 export const legendOverlays = () => overlays;
 
-/* An outline, as a boundary is drawn. */
-export function lineEntry(key, style, text) {
+/* An outline, as a boundary is drawn; `ground`, the colour it is drawn on when a light line needs it (the base
+ * map's white roads on its grey city). */
+export function lineEntry(key, style, text, ground = null) {
   return { key, text, swatch: { kind: 'line', color: style.color, weight: style.weight || 1,
-    dash: Boolean(style.dashArray) } };
+    dash: Boolean(style.dashArray), ground } };
 }
 
 /* A filled area with its outline. */
 export function areaEntry(key, style, text) {
-  return { key, text, swatch: { kind: 'area', color: style.color, weight: style.weight ?? 1,
+  return { key, text, swatch: { kind: 'area', color: style.color, weight: style.stroke === false ? 0 : style.weight ?? 1,
     dash: Boolean(style.dashArray), fill: style.fill === false ? null : style.fillColor || style.color,
     fillOpacity: style.fill === false ? 0 : style.fillOpacity ?? 0.2 } };
 }

@@ -4,6 +4,7 @@ import { api, bboxParam } from '../api.js';
 import { emit, on } from '../bus.js';
 import { $, el } from '../dom.js';
 import { DEFS } from '../layers/defs.js';
+import { areaEntry, declareLegend } from '../layers/legend-entries.js';
 import { MODE_NAMES } from '../names.js';
 import { refresh } from '../redraw.js';
 import { map, plannerOn } from '../state.js';
@@ -16,16 +17,28 @@ const pct = (a, b) => (b ? `${(100 * a / b).toFixed(1)}%` : '—');
  * /analytics/gaps.geojson, by the same rule. */
 let asked = 0;
 let gapLayer = null;
+const GAP_STYLE = { color: '#b71c1c', weight: 3, dashArray: '6 4', fill: false };
+
+/* The legend (panels/legend.js): the gap compounds' outline, while they are drawn, with how many there are. */
+declareLegend({
+  id: 'gaps', title: '服务空白点',
+  shown: () => Boolean(gapLayer && map.hasLayer(gapLayer) && gapLayer.getLayers().length),
+  entries: () => [areaEntry('gap_compound', GAP_STYLE,
+    `服务空白点 ${gapLayer.getLayers().length} 个：无物业管理的小区，以及未纳入物业管理的老旧小区`)],
+});
 
 async function drawGaps(show) {
-  if (!show) { if (gapLayer) { gapLayer.remove(); gapLayer = null; } return; }
+  if (!show) {
+    if (gapLayer) { gapLayer.remove(); gapLayer = null; emit('legend:change'); }
+    return;
+  }
   if (gapLayer) return;
-  gapLayer = window.L.geoJSON(null, { interactive: false,
-    style: { color: '#b71c1c', weight: 3, dashArray: '6 4', fill: false } }).addTo(map);
+  gapLayer = window.L.geoJSON(null, { interactive: false, style: GAP_STYLE }).addTo(map);
   const layer = gapLayer;
   try {
     layer.addData(await api('/analytics/gaps.geojson'));
     $('#coverage-figures').dataset.gapsDrawn = String(layer.getLayers().length);
+    emit('legend:change');
   } catch (error) { /* the figures' box says why */ }
 }
 

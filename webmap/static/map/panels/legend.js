@@ -37,10 +37,10 @@ function rgba(colour, opacity) {
   return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${opacity})`;
 }
 
-function swatchOf({ kind, color, weight, dash, fill, fillOpacity, radius, colours }) {
+function swatchOf({ kind, color, weight, dash, fill, fillOpacity, radius, colours, ground }) {
   const border = (w) => `${Math.max(1, Math.min(w, 3))}px ${dash ? 'dashed' : 'solid'} ${color}`;
   let style = '';
-  if (kind === 'line') style = `border-top:${border(weight)}`;
+  if (kind === 'line') style = `border-top:${border(weight)}${ground ? `;box-shadow:0 0 0 3px ${ground}` : ''}`;
   else if (kind === 'area') {
     style = `background:${fill ? rgba(fill, fillOpacity) : 'transparent'};border:${weight ? border(weight) : '0'}`;
   } else if (kind === 'dot') {
