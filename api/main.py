@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from api import errors, middleware, read_routing
-from api.deps import get_connection, get_engine
+from api.deps import get_connection, get_engine, get_read_connection, get_read_engine
 from api.routers import (
     analytics,
     apidocs,
@@ -48,7 +48,7 @@ from api.security import get_principal, operation_security
 from gis.db.engine import async_engine
 from webmap import STATIC_DIR
 
-DATABASE_DEPENDENCIES = (get_engine, get_connection, get_principal)
+DATABASE_DEPENDENCIES = (get_engine, get_connection, get_read_engine, get_read_connection, get_principal)
 
 ROUTERS = (
     health.router,          # /health

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Connection
+from api.deps import Connection, ReadConnection
 from api.params import QueryDate
 from api.security import Admin, SignedIn
 from gis.analytics import company_view
@@ -76,7 +76,7 @@ def _send(figure: Figure, fmt: str) -> Response:
 
 @router.get("/complaints", responses=TABLE_ANSWERS)
 async def complaint_counts(
-    conn: Connection,
+    conn: ReadConnection,
     period: PeriodQuery,
     level: Literal["micro_grid", "grid", "community", "street"] = "grid",
     categories: CategoriesQuery = None,
@@ -91,7 +91,7 @@ async def complaint_counts(
 
 @router.get("/hotspots", responses=ANY_ANSWERS)
 async def hotspots(
-    conn: Connection,
+    conn: ReadConnection,
     period: PeriodQuery,
     level: Literal["micro_grid", "grid"] = "grid",
     categories: CategoriesQuery = None,
@@ -111,7 +111,7 @@ async def hotspots(
 
 @router.get("/hexagons", responses=ANY_ANSWERS)
 async def hexagons(
-    conn: Connection,
+    conn: ReadConnection,
     period: PeriodQuery,
     resolution: Annotated[int, Query(ge=5, le=11)] = 9,
     categories: CategoriesQuery = None,
@@ -126,7 +126,7 @@ async def hexagons(
 
 @router.get("/emerging", responses=ANY_ANSWERS)
 async def emerging(
-    conn: Connection,
+    conn: ReadConnection,
     period: PeriodQuery,
     baseline: Annotated[str | None, Query(description="Baseline period (default: the one just before)")] = None,
     level: Literal["micro_grid", "grid"] = "grid",
@@ -150,7 +150,7 @@ StepsQuery = Annotated[int, Query(ge=emerging_core.MIN_STEPS, le=emerging_core.M
 
 @router.get("/emerging-cube", responses=TABLE_ANSWERS)
 async def emerging_cube(
-    conn: Connection,
+    conn: ReadConnection,
     month: MonthQuery = None,
     months: StepsQuery = emerging_core.DEFAULT_STEPS,
     level: Literal["micro_grid", "grid"] = "micro_grid",
@@ -184,7 +184,7 @@ async def open_proactive(
 
 @router.get("/monthly-problems", responses=TABLE_ANSWERS)
 async def monthly_problems(
-    conn: Connection,
+    conn: ReadConnection,
     month: MonthQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     months: StepsQuery = emerging_core.DEFAULT_STEPS,
@@ -197,7 +197,7 @@ async def monthly_problems(
 
 @router.get("/coverage", responses=TABLE_ANSWERS)
 async def coverage(
-    conn: Connection,
+    conn: ReadConnection,
     level: Literal["street", "community"] = "community",
     within: WithinQuery = None,
     format: TableFormat = "json",
@@ -209,7 +209,7 @@ async def coverage(
 
 @router.get("/evaluations/{period}", responses=TABLE_ANSWERS)
 async def evaluation(
-    conn: Connection,
+    conn: ReadConnection,
     period: str,
     within: Annotated[str | None, Query(max_length=1000, description="Only the companies serving a compound in "
                                         "these streets or communities (comma-separated codes); ranks stay those "
@@ -232,7 +232,7 @@ async def run_evaluation(conn: Connection, period: str, admin: Admin, format: Ta
 
 @router.get("/companies/{company_id}/credit-file", responses=TABLE_ANSWERS)
 async def credit_file(
-    conn: Connection,
+    conn: ReadConnection,
     company_id: int,
     part: Literal["evaluations", "inspections", "ratings", "rectifications", "credit_items"] = "evaluations",
     format: TableFormat = "json",
@@ -245,7 +245,7 @@ async def credit_file(
 
 @router.get("/companies/{company_id}/compounds.geojson", response_class=Response,
             responses={200: {"content": {"application/geo+json": {}}}, 404: {"description": "No such company"}})
-async def company_compounds(conn: Connection, company_id: int) -> Response:
+async def company_compounds(conn: ReadConnection, company_id: int) -> Response:
     """The compounds a property company manages now, with their shapes: what its credit file outlines on the
     map."""
     figure = await conn.run_sync(company_view.company_compounds, company_id)
@@ -254,7 +254,7 @@ async def company_compounds(conn: Connection, company_id: int) -> Response:
 
 @router.get("/subsidy/{period}", responses=TABLE_ANSWERS)
 async def subsidy(
-    conn: Connection,
+    conn: ReadConnection,
     period: str,
     by: Literal["estate", "company"] = "estate",
     format: TableFormat = "json",
@@ -276,7 +276,7 @@ BBoxQuery = Annotated[str | None, Query(description="Only the compounds, grids a
 
 @router.get("/programme", responses=TABLE_ANSWERS)
 async def programme(
-    conn: Connection,
+    conn: ReadConnection,
     level: LevelQuery = "city",
     code: AreaCodeQuery = None,
     as_of: AsOfQuery = None,
@@ -292,7 +292,7 @@ async def programme(
 
 @router.get("/programme/trend", responses=TABLE_ANSWERS)
 async def programme_trend(
-    conn: Connection,
+    conn: ReadConnection,
     level: LevelQuery = "city",
     code: AreaCodeQuery = None,
     until: AsOfQuery = None,
@@ -306,7 +306,7 @@ async def programme_trend(
 
 @router.get("/programme/{figure}", responses=TABLE_ANSWERS)
 async def programme_figure(
-    conn: Connection,
+    conn: ReadConnection,
     figure: str,
     level: LevelQuery = "community",
     within: WithinQuery = None,
@@ -320,7 +320,7 @@ async def programme_figure(
 
 @router.get("/gaps", responses=ANY_ANSWERS)
 async def gaps(
-    conn: Connection,
+    conn: ReadConnection,
     level: LevelQuery = "city",
     code: AreaCodeQuery = None,
     as_of: AsOfQuery = None,
@@ -334,7 +334,7 @@ async def gaps(
 
 @router.get("/gaps.geojson", response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
 async def gaps_geojson(
-    conn: Connection,
+    conn: ReadConnection,
     level: LevelQuery = "city",
     code: AreaCodeQuery = None,
     as_of: AsOfQuery = None,
