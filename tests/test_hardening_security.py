@@ -480,8 +480,9 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
                                                      for c in both_complaints],
         "GET /complaints/{complaint_id}/duplicates": [Case("GET", f"/complaints/{c}/duplicates")
                                                       for c in both_complaints],
-        "GET /complaints/{complaint_id}/suggestion": [Case("GET", f"/complaints/{c}/suggestion")
-                                                      for c in both_complaints],
+        "GET /complaints/{complaint_id}/suggestion": [Case("GET", f"/complaints/{c}/suggestion", params=query)
+                                                      for c in both_complaints
+                                                      for query in (None, {"or_newest": "true"})],
         "POST /complaints/suggest": [Case("POST", "/complaints/suggest", json={"text": "楼道灯不亮"})],
         "POST /complaints/duplicates/{link_id}": [Case("POST", f"/complaints/duplicates/{link}",
                                                        json={"state": "dismissed"})

@@ -187,7 +187,8 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/complaints/review": [{}],
         "/complaints/{complaint_id}/placement": [(f"/complaints/{c[n]}/placement", {}) for n in both],
         "/complaints/{complaint_id}/duplicates": [(f"/complaints/{c[n]}/duplicates", {}) for n in both],
-        "/complaints/{complaint_id}/suggestion": [(f"/complaints/{c[n]}/suggestion", {}) for n in both],
+        "/complaints/{complaint_id}/suggestion": [(f"/complaints/{c[n]}/suggestion", query) for n in both
+                                                  for query in ({}, {"or_newest": "true"})],
         "/audit/personal-reads": [{}],
         "/tickets/rates/tickets": [{"rate": "resolution", "level": "grid", "unit": GRID_OF[n], "limit": 1000}
                                    for n in both],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from api.deps import Connection
@@ -32,8 +32,16 @@ async def suggest(body: SuggestBody, principal: CurrentPrincipal, conn: Connecti
     return await store.suggest_text(conn, body.text, body.place)
 
 
-@router.get("/{complaint_id}/suggestion")
-async def suggestion(complaint_id: int, principal: CurrentPrincipal, conn: Connection) -> dict:
+@router.get("/{complaint_id}/suggestion", response_model=None, responses={204: {"description": "no suggestion"}})
+async def suggestion(complaint_id: int, principal: CurrentPrincipal, conn: Connection,
+                     or_newest: bool = False) -> dict | Response:
     """What the model suggested when the complaint came in (top three, confidences, the words behind it, its
-    version, whether it filled the category); staff in scope only, 404 otherwise and when it has none."""
+    version, whether it filled the category); staff in scope only, 404 otherwise and when it has none. With
+    `or_newest=true` (the map's review and dispatch views) a complaint without one gets the newest model's
+    suggestion for its text now (`kept` false), and 204 when there is none at all (no model trained yet)."""
+    if or_newest:
+        found = await store.suggestion_to_show(conn, principal, complaint_id)
+        if found is None:
+            return Response(status_code=204)
+        return json.loads(json.dumps(found, default=str))
     return json.loads(json.dumps(await store.stored_suggestion(conn, principal, complaint_id), default=str))

@@ -41,6 +41,8 @@ FEATURE_ROUTES = {
     "GET /tiles/{layer}/{z}/{x}/{y}.mvt": "/tiles/building/16/0/0.mvt",
     "POST /tickets/{ticket_id}/comments": "/tickets/1/comments",
     "POST /tickets/{ticket_id}/callbacks": "/tickets/1/callbacks",
+    # the dispatch suggestion (webmap/static/map/work/suggestion.js)
+    "GET /complaints/{complaint_id}/suggestion": "/complaints/1/suggestion",
     "GET /field/me": "/field/me", "GET /field/place": "/field/place", "POST /field/reports": "/field/reports",
     # the registry's edit forms (webmap/static/map/work/registry.js)
     "GET /registry/compounds/{compound_code}/parties": "/registry/compounds/C/parties",

@@ -274,3 +274,30 @@ async def stored_suggestion(conn: AsyncConnection, principal: Principal, complai
             "current_category": row["current_category"], "categories": categories, "parties": parties,
             "category_words": row["category_words"], "party_words": row["party_words"],
             "suggested_at": row["suggested_at"].isoformat()}
+
+
+async def suggestion_to_show(conn: AsyncConnection, principal: Principal, complaint_id: int) -> dict | None:
+    """What the review and dispatch views show for a complaint (GET /complaints/{id}/suggestion?or_newest=true): the
+    suggestion kept at intake (`kept` true), else the newest model's for the complaint's text and place now; None
+    when there is neither (no model trained yet, or no text). NotFound outside the caller's scope, as
+    stored_suggestion."""
+    if not principal.is_staff:
+        raise NotFound(f"没有诉求 {complaint_id}")
+    try:
+        return {**await stored_suggestion(conn, principal, complaint_id), "kept": True}
+    except NotFound:
+        pass
+    scope, params = complaint_scope_sql(principal, "c")
+    row = (await conn.execute(text(f"""
+        SELECT c.description,
+               CASE WHEN t.compound_code IS NOT NULL AND t.property_company_id IS NOT NULL THEN 'managed_compound'
+                    WHEN t.compound_code IS NOT NULL THEN 'unmanaged_compound'
+                    WHEN c.geom IS NOT NULL AND c.placement <> 'review' THEN 'open_space' END
+        FROM complaint c LEFT JOIN ticket t ON t.complaint_id = c.id
+        WHERE c.id = :id AND {scope}"""), {"id": complaint_id, **params})).first()
+    if row is None:
+        raise NotFound(f"没有诉求 {complaint_id}")
+    if not (row[0] or "").strip():
+        return None
+    found = await suggest(conn, row[0], row[1])
+    return None if found is None else {**found, "complaint_id": complaint_id, "kept": False}

@@ -9,7 +9,7 @@ import { layers } from '../layers/registry.js';
 import { STANDING } from '../names.js';
 import { BEIJING, beijingMinute, rememberCompanies } from './format.js';
 
-const DEPARTMENTS = ['综合行政执法中队', '城市管理办公室', '平安建设办公室'];
+export const DEPARTMENTS = ['综合行政执法中队', '城市管理办公室', '平安建设办公室'];
 
 let selection = null; // {tickets, body, label} from the area
 let confirmation = null; // {key, request, count, target, sent}

@@ -6,6 +6,7 @@ import { $, el } from '../dom.js';
 import { categoryName } from '../names.js';
 import { map } from '../state.js';
 import { dropTool, useTool } from '../tools.js';
+import { suggestionSection } from './suggestion.js';
 
 async function loadReviewQueue() {
   const list = $('#review-queue');
@@ -20,8 +21,10 @@ async function loadReviewQueue() {
   }
 }
 
-/* The next click on the map places this complaint. */
+/* The next click on the map places this complaint; its dispatch suggestion shows under it in the queue. */
 function startPlacing(item) {
+  const line = $(`#review-queue li[data-complaint="${item.id}"]`);
+  if (line && !line.querySelector('.suggestion-holder')) line.append(suggestionSection(item.id, item.description));
   useTool({ name: 'place', click: (latlng) => place(item, latlng) });
   $('#review-hint').textContent = `在地图上点击投诉 #${item.id} 的位置（${item.address || item.description || ''}）。`;
   if (item.lon !== null && item.lon !== undefined && item.lat !== null) {

@@ -12,6 +12,8 @@ import { sentText, ticketActions } from '../field/actions.js';
 import { renderSplit } from '../field/list.js';
 import { gallery, photoFiles } from '../field/photo.js';
 import { callbackSection } from './callback.js';
+import { assigneeBody, assigneeField, pickParty } from './dispatch.js';
+import { suggestionSection } from './suggestion.js';
 
 let workflow = null; // the closed loop's actions: [{action, from, roles, title_zh}], fetched once
 
@@ -81,6 +83,7 @@ function transitionForm(t, actions) {
   const form = el('form', { id: 'transition-form' },
     el('label', {}, '操作', el('select', { id: 'transition-action' }, ...actions.map((a) => el('option', { value: a.action },
       a.title_zh || ACTION_NAMES[a.action] || a.action)))),
+    assigneeField(t, actions),
     el('label', {}, '说明', el('textarea', { id: 'transition-note', placeholder: '处置情况说明' })),
     el('label', {}, '照片', el('input', { id: 'transition-photo', type: 'file', accept: 'image/*', capture: 'environment' })),
     el('button', { type: 'submit', id: 'transition-submit' }, '提交'),
@@ -91,7 +94,7 @@ function transitionForm(t, actions) {
     try {
       const note = $('#transition-note').value;
       const moved = await submit({ kind: 'transition', method: 'POST', path: `/tickets/${t.id}/transitions`,
-        body: { action: $('#transition-action').value, note, version: t.version }, ticketId: t.id, version: t.version,
+        body: { action: $('#transition-action').value, note, version: t.version, ...assigneeBody() }, ticketId: t.id, version: t.version,
         label: `工单 #${t.id} ${$('#transition-action').selectedOptions[0].textContent}` });
       const files = (await photoFiles($('#transition-photo'), 'file')).slice(0, 1);
       if (files.length) {
@@ -134,7 +137,7 @@ export async function openTicket(id) {
     el('dl', {},
       el('dt', {}, '类别'), el('dd', {}, t.category_zh || t.category || categoryName(t.category_code)),
       el('dt', {}, '状态'), el('dd', { id: 'ticket-state' }, STATE_NAMES[t.state] || t.state, t.overdue ? el('span', { class: 'badge red' }, '超期') : null),
-      el('dt', {}, '描述'), el('dd', {}, t.description || ''),
+      el('dt', {}, '描述'), el('dd', { id: 'ticket-description' }, t.description || ''),
       el('dt', {}, '地址'), el('dd', {}, t.address || ''),
       el('dt', {}, '期限'), el('dd', {}, beijingLabelled(t.due_at)),
       t.assignee_kind !== undefined ? [el('dt', {}, '承办'), el('dd', { id: 'ticket-holder' }, t.holder_zh || holderText(t))] : null,
@@ -143,6 +146,8 @@ export async function openTicket(id) {
         lastSupervision(t) ? el('div', { class: 'supervision-note' }, `${ACTION_NAMES[lastSupervision(t).action]}：${lastSupervision(t).note || ''}`) : null)] : null,
       el('dt', {}, '照片'), el('dd', { id: 'ticket-photos' }, `${(t.photos || []).length} 张`)),
     t.photos ? gallery(t) : null,
+    suggestionSection(t.complaint_id, t.description, { markIn: '#ticket-description',
+      pickParty: actions.some((a) => a.action === 'dispatch') ? (party) => pickParty(party, t) : null }),
     actions.length ? transitionForm(t, actions) : el('p', { class: 'hint' }, '当前状态下没有可执行的操作。'),
     ticketActions(t, openTicket),
     callbackSection(t, openTicket),
