@@ -34,20 +34,23 @@ def run(city_url: str) -> list[dict]:
             transaction.rollback()
         rows.append({"area": "proactive", "metric": "open proactive tasks (rolled back)", "value": round(tasks_s, 2),
                      "unit": "s", "note": f"{tasks.meta['opened']:,} tasks for {tasks.meta['month']}"})
-        started = time.perf_counter()
-        replay = proactive.replay(conn)
-        replay_s = time.perf_counter() - started
-        meta = replay.figure.meta
-        rows += [
-            {"area": "proactive", "metric": "replay of the year, month by month", "value": round(replay_s, 2),
-             "unit": "s", "note": f"{meta['months']} months, {meta['tasks']:,} tasks opened"},
-            {"area": "proactive", "metric": "complaints in pairs that already had a task",
-             "value": meta["in_task_pairs"], "unit": "complaints",
-             "note": f"{(meta['share_after_first_run'] or 0):.1%} of the {meta['complaints_after_first_run']:,} "
-                     "complaints after the first monthly run"},
-            {"area": "proactive", "metric": "how early: median days from task to complaint",
-             "value": meta["median_lead_days"], "unit": "days",
-             "note": f"quartiles {meta['p25_lead_days']}–{meta['p75_lead_days']} days"},
-        ]
+        for level in emerging.hs.HOTSPOT_LEVELS:
+            started = time.perf_counter()
+            replay = proactive.replay(conn, level)
+            replay_s = time.perf_counter() - started
+            meta = replay.figure.meta
+            rows += [
+                {"area": "proactive", "metric": f"{level}: replay of the year, month by month",
+                 "value": round(replay_s, 2), "unit": "s",
+                 "note": f"{meta['months']} months, {meta['tasks']:,} tasks opened, "
+                         f"{meta['tasks_followed_by_a_complaint']:,} of them followed by a complaint"},
+                {"area": "proactive", "metric": f"{level}: complaints in pairs that already had a task",
+                 "value": meta["in_task_pairs"], "unit": "complaints",
+                 "note": f"{(meta['share_after_first_run'] or 0):.1%} of the {meta['complaints_after_first_run']:,} "
+                         "complaints after the first monthly run"},
+                {"area": "proactive", "metric": f"{level}: how early, median days from task to complaint",
+                 "value": meta["median_lead_days"], "unit": "days",
+                 "note": f"quartiles {meta['p25_lead_days']}–{meta['p75_lead_days']} days"},
+            ]
     engine.dispose()
     return rows

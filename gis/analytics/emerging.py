@@ -57,6 +57,8 @@ TREND_ALPHA = 0.05
 MIN_STEPS = 3
 MAX_STEPS = 60
 DEFAULT_STEPS = 12
+MK_CHUNK_CELLS = 4_000_000
+"""Pairwise cells the Mann–Kendall test holds at once (rows × steps²), a few tens of megabytes."""
 TIME_WINDOW = 0
 """Months before a bin that count as its neighbours (Esri's neighbourhood time step). Esri's default is 1; with
 monthly steps 0 keeps a one-month flare-up from spilling into the next month (a new hot spot stays new)."""
@@ -84,15 +86,19 @@ def mann_kendall(series: np.ndarray) -> Trend:
     from scipy import special
 
     x = np.atleast_2d(np.asarray(series, dtype=float))
-    n = x.shape[1]
+    rows, n = x.shape
     if n < 2:
         raise InvalidInput("Mann–Kendall 趋势检验至少需要两个时间步")
     upper_i, upper_j = np.triu_indices(n, k=1)
-    s = np.sign(x[:, upper_j] - x[:, upper_i]).sum(axis=1)
-    # Σ over tie groups of t(t−1)(2t+5) equals Σ over elements of (t_e − 1)(2 t_e + 5), t_e the size of
-    # the element's own group.
-    group_size = (x[:, :, None] == x[:, None, :]).sum(axis=2)
-    ties = ((group_size - 1) * (2 * group_size + 5)).sum(axis=1)
+    s, ties = np.empty(rows), np.empty(rows)
+    chunk = max(1, MK_CHUNK_CELLS // (n * n))  # bounds the memory of the pairwise arrays
+    for start in range(0, rows, chunk):
+        part = x[start:start + chunk]
+        s[start:start + chunk] = np.sign(part[:, upper_j] - part[:, upper_i]).sum(axis=1)
+        # Σ over tie groups of t(t−1)(2t+5) equals Σ over elements of (t_e − 1)(2 t_e + 5), t_e the size of
+        # the element's own group.
+        group_size = (part[:, :, None] == part[:, None, :]).sum(axis=2)
+        ties[start:start + chunk] = ((group_size - 1) * (2 * group_size + 5)).sum(axis=1)
     variance = (n * (n - 1) * (2 * n + 5) - ties) / 18.0
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(variance > 0, (s - np.sign(s)) / np.sqrt(np.maximum(variance, 1e-300)), 0.0)
@@ -313,7 +319,7 @@ def analyse(conn: Connection, level_name: str = "micro_grid", month: str | None 
 
 def category_names(conn: Connection) -> dict[str, str]:
     """Chinese names of the categories by code."""
-    return dict(conn.execute(text("SELECT code, name FROM category")).all())
+    return dict(conn.execute(text("SELECT code, name_zh FROM category")).all())
 
 
 COLUMNS = ["code", "name", "parent_code", "category_code", "category_name", "pattern", "pattern_zh",

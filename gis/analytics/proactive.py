@@ -139,10 +139,11 @@ PROBLEM_LABELS = {"rank": "序号", "community_code": "社区编码", "community
 
 def monthly_problems(conn: Connection, month: str | None = None, limit: int = 10,
                      steps: int = em.DEFAULT_STEPS) -> Figure:
-    """每月一题: the city's recurring problems of a month — community × category pairs with micro-grids that are
-    hot spots at the month (new, consecutive, intensifying, persistent, sporadic or oscillating), ranked by how
-    many, then by complaints over the window; with the month's and the window's counts, the months with
-    complaints, the Mann–Kendall trend of the community's monthly counts and the proactive tasks already open."""
+    """每月一题: the city's recurring problems of a month — community × category pairs with complaints in the
+    month and a micro-grid that is a hot spot at the month (new, consecutive, intensifying, persistent, sporadic
+    or oscillating), ranked by the months with complaints in the window, then the window's complaints, then the
+    hot micro-grids; with the month's and the window's counts, the Mann–Kendall trend of the community's
+    monthly counts and the proactive tasks already opened."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
         raise InvalidInput("limit（条数）必须是 1 到 100 之间的整数")
     result = em.analyse(conn, "micro_grid", month, steps)
@@ -156,9 +157,11 @@ def monthly_problems(conn: Connection, month: str | None = None, limit: int = 10
     hot = np.isin(result.classes, HOT_CLASSES)
     hot_count = np.zeros((len(communities), len(cube.categories)), dtype=int)
     np.add.at(hot_count, member, hot.astype(int))
-    candidates = [(c, k) for c, k in zip(*np.nonzero(hot_count))]
-    candidates.sort(key=lambda ck: (-hot_count[ck], -per_community[ck].sum(), communities[ck[0]],
-                                    cube.categories[ck[1]]))
+    # A problem of the month: complaints this month and a hot micro-grid; recurring first (the months with
+    # complaints), then by the complaints of the window and the hot micro-grids.
+    candidates = [(c, k) for c, k in zip(*np.nonzero(hot_count)) if per_community[c, k, -1] > 0]
+    candidates.sort(key=lambda ck: (-(per_community[ck] > 0).sum(), -per_community[ck].sum(), -hot_count[ck],
+                                    communities[ck[0]], cube.categories[ck[1]]))
     chosen = candidates[:limit]
     trend = em.mann_kendall(np.array([per_community[c, k] for c, k in chosen])) if chosen else None
     names = em.category_names(conn)
@@ -249,6 +252,7 @@ def replay(conn: Connection, level: str = "micro_grid", first: str | None = None
     month_index = {(m.year, m.month): n for n, m in enumerate(months)}
     start = datetime.combine(months[0], datetime.min.time(), LOCAL_TIME)
     end = datetime.combine(_month_after(months[-1]), datetime.min.time(), LOCAL_TIME)
+    followed: set[tuple] = set()
     for code, category, reported in conn.execute(rows_sql, {"start": start, "end": end}):
         local = reported.astimezone(LOCAL_TIME)
         bucket = by_month[month_index[(local.year, local.month)]]
@@ -257,6 +261,7 @@ def replay(conn: Connection, level: str = "micro_grid", first: str | None = None
         task = opened_at.get(key)
         if task is not None and task <= reported:
             bucket["in_task_pairs"] += 1
+            followed.add(key)
             bucket["lead"].append((reported - task) / timedelta(days=1))
     rows, cumulative, leads = [], 0, []
     for n, month in enumerate(months):
@@ -274,7 +279,8 @@ def replay(conn: Connection, level: str = "micro_grid", first: str | None = None
     lead_days = np.array(leads)
     after_first = sum(r["complaints"] for r in rows[min_steps:])
     meta = {"level": cube.level, "months": total, "steps": steps, "min_steps": min_steps,
-            "tasks": len(opened_at), "complaints": sum(r["complaints"] for r in rows),
+            "tasks": len(opened_at), "tasks_followed_by_a_complaint": len(followed),
+            "complaints": sum(r["complaints"] for r in rows),
             "complaints_after_first_run": after_first,
             "in_task_pairs": int(len(lead_days)),
             "share_after_first_run": round(len(lead_days) / after_first, 4) if after_first else None,
