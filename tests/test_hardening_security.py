@@ -413,6 +413,7 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "POST /supervision/escalations/{escalation_id}/answer": [
             Case("POST", "/supervision/escalations/999999/answer", json={"answer": "matrix"})],
         "POST /reports/street": [Case("POST", "/reports/street", json={"street": "没有这个街道"})],
+        "POST /analytics/proactive": [Case("POST", "/analytics/proactive", params={"month": "2026-10"})],
         "GET /reports/jobs/{job_id}": [Case("GET", "/reports/jobs/no-such-job")],
         "GET /reports/jobs/{job_id}/report.pdf": [Case("GET", "/reports/jobs/no-such-job/report.pdf")],
         "GET /reports/map.html": [Case("GET", "/reports/map.html", params={"street": s})
@@ -569,7 +570,7 @@ PLAIN_ROUTES = {
     "GET /ogc", "GET /ogc/api", "GET /ogc/collections", "GET /ogc/conformance",
     "GET /analytics/complaints", "GET /analytics/coverage", "GET /analytics/emerging", "GET /analytics/hexagons",
     "GET /analytics/hotspots", "GET /analytics/programme", "GET /analytics/programme/trend", "GET /analytics/gaps",
-    "GET /analytics/gaps.geojson",
+    "GET /analytics/gaps.geojson", "GET /analytics/emerging-cube", "GET /analytics/monthly-problems",
     "GET /auth/me", "POST /auth/logout", "GET /users", "GET /field/me",
     "GET /registry/kinds", "GET /registry/committees/expiring", "GET /registry/changes", "GET /registry/company",
     "GET /complaints/review",

@@ -155,6 +155,7 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
             (f"/ogc/collections/party_organisation/items/P{GRID_OF[n]}", {}) for n in both],
         "/analytics/complaints": [{}], "/analytics/hotspots": [{}], "/analytics/hexagons": [{}],
         "/analytics/emerging": [{}], "/analytics/coverage": [{}],
+        "/analytics/emerging-cube": [{}], "/analytics/monthly-problems": [{"limit": 3}],
         "/analytics/programme": [{}, {"level": "community", "code": "370902001001"}],
         "/analytics/programme/trend": [{"months": 3}],
         "/analytics/programme/{figure}": [("/analytics/programme/committee_party_share", {"level": "street"})],
