@@ -162,17 +162,20 @@ def server(planted):
 
         with psycopg.connect(url) as conn:
             street = conn.execute("SELECT code FROM street WHERE valid_to IS NULL ORDER BY code LIMIT 1").fetchone()[0]
+            grid = conn.execute("SELECT grid_code FROM micro_grid WHERE code = %s", (persistent,)).fetchone()[0]
         engine = async_engine(url)
         async with engine.begin() as conn:
             await create_user(conn, "emerging_admin", PASSWORD, "admin")
             await create_user(conn, "emerging_street", PASSWORD, "street", scope_codes=[street])
             await create_user(conn, "emerging_planner", PASSWORD, "planner")
+            await create_user(conn, "emerging_worker", PASSWORD, "grid_worker", scope_codes=[grid])
         await engine.dispose()
-        return street
+        return street, grid
 
-    street = asyncio.run(users())
+    persistent = next(c for c, k in planted["planted"].centres.items() if k == "persistent hot spot")
+    street, grid = asyncio.run(users())
     live = LiveServer(url)
-    live.street = street
+    live.street, live.grid = street, grid
     yield live
     live.stop()
 
@@ -220,6 +223,31 @@ def test_proactive_tasks_open_once_per_area_and_category(server, planted):
     for area, grid, party, workers, expected_workers, expected_party, _ in rows:
         assert area.startswith(grid) and party == expected_party and workers == (expected_workers or [])
     assert any(r[3] for r in rows) and any(r[2] for r in rows)
+
+
+def test_grid_workers_read_and_complete_their_own_tasks(server, planted):
+    persistent = next(c for c, k in planted["planted"].centres.items() if k == "persistent hot spot")
+    admin = {"Authorization": f"Bearer {_token(server, 'emerging_admin')}"}
+    worker = {"Authorization": f"Bearer {_token(server, 'emerging_worker')}"}
+    planner = {"Authorization": f"Bearer {_token(server, 'emerging_planner')}"}
+    with server.client() as client:
+        client.post("/analytics/proactive", params={"month": "2026-10"}, headers=admin)
+        everything = client.get("/analytics/proactive", params={"limit": 5000}, headers=admin).json()["rows"]
+        own = client.get("/analytics/proactive", params={"state": "open"}, headers=worker).json()["rows"]
+        refused = client.get("/analytics/proactive", headers=planner)
+        elsewhere = next(r for r in everything if not r["area_code"].startswith(server.grid))
+        mine = next(r for r in own if r["area_code"] == persistent and r["category_code"] == planted["category"])
+        not_found = client.post(f"/analytics/proactive/{elsewhere['id']}/done", headers=worker)
+        done = client.post(f"/analytics/proactive/{mine['id']}/done", headers=worker)
+        again = client.post(f"/analytics/proactive/{mine['id']}/done", headers=worker)
+        still_open = client.get("/analytics/proactive", params={"state": "open"}, headers=worker).json()["rows"]
+    assert own and all(r["area_code"].startswith(server.grid) for r in own)
+    assert {r["id"] for r in own} < {r["id"] for r in everything}
+    assert refused.status_code == 403 and "网格员" in refused.json()["detail"]
+    assert not_found.status_code == 404 and "主动治理任务" in not_found.json()["detail"]
+    assert done.status_code == 200 and done.json()["state"] == "done" and done.json()["done_at"]
+    assert mine["pattern_zh"] == "持续热点" and len(mine["opened_at"]) == 16  # Beijing time, to the minute
+    assert again.status_code == 409 and mine["id"] not in {r["id"] for r in still_open}
 
 
 def test_monthly_problems_shortlist_the_planted_category(server, planted):

@@ -182,6 +182,27 @@ async def open_proactive(
     return _send(figure, format)
 
 
+@router.get("/proactive", responses=TABLE_ANSWERS)
+async def proactive_tasks(
+    conn: Connection,
+    principal: SignedIn,
+    state: Literal["open", "done"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    format: TableFormat = "json",
+) -> Response:
+    """The proactive tasks in the caller's scope (administrator, street office, community, grid worker)."""
+    figure = await conn.run_sync(proactive_core.list_tasks, principal.role, principal.scope, state, limit)
+    return _send(figure, format)
+
+
+@router.post("/proactive/{task_id}/done")
+async def complete_proactive(conn: Connection, principal: SignedIn, task_id: int) -> dict:
+    """Mark a proactive task done (已完成); out of scope is 404, a done task 409."""
+    task = await conn.run_sync(proactive_core.complete_task, principal.role, principal.scope, task_id)
+    await conn.commit()
+    return task
+
+
 @router.get("/monthly-problems", responses=TABLE_ANSWERS)
 async def monthly_problems(
     conn: ReadConnection,

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, text
 from gis.analytics import emerging as em
 from gis.analytics.figures import Figure
 from gis.analytics.periods import LOCAL_TIME
-from gis.errors import Forbidden, InvalidInput
+from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 TASK_CLASSES = ("new hot spot", "consecutive hot spot", "intensifying hot spot", "persistent hot spot")
 """The space-time classes that open a proactive task."""
@@ -30,12 +30,17 @@ HOT_CLASSES = TASK_CLASSES + ("sporadic hot spot", "oscillating hot spot")
 """Hot at the final month: the classes the monthly shortlist counts."""
 OPENING_ROLES = ("admin", "street", "community")
 """Who may open proactive tasks: the administrator for the city, a street office or community for its own."""
+READING_ROLES = OPENING_ROLES + ("grid_worker",)
+"""Who reads and completes them: those who open them, and grid workers for their own grids."""
+STATES = ("open", "done")
 
 
-def _scope_prefixes(role: str, scope: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Code prefixes the caller may open tasks under (None: the whole city)."""
-    if role not in OPENING_ROLES:
-        raise Forbidden("只有管理员、街道和社区可以发起主动治理任务")
+def _scope_prefixes(role: str, scope: tuple[str, ...],
+                    roles: tuple[str, ...] = OPENING_ROLES) -> tuple[str, ...] | None:
+    """Code prefixes the caller may open (or read) tasks under (None: the whole city)."""
+    if role not in roles:
+        raise Forbidden("只有管理员、街道和社区可以发起主动治理任务" if roles == OPENING_ROLES
+                        else "只有管理员、街道、社区和网格员可以查看主动治理任务")
     if role == "admin":
         return None
     if not scope:
@@ -123,6 +128,78 @@ def open_tasks(conn: Connection, role: str, scope: tuple[str, ...], actor: str, 
             "opened": sum(r["opened"] for r in rows), "already_open": sum(not r["opened"] for r in rows),
             "classes": list(TASK_CLASSES), "seconds": round(time.perf_counter() - started, 3)}
     return Figure("proactive_tasks", TASK_COLUMNS, rows, meta, labels=TASK_LABELS)
+
+
+LIST_COLUMNS = ["id", "area_code", "grid_code", "category_code", "category_name", "pattern_zh", "last_pattern_zh",
+                "opened_month", "last_month", "opened_at", "state", "done_at", "grid_workers",
+                "party_organisation_code"]
+LIST_LABELS = {**TASK_LABELS, "last_pattern_zh": "最近模式", "last_month": "最近月份",
+               "opened_at": "发起时间（北京时间）", "done_at": "完成时间（北京时间）"}
+_LIST_SQL = """
+SELECT t.id, t.area_code, t.grid_code, t.category_code, c.name_zh AS category_name, t.pattern, t.last_pattern,
+       to_char(t.opened_month, 'YYYY-MM') AS opened_month, to_char(t.last_month, 'YYYY-MM') AS last_month,
+       to_char(t.opened_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') AS opened_at, t.state,
+       to_char(t.done_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') AS done_at,
+       cardinality(t.grid_worker_ids) AS grid_workers, t.party_organisation_code
+FROM proactive_task t JOIN category c ON c.code = t.category_code
+WHERE {where}
+ORDER BY t.opened_month DESC, t.area_code, t.category_code
+LIMIT :limit
+"""
+
+
+def _scope_where(prefixes: tuple[str, ...] | None, params: dict) -> str:
+    if prefixes is None:
+        return "TRUE"
+    params["prefixes"] = [prefix + "%" for prefix in prefixes]
+    return "t.area_code LIKE ANY(:prefixes)"
+
+
+def list_tasks(conn: Connection, role: str, scope: tuple[str, ...], state: str | None = None,
+               limit: int = 500) -> Figure:
+    """The proactive tasks in the caller's scope (newest first), of one state or all."""
+    prefixes = _scope_prefixes(role, scope, READING_ROLES)
+    if state is not None and state not in STATES:
+        raise InvalidInput(f"state（状态）只能是 {'、'.join(STATES)}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 5000:
+        raise InvalidInput("limit（条数）必须是 1 到 5000 之间的整数")
+    params: dict = {"limit": limit}
+    where = _scope_where(prefixes, params)
+    if state:
+        where += " AND t.state = :state"
+        params["state"] = state
+    rows = [dict(r) for r in conn.execute(text(_LIST_SQL.format(where=where)), params).mappings()]
+    for row in rows:
+        row["pattern_zh"] = em.CLASSES_ZH.get(row.pop("pattern"))
+        row["last_pattern_zh"] = em.CLASSES_ZH.get(row.pop("last_pattern"))
+    return Figure("proactive_task_list", LIST_COLUMNS, rows, {"state": state or "all", "listed": len(rows),
+                                                               "limit": limit}, labels=LIST_LABELS)
+
+
+def complete_task(conn: Connection, role: str, scope: tuple[str, ...], task_id: int) -> dict:
+    """Mark a proactive task done (已完成); a task outside the caller's scope is not found, a done one a
+    conflict."""
+    prefixes = _scope_prefixes(role, scope, READING_ROLES)
+    if not 1 <= task_id < 2**63:
+        raise NotFound(f"没有编号为 {task_id} 的主动治理任务")
+    params: dict = {"id": task_id}
+    where = _scope_where(prefixes, params)
+    state = conn.execute(text(f"SELECT t.state FROM proactive_task t WHERE t.id = :id AND {where} FOR UPDATE"),
+                         params).scalar()
+    if state is None:
+        raise NotFound(f"没有编号为 {task_id} 的主动治理任务")
+    if state == "done":
+        raise Conflict(f"主动治理任务 {task_id} 已经完成")
+    conn.execute(text("UPDATE proactive_task SET state = 'done', done_at = now() WHERE id = :id"), {"id": task_id})
+    return _task(conn, task_id)
+
+
+def _task(conn: Connection, task_id: int) -> dict:
+    """One task as `list_tasks` lists it."""
+    row = dict(conn.execute(text(_LIST_SQL.format(where="t.id = :id")), {"id": task_id, "limit": 1}).mappings().one())
+    row["pattern_zh"] = em.CLASSES_ZH.get(row.pop("pattern"))
+    row["last_pattern_zh"] = em.CLASSES_ZH.get(row.pop("last_pattern"))
+    return row
 
 
 # --- 每月一题: the month's recurring problems ----------------------------------------------------------------
