@@ -34,6 +34,7 @@ PUBLIC_INTERFACES = {
     # GeoReport v2 is the anonymous, anonymised citizen interface: it answers the same to every caller, signed
     # in or not, so a grid worker's token neither widens nor narrows it.
     "/open311/v2/requests.{fmt}", "/open311/v2/requests/{name}", "/open311/v2/tokens/{name}",
+    "/open311/v2/requests/export.{fmt}",
 }
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -164,6 +165,10 @@ def world(city_db, live_app) -> World:
         "party": sql(url, "SELECT min(code) FROM party_organisation")[0][0],
         "micro": dict(sql(url, "SELECT id, micro_grid_code FROM complaint WHERE id IN (%s, %s)", [c_a, c_x])),
         "export": export.encode(),
+        "export_period": sql(url, """SELECT to_char(max(reported_at) AT TIME ZONE 'UTC' - interval '365 days',
+                                             'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                                     to_char(max(reported_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                                     FROM complaint""")[0],
     }
     return World(url, live_app, grid_a, street_a, street_b, tokens, tickets_by_grid, complaints_by_grid,
                  street_of_grid, phones, values)
@@ -414,6 +419,7 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
             Case("POST", "/supervision/escalations/999999/answer", json={"answer": "matrix"})],
         "POST /reports/street": [Case("POST", "/reports/street", json={"street": "没有这个街道"})],
         "POST /analytics/proactive": [Case("POST", "/analytics/proactive", params={"month": "2026-10"})],
+        "POST /analytics/proactive/{task_id}/done": [Case("POST", "/analytics/proactive/999999/done")],
         "GET /reports/jobs/{job_id}": [Case("GET", "/reports/jobs/no-such-job")],
         "GET /reports/jobs/{job_id}/report.pdf": [Case("GET", "/reports/jobs/no-such-job/report.pdf")],
         "GET /reports/map.html": [Case("GET", "/reports/map.html", params={"street": s})
@@ -467,7 +473,11 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
         "GET /open311/v2/requests.{fmt}": [Case("GET", f"/open311/v2/requests.{f}") for f in ("json", "xml")],
         "POST /open311/v2/requests.{fmt}": [Case("POST", "/open311/v2/requests.json",
                                                  data={"service_code": v["category"]})],
-        "GET /open311/v2/requests/{name}": [Case("GET", f"/open311/v2/requests/{c}.json") for c in both_complaints],
+        "GET /open311/v2/requests/{name}": [Case("GET", f"/open311/v2/requests/{c}.json", params=p)
+                                            for c in both_complaints for p in ({}, {"extensions": "true"})],
+        "GET /open311/v2/requests/export.{fmt}": [Case("GET", f"/open311/v2/requests/export.{f}", params={
+            "start_date": v["export_period"][0], "end_date": v["export_period"][1], "extensions": "true"})
+            for f in ("json", "csv")],
         "GET /open311/v2/tokens/{name}": [Case("GET", "/open311/v2/tokens/no-such-token.json")],
         "POST /complaints/imports": [Case("POST", "/complaints/imports",
                                           files={"file": ("matrix.csv", v["export"], "text/csv")})],
@@ -571,6 +581,7 @@ PLAIN_ROUTES = {
     "GET /analytics/complaints", "GET /analytics/coverage", "GET /analytics/emerging", "GET /analytics/hexagons",
     "GET /analytics/hotspots", "GET /analytics/programme", "GET /analytics/programme/trend", "GET /analytics/gaps",
     "GET /analytics/gaps.geojson", "GET /analytics/emerging-cube", "GET /analytics/monthly-problems",
+    "GET /analytics/proactive",
     "GET /auth/me", "POST /auth/logout", "GET /users", "GET /field/me",
     "GET /registry/kinds", "GET /registry/committees/expiring", "GET /registry/changes", "GET /registry/company",
     "GET /complaints/review",

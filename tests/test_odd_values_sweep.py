@@ -220,9 +220,14 @@ def requests_for(world: dict, path: str, operation: dict) -> list[tuple[str, dic
         "/open311/v2/requests.{fmt}": [
             (f"/open311/v2/requests.{fmt}", params) for fmt in ("json", "xml")
             for params in ({}, {"service_request_id": ",".join(map(str, ids["complaints"]))},
-                           {"start_date": "2000-01-01T00:00:00Z", "end_date": "2030-01-01T00:00:00Z"})],
-        "/open311/v2/requests/{name}": [(f"/open311/v2/requests/{c}.{fmt}", {}) for c in ids["complaints"]
-                                        for fmt in ("json", "xml")],
+                           {"start_date": "2000-01-01T00:00:00Z", "end_date": "2030-01-01T00:00:00Z"},
+                           {"start_date": "0001-01-01T00:00:00Z", "extensions": "true", "page_size": "1000"})],
+        "/open311/v2/requests/{name}": [(f"/open311/v2/requests/{c}.{fmt}", params) for c in ids["complaints"]
+                                        for fmt in ("json", "xml") for params in ({}, {"extensions": "true"})],
+        "/open311/v2/requests/export.{fmt}": [
+            (f"/open311/v2/requests/export.{fmt}", {"start_date": start, "end_date": end, "extensions": "true"})
+            for fmt in ("json", "csv") for start, end in (("1899-06-01T00:00:00Z", "1900-05-31T00:00:00Z"),
+                                                         ("2026-01-01T00:00:00Z", "2026-12-31T00:00:00Z"))],
         "/open311/v2/services.{fmt}": [("/open311/v2/services.json", {})],
         "/open311/v2/services/{name}": [("/open311/v2/services/E0101.json", {})],
         "/open311/v2/tokens/{name}": [("/open311/v2/tokens/none.json", {})],

@@ -10,6 +10,7 @@ a marker to anyone else, and that the allowed readers do get each one (so the te
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -179,8 +180,12 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/open311/v2/discovery.{fmt}": [("/open311/v2/discovery.json", {})],
         "/open311/v2/services.{fmt}": [("/open311/v2/services.json", {})],
         "/open311/v2/services/{name}": [("/open311/v2/services/E0601.json", {})],
-        "/open311/v2/requests.{fmt}": [(f"/open311/v2/requests.{fmt}", {}) for fmt in ("json", "xml")],
-        "/open311/v2/requests/{name}": [(f"/open311/v2/requests/{c[n]}.{fmt}", {})
+        "/open311/v2/requests.{fmt}": [(f"/open311/v2/requests.{fmt}", params) for fmt in ("json", "xml")
+                                       for params in ({}, {"extensions": "true"})],
+        "/open311/v2/requests/export.{fmt}": [(f"/open311/v2/requests/export.{fmt}", {
+            "start_date": (datetime.now(timezone.utc) - timedelta(days=2)).isoformat(),
+            "end_date": datetime.now(timezone.utc).isoformat(), "extensions": "true"}) for fmt in ("json", "csv")],
+        "/open311/v2/requests/{name}": [(f"/open311/v2/requests/{c[n]}.{fmt}", {"extensions": "true"})
                                         for n in both for fmt in ("json", "xml")],
         "/open311/v2/tokens/{name}": [("/open311/v2/tokens/nothing.json", {})],
         "/complaints/imports/{batch_id}": [(f"/complaints/imports/{world['batch']}", {})],

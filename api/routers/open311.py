@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import aclosing
 from typing import Annotated
 from urllib.parse import unquote_to_bytes
 
@@ -218,9 +219,15 @@ async def export_requests(fmt: ExportFormat, request: Request, conn: Connection)
         selection = open311.parse_export(dict(request.query_params), fmt)
     except GridgovError as error:
         return error_answer(error, "json")
-    name = f"open311-requests.{fmt}"
-    return StreamingResponse(open311.export_requests(conn, selection, fmt), media_type=EXPORT_TYPES[fmt],
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def body():
+        # closed however the answer ends (a client gone mid-file too), which ends the export's transaction
+        async with aclosing(open311.export_requests(conn, selection, fmt)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    return StreamingResponse(body(), media_type=EXPORT_TYPES[fmt],
+                             headers={"Content-Disposition": f'attachment; filename="open311-requests.{fmt}"'})
 
 
 @router.get("/requests/{name}", responses=LIST_ANSWERS,
