@@ -55,6 +55,9 @@ FEATURE_ROUTES = {
     "POST /registry/party-organisations/{organisation_code}/dissolve": "/registry/party-organisations/P/dissolve",
     "GET /registry/company": "/registry/company", "POST /registry/company/proposals": "/registry/company/proposals",
     "GET /registry/proposals": "/registry/proposals",
+    # 未诉先办 in the desk (webmap/static/map/desk/proactive.js)
+    "GET /analytics/monthly-problems": "/analytics/monthly-problems",
+    "POST /analytics/proactive": "/analytics/proactive",
     "POST /registry/proposals/{proposal_id}/approve": "/registry/proposals/1/approve",
     "POST /registry/proposals/{proposal_id}/reject": "/registry/proposals/1/reject",
 }

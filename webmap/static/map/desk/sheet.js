@@ -4,7 +4,8 @@ import { emit } from '../bus.js';
 import { $ } from '../dom.js';
 import { map } from '../state.js';
 
-const TITLES = { rates: '考核率（响应率、办结率、解决率、按时办结率、满意率）', overdue: '超期工单督办' };
+const TITLES = { rates: '考核率（响应率、办结率、解决率、按时办结率、满意率）', overdue: '超期工单督办',
+  proactive: '未诉先办：每月一题与主动治理任务' };
 
 export function openSheet(view) {
   $('#desk-sheet').hidden = false;
