@@ -150,6 +150,31 @@ def test_a_large_import_leaves_its_pages_vacuumed(fresh_city_db, monkeypatch, tm
     assert vacuumed and all_visible == pages
 
 
+def _analyses_and_vacuums(url: str) -> tuple[int, int]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT analyze_count, vacuum_count FROM pg_stat_user_tables "
+                            "WHERE relname = 'complaint'").fetchone()
+
+
+@pytest.mark.parametrize("rows, analysed", [(120, False), (600, True)])
+def test_an_import_analyses_only_a_table_it_grew_by_a_tenth(fresh_city_db, monkeypatch, tmp_path, rows, analysed):
+    """Every large import vacuums, but a table of 2,000 complaints is analysed again only when the import adds
+    a tenth of that (as autovacuum would): sampling a city's table again for a small file costs seconds."""
+    with psycopg.connect(fresh_city_db, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) complaint")
+        held = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'complaint'::regclass").fetchone()[0]
+    assert held == 2_000
+    before = _analyses_and_vacuums(fresh_city_db)
+    path = _messy_points(fresh_city_db, tmp_path, count=rows)
+    with monkeypatch.context() as patch:
+        patch.setattr(importer, "VACUUM_FROM", 50)
+        report = importer.import_file(fresh_city_db, path)
+    assert (report.imported >= importer.ANALYZE_SHARE * held) is analysed and report.imported >= 50
+    analyses, vacuums = _analyses_and_vacuums(fresh_city_db)
+    assert vacuums == before[1] + 1
+    assert analyses == before[0] + (1 if analysed else 0)
+
+
 def test_vectorised_placement_takes_empty_inputs(empty_db):
     from gis.intake.locate import Locator
 

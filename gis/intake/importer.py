@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -25,7 +26,7 @@ from gis.errors import InvalidInput
 from gis.intake.address import normalise as normalise_text
 from gis.intake.gazetteer import Gazetteer
 from gis.intake.locate import Locator
-from gis.intake.normalise import FIELDS, Catalogue, normalise_rows
+from gis.intake.normalise import FIELDS, Catalogue, Normalised, normalise_rows
 from gis.intake.placement import (
     ADDRESS_POINTS_BATCH_SQL,
     CLOSED_TICKET_FILTER,
@@ -73,7 +74,7 @@ class ImportReport:
     duplicates_linked: int = 0
     rejected_file: str | None = None
     seconds: dict[str, float] = field(default_factory=dict, compare=False)
-    """Where the time went: loading polygons, normalising, placing, storing, linking duplicates."""
+    """Where the time went: reading, loading polygons, normalising, placing, storing, linking duplicates."""
 
     def as_dict(self) -> dict:
         """The outcome (counts and placements); the timings stay out, as two runs of one file never agree on them."""
@@ -325,6 +326,10 @@ micro-grids, so visiting every building pays only for far larger batches."""
 VECTORISED_FROM = 20_000
 """From this many staged rows in a chunk on, points are placed by the vectorised step (`locate.py`): loading the
 city's polygons once per import pays for itself over a chunk of this size."""
+LOCATOR_AHEAD_BYTES = 6_000_000
+"""A file this large almost surely holds a chunk large enough for the vectorised step (`VECTORISED_FROM` rows of
+300 bytes, where a 12345 row with its Chinese text is 150 to 300), so the city's polygons are loaded while its
+first chunk is normalised. One that does not pays for loading them, never with a different answer."""
 VACUUM_FROM = 10_000
 """After importing this many complaints the import vacuums the tables it filled: the new pages become all-visible
 (complaint tiles and counts read only the index there) and the planner learns the new rows at once."""
@@ -340,9 +345,27 @@ WHERE b.state = 'running' AND NOT EXISTS (
 what their committed chunks stored stays, and importing the file again adds only the rest."""
 
 
-def _vacuum_after_import(url: str) -> None:
+VACUUMED_TABLES = ("complaint", "complaint_intake", "complaint_party", "ticket")
+"""The tables an import fills, vacuumed after it (ticket: by the trigger on complaint)."""
+ANALYZE_SHARE = 0.1
+"""An import re-analyses a table only when it adds at least this share of the rows the table held before (the
+share at which autovacuum would analyse it too): the statistics of a city of a million complaints do not move
+for a file of fifty thousand, and sampling the table again costs seconds."""
+
+
+def _vacuum_after_import(url: str, imported: int) -> list[str]:
+    """VACUUM the tables the import filled (their new pages all-visible), and ANALYZE those the import grew by
+    `ANALYZE_SHARE` or more; returns the tables analysed."""
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        conn.execute("VACUUM (ANALYZE) complaint, complaint_intake, complaint_party, ticket")
+        # reltuples as of the last VACUUM or ANALYZE, which is before this import's rows (-1: never counted)
+        held = dict(conn.execute("SELECT t, (SELECT reltuples FROM pg_class WHERE oid = to_regclass(t)) "
+                                 "FROM unnest(%s::text[]) t", (list(VACUUMED_TABLES),)).fetchall())
+        stale = [table for table in VACUUMED_TABLES
+                 if (held.get(table) or -1) < 0 or imported >= ANALYZE_SHARE * held[table]]
+        conn.execute(f"VACUUM {', '.join(VACUUMED_TABLES)}")
+        if stale:
+            conn.execute(f"ANALYZE {', '.join(stale)}")
+    return stale
 
 
 def _snap(conn: psycopg.Connection, unplaced: int, params: dict) -> None:
@@ -541,15 +564,13 @@ def import_file(
         context = _ImportContext(conn, header, columns, unmapped, source, default_crs, catalogue, gazetteer, report,
                                  rejected_out)
         try:
-            for chunk in _chunks(rows, chunk_rows):
-                _import_chunk(context, chunk)
-                if progress:
-                    progress(len(chunk))
+            _run_chunks(context, _chunks(rows, chunk_rows), chunk_rows >= VECTORISED_FROM
+                        and path.stat().st_size >= LOCATOR_AHEAD_BYTES, progress)
             conn.execute("UPDATE intake_batch SET state = 'done', finished_at = now() WHERE id = %s", (batch_id,))
             conn.commit()
             if report.imported >= VACUUM_FROM:
                 started = perf_counter()
-                _vacuum_after_import(url)
+                _vacuum_after_import(url, report.imported)
                 report.seconds["vacuuming"] = perf_counter() - started
         except BaseException:
             conn.rollback()
@@ -592,16 +613,46 @@ WHERE id = %s"""
 """A chunk's counts added to its batch (rows read, imported, duplicates, rejected, placements)."""
 
 
-def _import_chunk(context: _ImportContext, chunk: list[tuple[int, list[str | None]]]) -> None:
-    """Normalise, place and store one chunk in one transaction, and add its counts to the batch and the report."""
-    report, conn = context.report, context.conn
+def _run_chunks(context: _ImportContext, chunks: Iterator[list[tuple[int, list[str | None]]]], large: bool,
+                progress: Callable[[int], None] | None) -> None:
+    """Every chunk in two stages, one thread each: a worker reads and normalises the next chunk (Python) while
+    this thread places and stores the current one (mostly waiting on the database), so the two overlap. A `large`
+    file has the city's polygons loaded while its first chunk is normalised."""
+    with ThreadPoolExecutor(1, thread_name_prefix="gridgov-normalise") as worker:
+        pending = worker.submit(_read_and_normalise, context, chunks)
+        if large:
+            context.locator()
+        while (ready := pending.result()) is not None:
+            pending = worker.submit(_read_and_normalise, context, chunks)
+            _store_chunk(context, *ready)
+            if progress:
+                progress(len(ready[0]))
+
+
+def _read_and_normalise(context: _ImportContext, chunks: Iterator[list[tuple[int, list[str | None]]]]
+                        ) -> tuple[list[tuple[int, list[str | None]]], Normalised] | None:
+    """The next chunk of the file and its rows normalised (None at the end of the file). Runs in the import's
+    worker thread, one chunk ahead of the storing; it touches no connection."""
+    report = context.report
+    started = perf_counter()
+    chunk = next(chunks, None)
+    report.seconds["reading"] = report.seconds.get("reading", 0.0) + perf_counter() - started
+    if chunk is None:
+        return None
     started = perf_counter()
     prepared, malformed = _prepare(context, chunk)
     result = normalise_rows(prepared, source=context.source, default_crs=context.default_crs,
                             catalogue=context.catalogue, gazetteer=context.gazetteer, batch_id=report.batch_id)
-    rejected = malformed + result.rejected
-    staged_count = len(result.staged["row_no"])
+    result.rejected[:0] = malformed
     report.seconds["normalising"] = report.seconds.get("normalising", 0.0) + perf_counter() - started
+    return chunk, result
+
+
+def _store_chunk(context: _ImportContext, chunk: list[tuple[int, list[str | None]]], result: Normalised) -> None:
+    """Place and store one normalised chunk in one transaction, and add its counts to the batch and the report."""
+    report, conn = context.report, context.conn
+    rejected = result.rejected
+    staged_count = len(result.staged["row_no"])
     with conn.transaction():
         placements, linked = (store_staged(conn, result.staged, result.address_rows, context.locator, report.seconds)
                               if staged_count else ({}, 0))
