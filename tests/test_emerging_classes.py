@@ -304,3 +304,23 @@ def test_bad_input_is_refused_with_a_reason(server):
     assert answers["category"].status_code == 400 and "NOPE" in answers["category"].json()["detail"]
     assert answers["problems"].status_code == 400 and "YYYY-MM" in answers["problems"].json()["detail"]
     assert good.status_code == 200 and "pattern" in good.content.decode("utf-8-sig").splitlines()[0]
+
+
+def test_the_default_months_ignore_implausible_times(fresh_city_db):
+    with psycopg.connect(fresh_city_db) as conn:
+        newest, oldest = conn.execute(
+            "SELECT to_char(max(reported_at) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM'), "
+            "to_char(min(reported_at) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') FROM complaint").fetchone()
+        for odd in ("infinity", "-infinity", "9999-12-31 23:00:00+00", "1900-01-01 00:00:00+08"):
+            conn.execute("""INSERT INTO complaint (source, category_code, description, reported_at, match_level,
+                                                   placement, micro_grid_code)
+                            SELECT source, category_code, description, %s, match_level, placement, micro_grid_code
+                            FROM complaint ORDER BY id LIMIT 1""", (odd,))
+    engine = create_engine(with_driver(fresh_city_db, "psycopg"))
+    try:
+        with engine.connect() as conn:
+            assert (em.latest_month(conn), em.first_month(conn)) == (newest, oldest)
+            figure = em.emerging_figure(conn)
+    finally:
+        engine.dispose()
+    assert figure.meta["months"][-1] == newest

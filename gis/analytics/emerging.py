@@ -36,6 +36,7 @@ from gis.analytics import hotspots as hs
 from gis.analytics.figures import Figure
 from gis.analytics.periods import parse_period
 from gis.errors import InvalidInput
+from gis.times import window as plausible_window
 
 HOT_CLASSES = ("new", "consecutive", "intensifying", "persistent", "diminishing", "sporadic", "oscillating",
                "historical")
@@ -192,12 +193,24 @@ class Cube:
 
 
 def latest_month(conn: Connection) -> str:
-    """The newest month (YYYY-MM, Beijing time) with a complaint; InvalidInput when there is none."""
-    newest = conn.execute(text(
-        "SELECT to_char(max(reported_at) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') FROM complaint")).scalar()
-    if newest is None:
+    """The newest month (YYYY-MM, Beijing time) with a complaint at a plausible time (gis/times.py); InvalidInput
+    when there is none."""
+    return _month_of(conn, "max")
+
+
+def first_month(conn: Connection) -> str:
+    """The oldest month (YYYY-MM, Beijing time) with a complaint at a plausible time."""
+    return _month_of(conn, "min")
+
+
+def _month_of(conn: Connection, aggregate: str) -> str:
+    earliest, latest = plausible_window()
+    found = conn.execute(text(
+        f"SELECT to_char({aggregate}(reported_at) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') FROM complaint "
+        "WHERE reported_at >= :earliest AND reported_at <= :latest"), {"earliest": earliest, "latest": latest}).scalar()
+    if found is None:
         raise InvalidInput("还没有任何投诉记录，无法分析")
-    return newest
+    return found
 
 
 def build_cube(conn: Connection, level_name: str, months: list[date], categories: list[str] | None = None) -> Cube:

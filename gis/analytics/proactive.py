@@ -297,9 +297,7 @@ def replay(conn: Connection, level: str = "micro_grid", first: str | None = None
     its lead time (days from the task's opening to the complaint). Nothing is written."""
     started = time.perf_counter()
     last = last or em.latest_month(conn)
-    if first is None:
-        first = conn.execute(text(
-            "SELECT to_char(min(reported_at) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') FROM complaint")).scalar()
+    first = first or em.first_month(conn)
     first_month = em.month_steps(first, em.MIN_STEPS)[-1]
     last_month = em.month_steps(last, em.MIN_STEPS)[-1]
     total = (last_month.year - first_month.year) * 12 + last_month.month - first_month.month + 1
