@@ -199,6 +199,11 @@ def requests_for(world: dict, path: str, operation: dict) -> list[tuple[str, dic
         "/analytics/evaluations/{period}": [(f"/analytics/evaluations/{p}", params) for p in ("2026H1", "2026")
                                             for params in ({}, {"within": ",".join(layer_codes["street"])})],
         "/analytics/subsidy/{period}": [("/analytics/subsidy/2026H1", {})],
+        "/analytics/programme/{figure}": [(f"/analytics/programme/{figure}", {"level": level})
+                                          for figure in ("old_estate_coverage", "fee_collection", "gap_compounds")
+                                          for level in ("street", "community")],
+        "/complaints/{complaint_id}/suggestion": [(f"/complaints/{c}/suggestion", params) for c in ids["complaints"]
+                                                  for params in ({}, {"or_newest": "true"})],
         "/complaints/imports/{batch_id}": [(f"/complaints/imports/{ids['batch']}", {})],
         "/complaints/imports/{batch_id}/rejected.csv": [(f"/complaints/imports/{ids['batch']}/rejected.csv", {})],
         "/complaints/{complaint_id}/duplicates": [(f"/complaints/{c}/duplicates", {}) for c in ids["complaints"]],
