@@ -41,6 +41,7 @@ def _answers(formats: tuple[str, ...]) -> dict:
 
 TABLE_ANSWERS = _answers(("json", "csv", "xlsx"))
 ANY_ANSWERS = _answers(("json", "csv", "xlsx", "geojson", "gpkg"))
+UNKNOWN_AREA = {404: {"description": "No area of that level with that code, or no such figure"}}
 
 PeriodQuery = Annotated[str, Query(description="YYYY, YYYYH1/H2, YYYYQ1-4, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD")]
 CategoriesQuery = Annotated[str | None, Query(description="Comma-separated category codes (default: all)")]
@@ -295,7 +296,7 @@ BBoxQuery = Annotated[str | None, Query(description="Only the compounds, grids a
                                                      "surface is in minlon,minlat,maxlon,maxlat (level city)")]
 
 
-@router.get("/programme", responses=TABLE_ANSWERS)
+@router.get("/programme", responses={**TABLE_ANSWERS, **UNKNOWN_AREA})
 async def programme(
     conn: ReadConnection,
     level: LevelQuery = "city",
@@ -311,7 +312,7 @@ async def programme(
     return _send(figure, format)
 
 
-@router.get("/programme/trend", responses=TABLE_ANSWERS)
+@router.get("/programme/trend", responses={**TABLE_ANSWERS, **UNKNOWN_AREA})
 async def programme_trend(
     conn: ReadConnection,
     level: LevelQuery = "city",
@@ -325,7 +326,7 @@ async def programme_trend(
     return _send(figure, format)
 
 
-@router.get("/programme/{figure}", responses=TABLE_ANSWERS)
+@router.get("/programme/{figure}", responses={**TABLE_ANSWERS, **UNKNOWN_AREA})
 async def programme_figure(
     conn: ReadConnection,
     figure: str,
@@ -339,7 +340,7 @@ async def programme_figure(
     return _send(result, format)
 
 
-@router.get("/gaps", responses=ANY_ANSWERS)
+@router.get("/gaps", responses={**ANY_ANSWERS, **UNKNOWN_AREA})
 async def gaps(
     conn: ReadConnection,
     level: LevelQuery = "city",
@@ -353,7 +354,8 @@ async def gaps(
     return _send(figure, format)
 
 
-@router.get("/gaps.geojson", response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+@router.get("/gaps.geojson", response_class=Response,
+            responses={200: {"content": {"application/geo+json": {}}}, **UNKNOWN_AREA})
 async def gaps_geojson(
     conn: ReadConnection,
     level: LevelQuery = "city",

@@ -21,7 +21,7 @@ class SuggestBody(BaseModel):
     place: str | None = None
 
 
-@router.post("/suggest")
+@router.post("/suggest", responses={404: {"description": "Not offered to this caller (the public, planners)"}})
 async def suggest(body: SuggestBody, principal: CurrentPrincipal, conn: Connection) -> dict:
     """The newest model's top three categories and parties for a complaint text, with calibrated confidences,
     whether it is confident (else a person chooses) and the n-grams behind it; `place` (managed_compound,

@@ -85,6 +85,7 @@ async def _report_values(request: Request) -> tuple[dict, list[field.Photo]]:
           "content": {"application/json": {"schema": REPORT_ANSWER}}},
     201: {"description": "Stored: the complaint and its ticket",
           "content": {"application/json": {"schema": REPORT_ANSWER}}},
+    404: {"description": "The place lies outside the city or outside the caller's grids"},
 })
 async def report(request: Request, principal: SignedIn, engine: Engine) -> JSONResponse:
     """Report a new issue from the field (巡查上报): placed, routed and ticketed as an Open311 request is, with
