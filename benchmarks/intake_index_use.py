@@ -122,6 +122,11 @@ def _requests(url: str, places: dict) -> dict[str, list[tuple[str, str]]]:
     areas["map GeoJSON"] = [(role, f"/layers/{layer}.geojson?parent={parent}") for role in ("admin", "street")
                             for layer, parent in (("grid", p["street"]), ("micro_grid", p["community"]),
                                                   ("compound", p["community"]))]
+    areas["map page"] = [
+        *[(role, f"/map/complaints.geojson?bbox={box}") for role in ROLES],
+        *[(role, f"/map/complaint-counts.json?bbox={box}&level={level}") for role in ROLES
+          for level in ("micro_grid", "grid")],
+    ]
     areas["Open311 GET"] = [
         ("public", "/open311/v2/requests.json"), ("public", "/open311/v2/requests.json?service_code=E0601"),
         ("public", f"/open311/v2/requests.json?lat={lat}&long={lon}&radius=500"),
@@ -244,16 +249,16 @@ UNUSED_FROM_SCANS = 0
 """An index no area scanned in the whole mix is unused."""
 
 
-def index_report(city_url: str) -> list[dict]:
+def index_report(city_url: str, with_cost: bool = True) -> list[dict]:
     """Rows: for each index of complaint and ticket, its scans by area; for each complaint index, its storing
-    cost."""
+    cost (unless not `with_cost`)."""
     url = clone(city_url, "index")
     try:
         use, failed = measure_use(url)
         unused = [name for (table, name) in sorted({key for counts in use.values() for key in counts})
                   if table == "complaint" and name != "pk_complaint"
                   and sum(counts.get((table, name), 0) for counts in use.values()) <= UNUSED_FROM_SCANS]
-        full, cost, sizes = storing_cost(url, unused)
+        full, cost, sizes = storing_cost(url, unused) if with_cost else (0.0, {}, {})
     finally:
         drop(city_url, url)
     out = []
@@ -263,7 +268,7 @@ def index_report(city_url: str) -> list[dict]:
         total = sum(by_area.values())
         table, name = key
         note = ", ".join(f"{area} {scans:,}" for area, scans in by_area.items()) or "no area scanned it"
-        if table == "complaint":
+        if table == "complaint" and with_cost:
             note += (f"; {sizes.get(name, 0) / 2**20:.0f} MiB; storing 50,000 rows costs "
                      + (f"{cost[name]:+.2f} s of {full:.2f} s" if name in cost else "(the primary key, kept)"))
         out.append({"area": "index use", "metric": f"{table}.{name} scans", "value": total, "unit": "scans",
@@ -271,6 +276,8 @@ def index_report(city_url: str) -> list[dict]:
     for area, paths in failed.items():
         out.append({"area": "index use", "metric": f"requests refused in {area}", "value": len(paths),
                     "unit": "requests", "note": "; ".join(paths[:4])})
+    if not with_cost:
+        return out
     out.append({"area": "index use", "metric": "storing 50,000 placed complaints, every index",
                 "value": round(full, 2), "unit": "s",
                 "note": f"median of 3, triggers off, rolled back; without the unused ({', '.join(unused) or 'none'}) "
