@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Connection, ReadConnection
-from api.params import QueryDate
+from api.params import QueryBool, QueryDate
 from api.security import Admin, SignedIn
 from gis.analytics import company_view
 from gis.analytics import coverage as coverage_core
@@ -157,7 +157,7 @@ async def emerging_cube(
     level: Literal["micro_grid", "grid"] = "micro_grid",
     categories: CategoriesQuery = None,
     within: WithinQuery = None,
-    every: Annotated[bool, Query(alias="all", description="Also the rows without a pattern")] = False,
+    every: Annotated[QueryBool, Query(alias="all", description="Also the rows without a pattern")] = False,
     format: TableFormat = "json",
 ) -> Response:
     """Emerging hot spot classes (Esri's space-time classes) per area × category over the months of a cube."""

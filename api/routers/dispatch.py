@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from api.deps import Connection
+from api.params import QueryBool
 from api.security import CurrentPrincipal
 from gis.dispatch import store
 from gis.errors import NotFound
@@ -34,7 +35,7 @@ async def suggest(body: SuggestBody, principal: CurrentPrincipal, conn: Connecti
 
 @router.get("/{complaint_id}/suggestion", response_model=None, responses={204: {"description": "no suggestion"}})
 async def suggestion(complaint_id: int, principal: CurrentPrincipal, conn: Connection,
-                     or_newest: bool = False) -> dict | Response:
+                     or_newest: QueryBool = False) -> dict | Response:
     """What the model suggested when the complaint came in (top three, confidences, the words behind it, its
     version, whether it filled the category); staff in scope only, 404 otherwise and when it has none. With
     `or_newest=true` (the map's review and dispatch views) a complaint without one gets the newest model's

@@ -160,7 +160,7 @@ async def complaint_counts(
 @router.get("/building-labels.json", response_class=Response,
             responses={200: {"content": {"application/json": {}}}})
 async def building_labels(
-    conn: Connection, bbox: str, limit: Annotated[int, Query(ge=1, le=5000)] = 3000, footprint: bool = False,
+    conn: Connection, bbox: str, limit: Annotated[int, Query(ge=1, le=5000)] = 3000, footprint: QueryBool = False,
 ) -> Response:
     """A point inside each building in view with its number, `[[lon, lat, number], ...]`, for the labels; with
     `footprint=true` each row also has the footprint's ring as offsets from the point (millionths of a degree)."""
