@@ -177,7 +177,10 @@ def test_rates_per_street_in_one_query(simulated):
             SELECT count(*) FILTER (WHERE state = 'closed')::float / count(*),
                    count(*) FILTER (WHERE rating >= 4)::float / nullif(count(rating), 0)
             FROM ticket WHERE street_code = %s AND state NOT IN ('rejected', 'merged')""", [row["unit"]])[0]
-        assert row["resolution_rate"] == pytest.approx(expected[0], abs=1e-4)
+        # closed / counted is the handled rate (办结率); resolution (解决率) also needs the closing to hold, so it
+        # is at most that (tests/test_honest_rates.py holds it to its own oracle)
+        assert row["handled_rate"] == pytest.approx(expected[0], abs=1e-4)
+        assert row["resolution_rate"] <= row["handled_rate"]
         assert row["satisfaction_rate"] == pytest.approx(expected[1], abs=1e-4)
         assert 0.5 < row["response_rate"] <= 1 and row["name"]
     assert len(by_company) == 2

@@ -48,7 +48,7 @@ def _scope_prefixes(role: str, scope: tuple[str, ...],
     return tuple(scope)
 
 
-OPEN_SQL = """
+OPEN_TASKS_SQL = """
 WITH found AS (
     SELECT v.area_code, v.category_code, v.pattern, v.figures::jsonb AS figures,
            CASE WHEN :level = 'micro_grid' THEN mg.grid_code ELSE v.area_code END AS grid_code
@@ -115,7 +115,7 @@ def open_tasks(conn: Connection, role: str, scope: tuple[str, ...], actor: str, 
                 "trend_z": round(float(result.trend.z[index]), 4),
                 "trend_p": round(float(result.trend.p[index]), 6)}))
     last = cube.months[-1]
-    rows = [dict(r) for r in conn.execute(text(OPEN_SQL), {
+    rows = [dict(r) for r in conn.execute(text(OPEN_TASKS_SQL), {
         "level": cube.level, "areas": areas, "categories": categories, "patterns": patterns, "figures": figures,
         "month": last, "actor": actor}).mappings()] if areas else []
     names = em.category_names(conn)
