@@ -30,12 +30,16 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="gridgov-chromium-")
         self.requests: list[str] = []
         self.errors: list[str] = []
+        self.failed_responses: list[str] = []
         self._playwright = playwright or sync_playwright().start()
         self.context: BrowserContext = self._playwright.chromium.launch_persistent_context(
             self.profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, viewport=VIEWPORT,
             locale="zh-CN", timezone_id="Asia/Shanghai",
         )
         self.context.on("request", lambda request: self.requests.append(request.url))
+        # a console "Failed to load resource" names no address; these say which request it was
+        self.context.on("response", lambda response: response.status >= 400 and self.failed_responses.append(
+            f"{response.request.method} {response.url} → {response.status}"))
 
     def new_page(self) -> Page:
         page = self.context.new_page()
@@ -117,10 +121,12 @@ def checked_page(browser: Browser):
     yield page
     foreign = browser.foreign_requests()
     errors = list(browser.errors)
+    failed = list(browser.failed_responses)
     browser.errors.clear()
+    browser.failed_responses.clear()
     page.close()
     assert foreign == [], f"requests left the app: {foreign[:5]}"
-    assert errors == [], f"script errors in the page: {errors[:5]}"
+    assert errors == [], f"script errors in the page: {errors[:5]}; failed requests: {failed[:5]}"
 
 
 def sign_in(page: Page, username: str, password: str) -> None:
