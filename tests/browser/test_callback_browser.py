@@ -113,3 +113,26 @@ def test_a_not_solved_callback_moves_a_closing_from_resolved_to_handled(app, bro
         page.wait_for_timeout(300)  # tiles drawn for the picture only; nothing is asserted on them
         page.screenshot(path=str(SCREENS / "callback-phone.png"))
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_the_offline_warm_up_never_reads_a_written_address_again(app, browser):
+    """On a first visit the page reads its start again through the service worker once it takes over; a slow
+    service worker may take over after the person has written (a callback, a comment). Resource timings list a
+    write's address without its method, and reading it again answered 405 in the page's console."""
+    ticket = sql(app["url"], """SELECT t.id FROM ticket t JOIN complaint c ON c.id = t.complaint_id
+                                WHERE c.micro_grid_code LIKE %s ORDER BY t.id LIMIT 1""", (app["street"] + "%",))[0][0]
+    with checked_page(browser) as page:
+        browser.open_map(page)
+        sign_in(page, "cb-street", PASSWORD)
+        warm = page.evaluate("""async (id) => {
+            const { api } = await import('/static/map/api.js');
+            await api(`/tickets/${id}/comments`, { method: 'POST', body: { note: '回访前先记一笔' } });
+            await api(`/tickets/${id}`);
+            const { warmUrls } = await import('/static/map/offline/install.js');
+            const timed = performance.getEntriesByType('resource').map((entry) => entry.name);
+            return { timed, warm: warmUrls() };
+        }""", ticket)
+        comments = f"{app['server'].url}/tickets/{ticket}/comments"
+        assert comments in warm["timed"]  # the write is among the resource timings ...
+        assert comments not in warm["warm"]  # ... and the warm-up leaves it out
+        assert f"{app['server'].url}/tickets/{ticket}" in warm["warm"]  # while the read after it is kept
