@@ -5,16 +5,16 @@ but not resolved, its drill-down saying why; the form fits a phone."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from gis.db.engine import async_engine, libpq_url
+from gis.db.engine import libpq_url
 from tests.browser.harness import Browser, bearer_token, checked_page, sign_in, wait_until
 from tests.conftest import LiveServer
+from tests.users import create_users
 
 PASSWORD = "callback-browser-pw-1"
 SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
@@ -30,17 +30,7 @@ def sql(url: str, query: str, params=()) -> list[tuple]:
 def app(city_db):
     street = sql(city_db, "SELECT code FROM street WHERE valid_to IS NULL ORDER BY code LIMIT 1")[0][0]
 
-    async def add_users():
-        from gis.access.auth import create_user
-
-        engine = async_engine(city_db)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "cb-street", PASSWORD, "street", [street])
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_users())
+    create_users(city_db, PASSWORD, [("cb-street", "street", [street])])
     server = LiveServer(city_db)
     yield {"url": city_db, "server": server, "street": street}
     server.stop()
