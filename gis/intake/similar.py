@@ -40,8 +40,9 @@ from datetime import datetime, timezone
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.access.auth import Principal
+from gis.access.auth import Principal, complaint_scope_sql
 from gis.access.visibility import (
+    POLICY,
     Visibility,
     address_sql,
     building_sql,
@@ -176,9 +177,10 @@ async def _model_agreement(conn: AsyncConnection, new_text: str, others: list[st
 # -- candidates --------------------------------------------------------------------------------------------------
 
 
-def candidates_sql(view: Visibility) -> str:
-    """The one statement that reads the candidates of a report, as `view` may see them. Parameters: lon, lat,
-    radius_m, at, window_days, exclude, scan."""
+def candidates_sql(view: Visibility, scope: str = "TRUE") -> str:
+    """The one statement that reads the candidates of a report, as `view` may see them, with whether each lies in
+    the caller's scope (`scope`, a condition on complaint `n`). Parameters: lon, lat, radius_m, at, window_days,
+    exclude, scan, and the scope's."""
     place = place_sql(view, "n.geom")
     near = place_near_sql(view, "c.geom", "CAST(:lon AS float8)", "CAST(:lat AS float8)", "CAST(:radius_m AS float8)")
     current = "ORDER BY u.valid_to IS NULL DESC, u.valid_from DESC LIMIT 1"
@@ -192,7 +194,8 @@ SELECT t.id AS ticket_id, t.state, t.reported_at, t.closed_at, n.id AS complaint
        cat.name_zh AS category_name, ST_Distance(CAST({place} AS geography), CAST(q.g AS geography), false) AS metres,
        ST_X({place}) AS lon, ST_Y({place}) AS lat, n.description AS compared_text,
        {text_sql(view, "n.description")} AS description, {address_sql(view, "n")} AS address,
-       {building_sql(view, "n")} AS building_code,
+       {building_sql(view, "n")} AS building_code, ({scope}) AS in_scope,
+       {address_sql(POLICY["public"], "n")} AS public_address,
        (SELECT b.code FROM building b WHERE b.valid_to IS NULL AND ST_Intersects(b.geom, q.g)
         ORDER BY b.code LIMIT 1) AS here_building,
        ARRAY[(SELECT u.name FROM street u WHERE u.code = n.street_code {current}),
@@ -257,13 +260,15 @@ def weighted(parts: dict[str, float], settings: SimilarSettings) -> float:
     return sum(weights[p] * parts[p] for p in PARTS) / total if total else 0.0
 
 
-async def find_similar(conn: AsyncConnection, view: Visibility, report: NewReport,
+async def find_similar(conn: AsyncConnection, principal: Principal, report: NewReport,
                        settings: SimilarSettings | None = None) -> list[dict]:
-    """Every candidate of `report` scored, best first (above and below the threshold), as `view` may see it:
+    """Every candidate of `report` scored, best first (above and below the threshold), as the caller may see it:
     dicts with the row's visible fields, `score`, `parts` and `joinable`."""
+    view = visibility(principal)
     settings = settings or similar_settings()
-    rows = (await conn.execute(text(candidates_sql(view)), {
-        "lon": report.lon, "lat": report.lat, "radius_m": settings.radius_m, "at": report.at,
+    scope, scope_params = complaint_scope_sql(principal, "n")
+    rows = (await conn.execute(text(candidates_sql(view, scope)), {
+        **scope_params, "lon": report.lon, "lat": report.lat, "radius_m": settings.radius_m, "at": report.at,
         "window_days": settings.window_days, "exclude": report.exclude_complaint_id, "scan": SCAN_LIMIT})).all()
     if not rows:
         return []
@@ -284,13 +289,16 @@ async def find_similar(conn: AsyncConnection, view: Visibility, report: NewRepor
 
 
 def shown(item: dict, view: Visibility) -> dict:
-    """One likely duplicate as the caller's role may see it."""
+    """One likely duplicate as the caller's role may see it; a ticket outside a staff member's scope as the public
+    sees it (snapped place, compound address, the score alone)."""
     row = item["row"]
+    if not row.in_scope:
+        view = POLICY["public"]
     lon, lat = snap_point(view, row.lon, row.lat)
     out = {"ticket_id": row.ticket_id, "service_request_id": str(row.complaint_id), "score": round(item["score"], 2),
            "score_percent": round(100 * item["score"]), "state": row.state, "open": item["joinable"],
            "joinable": item["joinable"], "category_code": row.category_code, "category_name": row.category_name,
-           "address": row.address, "reported_at": iso_text(row.reported_at),
+           "address": row.address if view.exact_place else row.public_address, "reported_at": iso_text(row.reported_at),
            "lon": round(lon, 7) if lon is not None else None, "lat": round(lat, 7) if lat is not None else None}
     if view.exact_place:
         out.update(description=row.description, building_code=row.building_code, distance_m=round(row.metres, 1),
@@ -312,7 +320,7 @@ async def likely_duplicates(conn: AsyncConnection, principal: Principal, report:
     settings = settings or similar_settings()
     check_report(report.lon, report.lat, report.text)
     view = visibility(principal)
-    found = await find_similar(conn, view, report, settings)
+    found = await find_similar(conn, principal, report, settings)
     above = [item for item in found if item["score"] >= settings.threshold][:settings.max_results]
     return {"similar": [shown(item, view) for item in above], "considered": len(found), "rule": rule(settings)}
 
