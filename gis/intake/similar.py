@@ -327,11 +327,14 @@ async def likely_duplicates(conn: AsyncConnection, principal: Principal, report:
 
 async def check_joinable(conn: AsyncConnection, principal: Principal, report: NewReport, ticket_id: int,
                          settings: SimilarSettings | None = None) -> None:
-    """A report may join ticket `ticket_id` only when the rule lists it among the report's likely duplicates and
+    """A report may join ticket `ticket_id` only when the rule scores it at least the threshold for the report and
     it is open; InvalidInput (in Chinese) otherwise, so no report joins a ticket it does not resemble."""
     settings = settings or similar_settings()
-    found = await likely_duplicates(conn, principal, report, settings)
-    match = next((item for item in found["similar"] if item["ticket_id"] == ticket_id), None)
+    check_report(report.lon, report.lat, report.text)
+    # any ticket at or above the threshold, not only the few shown (newer duplicates may crowd it out of those)
+    found = await find_similar(conn, principal, report, settings)
+    match = next((item for item in found
+                  if item["row"].ticket_id == ticket_id and item["score"] >= settings.threshold), None)
     if match is None:
         raise InvalidInput(f"工单 #{ticket_id} 不在本次上报的相似工单之中（位置、时间或内容不相近），无法加入；"
                            "请照常上报")
