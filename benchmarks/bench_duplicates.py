@@ -18,7 +18,8 @@ from fixtures import duplicate_set
 from gis.settings import SimilarSettings, similar_settings
 
 AREA = "duplicates"
-SEED = 1
+SEED = 2
+"""Not the seed the threshold was chosen on (1): the figures are of a set the rule was not tuned to."""
 ORIGINALS = 60
 
 
