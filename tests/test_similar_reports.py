@@ -123,6 +123,26 @@ def test_staff_in_scope_get_the_parts_of_the_score(http, place):
     assert 0 <= shown["score"] <= 1 and shown["score"] >= answer.json()["rule"]["threshold"]
 
 
+def test_staff_outside_their_scope_see_a_ticket_as_the_public_does(http, city_db, place):
+    building, lon, lat = sql(city_db, """
+        SELECT b.code, ST_X(ST_PointOnSurface(b.geom)), ST_Y(ST_PointOnSurface(b.geom)) FROM building b
+        JOIN micro_grid m ON m.code = b.micro_grid_code AND m.valid_to IS NULL
+        WHERE b.valid_to IS NULL AND m.grid_code <> %s AND b.compound_code IS NOT NULL ORDER BY b.code LIMIT 1""",
+                             (place["grid"],))[0]
+    ticket = open_ticket(city_db, building, "E0605", "楼道堆放杂物，电话13812345678")
+    worker = login(http, "demo_grid_worker")
+    answer = http.get("/complaints/similar", headers=worker, params={
+        "lon": lon, "lat": lat, "text": "楼道里堆满杂物", "category": "E0605"})
+    assert answer.status_code == 200, answer.text
+    shown = next(s for s in answer.json()["similar"] if s["ticket_id"] == ticket)
+    assert "description" not in shown and "parts" not in shown and "13812345678" not in answer.text
+    steps = shown["lon"] / PUBLIC_PLACE_GRID_DEG
+    assert abs(steps - round(steps)) < 1e-6
+    admin = http.get("/complaints/similar", headers=login(http, "demo_admin"), params={
+        "lon": lon, "lat": lat, "text": "楼道里堆满杂物", "category": "E0605"})
+    assert "parts" in next(s for s in admin.json()["similar"] if s["ticket_id"] == ticket)  # the control
+
+
 @pytest.mark.parametrize("query", [{}, {"lon": "abc", "lat": "36.2"}, {"lon": "nan", "lat": "36.2"},
                                    {"lon": "117.1"}, {"lon": "200", "lat": "36.2"},
                                    {"lon": "117.1", "lat": "36.2", "place": "B1"}])
