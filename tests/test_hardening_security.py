@@ -504,6 +504,11 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
             "occurred_on": "2026-03-01"})],
         "POST /evaluation/credit-items/{item_id}/review": [
             Case("POST", "/evaluation/credit-items/999999/review", json={"decision": "approve", "reason": "矩阵"})],
+        # likely duplicates near a point in and outside grid A (outside the caller's scope a ticket is shown as the
+        # public sees it: snapped place, compound address, the score alone)
+        "GET /complaints/similar": [Case("GET", "/complaints/similar", params={
+            "lon": lon, "lat": lat, "text": "楼道堆物", "category": "E0605"})
+            for lon, lat in (v["point_a"], v["point_x"])],
         "GET /field/place": [Case("GET", "/field/place", params={"lon": lon, "lat": lat})
                              for lon, lat in (v["point_a"], v["point_x"])],
         # an unknown category: the scope check runs, nothing is stored
