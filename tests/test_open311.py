@@ -86,7 +86,7 @@ def test_service_definition_and_unknown_code(http, fmt):
         assert [v.findtext("key") for v in root.findall("attributes/attribute/values/value")] == ["normal", "urgent"]
     missing = http.get(f"/open311/v2/services/NOPE.{fmt}")
     assert missing.status_code == 404
-    assert _errors(missing, fmt) == [{"code": 404, "description": "service_code NOPE not found"}]
+    assert _errors(missing, fmt) == [{"code": 404, "description": "没有服务类别 service_code NOPE"}]
 
 
 def test_unknown_format_is_an_error(http):
@@ -191,19 +191,19 @@ def test_post_in_gcj02_keeps_the_original_coordinates(http, api_key, building, c
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("form, status, fragment", [
-    ({"service_code": "E0601", "lat": "36.2", "long": "117.1"}, 403, "api_key is required"),
-    ({"api_key": "wrong", "service_code": "E0601", "lat": "36.2", "long": "117.1"}, 403, "api_key is not valid"),
-    ({"service_code": "", "lat": "36.2", "long": "117.1"}, 400, "service_code is required"),
-    ({"service_code": "XX99", "lat": "36.2", "long": "117.1"}, 400, "service_code XX99 not found"),
-    ({"service_code": "E0601"}, 400, "a location is required"),
-    ({"service_code": "E0601", "lat": "36.2"}, 400, "lat and long must be given together"),
+    ({"service_code": "E0601", "lat": "36.2", "long": "117.1"}, 403, "提交诉求需要 api_key"),
+    ({"api_key": "wrong", "service_code": "E0601", "lat": "36.2", "long": "117.1"}, 403, "api_key 无效"),
+    ({"service_code": "", "lat": "36.2", "long": "117.1"}, 400, "service_code 为必填项"),
+    ({"service_code": "XX99", "lat": "36.2", "long": "117.1"}, 400, "没有服务类别 service_code XX99"),
+    ({"service_code": "E0601"}, 400, "需要位置"),
+    ({"service_code": "E0601", "lat": "36.2"}, 400, "lat 和 long 必须同时给出"),
     ({"service_code": "E0601", "lat": "north", "long": "117.1"}, 400, "lat 必须是"),
-    ({"service_code": "E0601", "lat": "136.2", "long": "117.1"}, 400, "do not give a point on the earth"),
+    ({"service_code": "E0601", "lat": "136.2", "long": "117.1"}, 400, "不是地球上的点"),
     ({"service_code": "E0601", "lat": "36.2", "long": "117.1", "crs": "mars-2"}, 400, "mars-2"),
     ({"service_code": "E0601", "lat": "36.2", "long": "117.1", "attribute[urgency]": "at once"}, 400,
-     "attribute[urgency] must be one of"),
+     "attribute[urgency] 只能是以下之一"),
     ({"service_code": "E0601", "lat": "36.2", "long": "117.1", "attribute[colour]": "red"}, 400,
-     "unknown attribute colour"),
+     "没有属性 colour"),
 ])
 def test_post_errors(http, api_key, fmt, form, status, fragment):
     if form.get("api_key") is None and status != 403:
@@ -246,11 +246,11 @@ def test_get_requests_filters(http, api_key, building, fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("params, fragment", [
-    ({"start_date": "yesterday"}, "start_date must be a W3C date-time"),
-    ({"end_date": "2026-99-01"}, "end_date must be a W3C date-time"),
-    ({"start_date": "2026-02-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"}, "must not be after"),
-    ({"status": "pending"}, "status must be open, closed"),
-    ({"service_request_id": "12,abc"}, "comma-separated list"),
+    ({"start_date": "yesterday"}, "start_date 须为 W3C 日期时间"),
+    ({"end_date": "2026-99-01"}, "end_date 须为 W3C 日期时间"),
+    ({"start_date": "2026-02-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"}, "不能晚于"),
+    ({"status": "pending"}, "status 只能是 open、closed"),
+    ({"service_request_id": "12,abc"}, "以逗号分隔的诉求编号"),
 ])
 def test_get_requests_errors(http, fmt, params, fragment):
     response = http.get(f"/open311/v2/requests.{fmt}", params=params)

@@ -170,7 +170,7 @@ def test_paging_covers_every_request_exactly_once_in_a_stable_order(http, city_d
     ({"page_size": "１０"}, "page_size 必须是"),
     ({"extensions": "yes"}, "extensions 只能是 true 或 false"),
     ({"just_count": "1"}, "just_count 只能是 true 或 false"),
-    ({"updated_after": "last week"}, "updated_after must be a W3C date-time"),
+    ({"updated_after": "last week"}, "updated_after 须为 W3C 日期时间"),
     ({"updated_after": "2026-02-01T00:00:00Z", "updated_before": "2026-01-01T00:00:00Z"},
      "updated_after 不能晚于 updated_before"),
     ({"lat": "36.2"}, "lat 和 long 必须同时给出"),

@@ -246,8 +246,7 @@ def _checked(fields: dict, reported_at: datetime | None, points: _Points, i: int
     if points.problems[i]:
         return points.problems[i]
     if points.systems[i] is not None and not points.ok[i]:
-        return (f"coordinates ({points.xs[i]}, {points.ys[i]}) in {points.systems[i]} "
-                "do not give a point on the earth")
+        return f"坐标 ({points.xs[i]}, {points.ys[i]})（坐标系 {points.systems[i]}）不是地球上的点"
     return description, *category
 
 

@@ -112,7 +112,7 @@ async def service_definition(conn: AsyncConnection, code: str) -> dict:
     found = (await conn.execute(text("SELECT 1 FROM category WHERE code = :code AND active"),
                                 {"code": code})).first()
     if not found:
-        raise NotFound(f"service_code {code} not found")
+        raise NotFound(f"没有服务类别 service_code {code}")
     return {"service_code": code, "attributes": ATTRIBUTES}
 
 
@@ -130,7 +130,7 @@ def new_api_key(url: str, name: str) -> str:
         try:
             conn.execute("INSERT INTO open311_api_key (name, key_sha256) VALUES (%s, %s)", (name, hash_key(key)))
         except psycopg.errors.UniqueViolation:
-            raise InvalidInput(f"an API key called {name!r} exists already") from None
+            raise InvalidInput(f"已有名为 {name!r} 的 API 密钥") from None
     return key
 
 
@@ -143,7 +143,7 @@ def revoke_api_key(url: str, name: str) -> None:
     with psycopg.connect(libpq_url(url)) as conn:
         if conn.execute("UPDATE open311_api_key SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL",
                         (name,)).rowcount == 0:
-            raise NotFound(f"no active API key called {name!r}")
+            raise NotFound(f"没有名为 {name!r} 的有效 API 密钥")
 
 
 # -- creating requests ----------------------------------------------------------------------------------------------
@@ -185,13 +185,13 @@ def _check_attributes(code: str, attributes: dict[str, str]) -> None:
     for attribute in ATTRIBUTES:
         value = attributes.get(attribute["code"])
         if attribute["required"] and not value:
-            raise InvalidInput(f"attribute[{attribute['code']}] is required")
+            raise InvalidInput(f"attribute[{attribute['code']}] 为必填项")
         if value and attribute["values"] and value not in {v["key"] for v in attribute["values"]}:
-            raise InvalidInput(f"attribute[{attribute['code']}] must be one of "
+            raise InvalidInput(f"attribute[{attribute['code']}] 只能是以下之一："
                                     f"{', '.join(v['key'] for v in attribute['values'])}")
     unknown = set(attributes) - {a["code"] for a in ATTRIBUTES}
     if unknown:
-        raise InvalidInput(f"unknown attribute {', '.join(sorted(unknown))} for service {code}")
+        raise InvalidInput(f"服务类别 {code} 没有属性 {', '.join(sorted(unknown))}")
 
 
 async def _staged_row(conn: AsyncConnection, form: dict[str, str], attributes: dict[str, str], code: str) -> dict:
@@ -200,21 +200,21 @@ async def _staged_row(conn: AsyncConnection, form: dict[str, str], attributes: d
     lat, lon = _float(form, "lat"), _float(form, "long")
     address = (form.get("address_string") or "").strip() or None
     if form.get("address_id") and not address and lat is None:
-        raise InvalidInput("address_id is not supported here; give lat and long or address_string")
+        raise InvalidInput("不支持 address_id：请给出 lat 和 long，或 address_string")
     if (lat is None) != (lon is None):
-        raise InvalidInput("lat and long must be given together")
+        raise InvalidInput("lat 和 long 必须同时给出")
     if lat is None and address is None:
-        raise InvalidInput("a location is required: lat and long, or address_string")
+        raise InvalidInput("需要位置：lat 和 long，或 address_string")
     description = (form.get("description") or "").strip() or None  # the category's name when empty
     if description and len(description) > 4000:
-        raise InvalidInput("description is longer than 4000 characters")
+        raise InvalidInput("description 超过 4000 字")
 
     row = {name: None for name in STAGE_COLUMN_NAMES}
     now = datetime.now(timezone.utc)
     requested = (form.get("requested_datetime") or "").strip()
     reported_at = parse_time(requested) if requested else now
     if reported_at is None:
-        raise InvalidInput(f"requested_datetime {requested!r} is not a usable time")
+        raise InvalidInput(f"requested_datetime {requested!r} 不是可用的时间")
     if problem := time_problem(reported_at, "requested_datetime", now):
         raise InvalidInput(problem)
     row.update(row_no=1, source="open311", category_code=code, description=description, address=address,
@@ -224,7 +224,7 @@ async def _staged_row(conn: AsyncConnection, form: dict[str, str], attributes: d
         system = crs_module.normalise_crs(form.get("crs") or "EPSG:4326")
         x_lon, y_lat = crs_module.to_storage(lon, lat, system)
         if not (-90 <= lat <= 90 and -180 <= lon <= 180) and system in ("EPSG:4326", "EPSG:4490"):
-            raise InvalidInput("lat must lie within [-90, 90] and long within [-180, 180]")
+            raise InvalidInput("lat 须在 [-90, 90] 之内，long 须在 [-180, 180] 之内")
         row.update(lon=x_lon, lat=y_lat, original_x=lon, original_y=lat, original_crs=system,
                    match_level="coordinates", match_score=1.0)
     geocode_text = " ".join(filter(None, [address, attributes.get("building_unit")])) or None
@@ -260,7 +260,7 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
     statement and the commit: the key and category checks ride along in the statement that stores it."""
     key = (form.get("api_key") or "").strip()
     if not key:
-        raise Forbidden("api_key is required to submit a request")
+        raise Forbidden("提交诉求需要 api_key")
     code = (form.get("service_code") or "").strip()
     from gis.dispatch import store as dispatch_store  # a missing service_code is filled when the model is sure
 
@@ -268,16 +268,16 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
     code = code or ""
     try:
         if not code:
-            raise InvalidInput("service_code is required" if suggestion is None
+            raise InvalidInput("service_code 为必填项" if suggestion is None
                                else dispatch_store.choose_message(suggestion))
         row = await _staged_row(conn, form, attributes, code)
     except InvalidInput as error:
         # Only a failing request pays for a separate look-up, to report the key or the category first.
         key_ok, category_ok = await _key_and_category(conn, key, code)
         if not key_ok:
-            raise Forbidden("api_key is not valid") from None
+            raise Forbidden("api_key 无效") from None
         if code and not category_ok:
-            raise InvalidInput(f"service_code {code} not found") from None
+            raise InvalidInput(f"没有服务类别 service_code {code}") from None
         raise error
 
     join = await _join_target(conn, form, row)
@@ -290,10 +290,10 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
     stored = (await conn.execute(text(sql), params)).one()
     if stored.key_id is None:
         await conn.rollback()
-        raise Forbidden("api_key is not valid")
+        raise Forbidden("api_key 无效")
     if stored.category_name is None:
         await conn.rollback()
-        raise InvalidInput(f"service_code {code} not found")
+        raise InvalidInput(f"没有服务类别 service_code {code}")
     if suggestion is not None:
         await dispatch_store.record(conn, stored.id, suggestion, filled)
     if join is not None:
@@ -385,7 +385,7 @@ CSV_COLUMNS = ("service_request_id", "status", "detailed_status", "detailed_stat
 def _w3c(value: str, name: str) -> datetime:
     parsed = parse_time(value)
     if parsed is None:
-        raise InvalidInput(f"{name} must be a W3C date-time such as 2026-01-31T09:00:00+08:00")
+        raise InvalidInput(f"{name} 须为 W3C 日期时间，例如 2026-01-31T09:00:00+08:00")
     return parsed
 
 
@@ -418,8 +418,7 @@ def _time_pair(params: dict[str, str], low: str, high: str) -> tuple[datetime | 
     start = _w3c(params[low], low) if params.get(low) else None
     end = _w3c(params[high], high) if params.get(high) else None
     if start and end and start > end:
-        raise InvalidInput(f"{low} must not be after {high}" if low == "start_date"
-                           else f"{low} 不能晚于 {high}")
+        raise InvalidInput(f"{low} 不能晚于 {high}")
     return start, end
 
 
@@ -456,7 +455,7 @@ def _filters(params: dict[str, str], where: list[str], args: dict, *, default_wi
             args[name] = value
     statuses = {part.strip() for part in (params.get("status") or "").split(",") if part.strip()}
     if statuses - {"open", "closed"}:
-        raise InvalidInput("status must be open, closed or both (comma-separated)")
+        raise InvalidInput("status 只能是 open、closed 或二者（以逗号分隔）")
     if len(statuses) == 1:
         where.append("c.open_closed = :status")
         args["status"] = statuses.pop()
@@ -471,7 +470,7 @@ def parse_selection(params: dict[str, str]) -> Selection:
     ids = [part.strip() for part in (params.get("service_request_id") or "").split(",") if part.strip()]
     if ids:
         if not all(part.isdigit() and len(part) <= 18 for part in ids):
-            raise InvalidInput("service_request_id must be a comma-separated list of request ids")
+            raise InvalidInput("service_request_id 须为以逗号分隔的诉求编号")
         where.append("c.id = ANY(:ids)")
         args["ids"] = [int(part) for part in ids]
     else:
@@ -571,10 +570,10 @@ async def get_request(conn: AsyncConnection, request_id: str, extensions: bool =
     """One request in the spec's shape (a list of one), in the public view; NotFound for an unknown or non-numeric
     id."""
     if not request_id.isdigit() or len(request_id) > 18:
-        raise NotFound(f"service_request_id {request_id} not found")
+        raise NotFound(f"没有诉求 service_request_id {request_id}")
     found = await _select(conn, "c.id = :id", {"id": int(request_id)}, extensions=extensions)
     if not found:
-        raise NotFound(f"service_request_id {request_id} not found")
+        raise NotFound(f"没有诉求 service_request_id {request_id}")
     return found
 
 
@@ -583,7 +582,7 @@ async def token_lookup(conn: AsyncConnection, token: str) -> list[dict]:
     row = (await conn.execute(text("SELECT complaint_id FROM complaint_intake WHERE token = :token"),
                               {"token": token})).first()
     if row is None:
-        raise NotFound(f"token {token} not found")
+        raise NotFound(f"没有 token {token}")
     return [{"service_request_id": str(row[0]), "token": token}]
 
 

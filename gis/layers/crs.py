@@ -329,8 +329,8 @@ def to_storage(x, y, crs: str, *, check: bool = True):
         if not ok.all():
             bad = int(np.flatnonzero(~ok)[0])
             raise InvalidInput(
-                f"coordinates ({xs[bad]}, {ys[bad]}) in {crs} do not give a point on the earth "
-                f"(lon within [-180, 180], lat within [-90, 90]); is the coordinate system right?"
+                f"坐标 ({xs[bad]}, {ys[bad]})（坐标系 {crs}）不是地球上的点"
+                f"（经度须在 [-180, 180]、纬度须在 [-90, 90] 之内），请检查坐标系是否正确"
             )
     return _finish(lon, lat, scalar)
 
