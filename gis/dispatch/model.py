@@ -264,7 +264,7 @@ class DispatchModel:
             model = joblib.load(io.BytesIO(content))
         except (AttributeError, ModuleNotFoundError, TypeError) as error:
             raise OldFormat(str(error)) from error
-        if getattr(model, "format", 1) != FORMAT:
+        if not isinstance(model, DispatchModel) or getattr(model, "format", 1) != FORMAT:
             raise OldFormat(f"format {getattr(model, 'format', 1)}")
         return model
 

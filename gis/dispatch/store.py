@@ -79,7 +79,8 @@ def train_from_history(url: str, progress: Callable[[str], None] | None = None,
     if progress:
         progress("evaluation")
     started = time.perf_counter()
-    metrics = {"held_out": history_module.evaluate(model, peer, test_rows, settings.min_confidence)}
+    metrics = {"min_confidence": settings.min_confidence,
+               "held_out": history_module.evaluate(model, peer, test_rows, settings.min_confidence)}
     if history_module.HANDWRITTEN.exists():
         metrics["handwritten"] = history_module.evaluate(model, peer, history_module.load_handwritten(),
                                                          settings.min_confidence)
