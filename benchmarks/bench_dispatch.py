@@ -55,7 +55,7 @@ def run(city_url: str) -> list[dict]:
                 continue
             for metric in ("model_top1", "model_top3", "peer_top1", "peer_top3", "abstained",
                            "accuracy_when_confident"):
-                note = f"{figures['rows']:,} rows"
+                note = f"{figures['party_rows' if part == 'party' else 'rows']:,} rows"
                 if metric in ("model_top1", "model_top3"):
                     peer = row[metric.replace("model", "peer")]
                     note += f"; {100 * (row[metric] - peer):+.1f} points on the peer"
