@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from gis.dispatch import history, model, store
+from gis.errors import Conflict
 from gis.layers.catalogue import read_catalogue
 from gis.settings import dispatch_settings
 from tests.conftest import LiveServer
@@ -90,8 +91,9 @@ def test_place_kinds_agree():
 def test_abstains_below_the_threshold(trained, monkeypatch):
     _, loaded = store.load_version(trained["url"])
     # a text the model is unsure of (two issues in one), so the threshold can sit on either side of it
-    raws = [loaded.suggest(text) for text in ("厨房漏水，楼上卫生间往下渗水", "楼道里堆满杂物还漏水", "门口有垃圾也很吵",
-                                              "你好，麻烦处理一下", "电梯和暖气都有问题")]
+    unsure = ("厨房漏水，楼上卫生间往下渗水", "楼道里堆满杂物还漏水", "门口有垃圾也很吵", "你好，麻烦处理一下",
+              "电梯和暖气都有问题")
+    raws = [loaded.suggest(text) for text in unsure]
     raw = min(raws, key=lambda r: abs(r["categories"][0]["confidence"] - 0.5))
     top = raw["categories"][0]["confidence"]
     assert 0.02 < top < 0.98
@@ -178,7 +180,7 @@ def test_a_model_of_an_older_format_is_not_loaded(trained):
     assert model.DispatchModel.from_bytes(loaded.to_bytes()).format == model.FORMAT
     buffer = io.BytesIO()
     joblib.dump(dataclasses.replace(loaded, format=1), buffer)
-    with pytest.raises(model.OldFormat):
+    with pytest.raises(Conflict, match="格式已过时"):
         model.DispatchModel.from_bytes(buffer.getvalue())
 
 

@@ -34,6 +34,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from gis.errors import Conflict
 from gis.intake.address import normalise
 
 PLACE_KINDS = ("managed_compound", "unmanaged_compound", "open_space")
@@ -47,6 +48,7 @@ RULE_PSEUDO_COUNT = 1.0
 """How many observations the routing rules' party counts for in each category × place kind."""
 FORMAT = 2
 """The stored model's format; a version stored in an older one is not loaded (train again)."""
+OLD_FORMAT = "派单模型的格式已过时，请重新运行 gridgov model train"
 
 _NUMBERS = re.compile(r"[0-9]+")
 _WHITE = re.compile(r"(?u)\s\s+")
@@ -57,10 +59,6 @@ def clean_text(text: str | None) -> str:
     """The text the model reads: normalised (NFKC, no spaces or punctuation, lower case) and without numbers,
     which name buildings, units and phone numbers rather than the problem."""
     return _NUMBERS.sub("", normalise(text))
-
-
-class OldFormat(ValueError):
-    """A stored model written by an earlier format of this module."""
 
 
 @dataclass
@@ -258,14 +256,14 @@ class DispatchModel:
 
     @staticmethod
     def from_bytes(content: bytes) -> "DispatchModel":
-        """A model read back from the bytes `to_bytes` wrote (only ever bytes this code stored itself); OldFormat
-        when they were written by an earlier format."""
+        """A model read back from the bytes `to_bytes` wrote (only ever bytes this code stored itself); Conflict
+        (OLD_FORMAT) when they were written by an earlier format."""
         try:
             model = joblib.load(io.BytesIO(content))
         except (AttributeError, ModuleNotFoundError, TypeError) as error:
-            raise OldFormat(str(error)) from error
+            raise Conflict(OLD_FORMAT) from error
         if not isinstance(model, DispatchModel) or getattr(model, "format", 1) != FORMAT:
-            raise OldFormat(f"format {getattr(model, 'format', 1)}")
+            raise Conflict(OLD_FORMAT)
         return model
 
 

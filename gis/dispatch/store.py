@@ -105,7 +105,7 @@ def train_from_history(url: str, progress: Callable[[str], None] | None = None,
 
 def load_version(url: str, version: int | None = None) -> tuple[int, "DispatchModel"]:
     """A stored version (the newest when None) and its model; NotFound when there is none."""
-    from gis.dispatch.model import DispatchModel, OldFormat
+    from gis.dispatch.model import DispatchModel
 
     with psycopg.connect(libpq_url(url)) as conn:
         row = conn.execute(
@@ -115,8 +115,8 @@ def load_version(url: str, version: int | None = None) -> tuple[int, "DispatchMo
         raise NotFound(NO_MODEL if version is None else f"没有第 {version} 版派单模型")
     try:
         return row[0], DispatchModel.from_bytes(bytes(row[1]))
-    except OldFormat as error:
-        raise Conflict(f"第 {row[0]} 版派单模型的格式已过时，请重新运行 gridgov model train") from error
+    except Conflict as error:
+        raise Conflict(f"第 {row[0]} 版{error}") from error
 
 
 def evaluate_version(url: str, version: int | None = None) -> dict:
@@ -142,7 +142,7 @@ _LOADED: dict[str, tuple[int, "DispatchModel | None"]] = {}
 async def current_model(conn: AsyncConnection) -> tuple[int, "DispatchModel"] | None:
     """The newest stored version and its model, loaded once per process and again when a newer one is stored;
     None when there is none or the newest was stored in an older format (no suggestion until it is retrained)."""
-    from gis.dispatch.model import DispatchModel, OldFormat
+    from gis.dispatch.model import DispatchModel
 
     newest = (await conn.execute(text("SELECT max(version) FROM dispatch_model"))).scalar_one()
     if newest is None:
@@ -154,7 +154,7 @@ async def current_model(conn: AsyncConnection) -> tuple[int, "DispatchModel"] | 
                                       {"v": newest})).scalar_one()
         try:
             cached = (newest, DispatchModel.from_bytes(bytes(content)))
-        except OldFormat:
+        except Conflict:  # stored by an older format: no suggestion until it is retrained
             cached = (newest, None)
         _LOADED[key] = cached
     return cached if cached[1] is not None else None
