@@ -21,6 +21,7 @@ settings in one module.
 | maps handed on (offline HTML) | ExportSettings | GRIDGOV_EXPORT_ |
 | suggested category and party (dispatch model) | DispatchSettings | GRIDGOV_DISPATCH_ |
 | emerging hot spots and proactive tasks | ProactiveSettings | GRIDGOV_PROACTIVE_ |
+| likely duplicates while reporting | SimilarSettings | GRIDGOV_SIMILAR_ |
 
 An accessor reads the environment once per process; tests that change a variable in-process call its
 `cache_clear()`.
@@ -157,6 +158,34 @@ class CitySettings(BaseSettings):
     duplicate_window_days: int = 7
 
 
+class SimilarSettings(BaseSettings):
+    """Likely duplicates shown while a complaint is reported (gis/intake/similar.py, 相似诉求): which tickets are
+    candidates, how each part weighs in the score, and what is shown."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_SIMILAR_", extra="ignore")
+
+    radius_m: float = 150.0
+    """Candidates lie within this many metres of the report (the place the caller may see, for the public)."""
+    window_days: float = 30.0
+    """Open tickets reported, and closed tickets closed, at most this many days before the report."""
+    threshold: float = 0.5
+    """Least score (0 to 1) for a ticket to be shown as a likely duplicate (chosen on the labelled set of seed 1,
+    fixtures/duplicate_set.py: 0.45 shows other problems at the same place, 0.55 misses repeats when no dispatch
+    model is trained; benchmarks/bench_duplicates.py measures another seed)."""
+    max_results: int = 3
+    """Most likely duplicates shown, best first."""
+    weight_distance: float = 0.25
+    weight_time: float = 0.15
+    weight_text: float = 0.35
+    weight_category: float = 0.20
+    weight_building: float = 0.05
+    """The parts' weights; the score is their weighted mean, so only their ratios matter."""
+    use_model: bool = True
+    """Let the dispatch model's category probabilities count as text similarity (when a model is trained)."""
+    idf_sample: int = 5000
+    """Newest complaint texts whose character n-gram frequencies weigh the text similarity (TF-IDF)."""
+
+
 class InputSettings(BaseSettings):
     """Bounds on what users may write: the window of plausible times (受理时间 and the like)."""
 
@@ -290,6 +319,12 @@ def database_settings() -> DatabaseSettings:
 def api_settings() -> ApiSettings:
     """The HTTP-facing settings (GRIDGOV_API_*), read once and cached."""
     return ApiSettings()
+
+
+@lru_cache
+def similar_settings() -> SimilarSettings:
+    """How likely duplicates are found while a complaint is reported (GRIDGOV_SIMILAR_*), read once and cached."""
+    return SimilarSettings()
 
 
 @lru_cache

@@ -6,7 +6,6 @@ street report job when the deployment serves it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 
@@ -14,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from gis.db.engine import async_engine, libpq_url
+from gis.db.engine import libpq_url
 from tests.browser.harness import (
     Browser,
     bearer_token,
@@ -26,6 +25,7 @@ from tests.browser.harness import (
     wait_until,
 )
 from tests.conftest import LiveServer
+from tests.users import create_users
 
 PASSWORD = "desk-test-password-1"
 
@@ -76,18 +76,7 @@ def city(city_db) -> dict:
     add_complaints(city_db, micro_grid, street, "DESKOLD", 5, "30 days")
     add_complaints(city_db, micro_grid, street, "DESKNEW", 4, "1 hour")
 
-    async def add_users():
-        from gis.access.auth import create_user
-
-        engine = async_engine(city_db)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "desk-street", PASSWORD, "street", [street])
-                await create_user(conn, "desk-grid", PASSWORD, "grid_worker", [grid])
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_users())
+    create_users(city_db, PASSWORD, [("desk-street", "street", [street]), ("desk-grid", "grid_worker", [grid])])
     return {"street": street, "compound": compound, "micro_grid": micro_grid, "grid": grid}
 
 

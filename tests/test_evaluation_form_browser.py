@@ -4,14 +4,13 @@ server's Chinese reason and stores nothing."""
 
 from __future__ import annotations
 
-import asyncio
-
 import psycopg
 import pytest
 
-from gis.db.engine import async_engine, libpq_url
+from gis.db.engine import libpq_url
 from tests.browser.harness import Browser, checked_page, sign_in, wait_until
 from tests.conftest import LiveServer
+from tests.users import create_users
 
 PASSWORD = "evaluation-form-pw-1"
 
@@ -30,17 +29,7 @@ def city(city_db) -> dict:
         WHERE cp.valid_to IS NULL AND cp.property_company_id IS NOT NULL ORDER BY cm.street_code, cp.code
         LIMIT 1""")[0]
 
-    async def add_user():
-        from gis.access.auth import create_user
-
-        engine = async_engine(city_db)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "eval-street", PASSWORD, "street", [street])
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_user())
+    create_users(city_db, PASSWORD, [("eval-street", "street", [street])])
     return {"street": street, "company": company, "compound": compound, "url": city_db}
 
 

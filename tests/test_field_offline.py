@@ -13,7 +13,6 @@ leaves the app's own origin.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -25,9 +24,10 @@ import zlib
 import psycopg
 import pytest
 
-from gis.db.engine import async_engine, libpq_url
+from gis.db.engine import libpq_url
 from tests.browser.harness import ARTIFACTS, Browser, settle, wait_until
 from tests.conftest import LiveServer
+from tests.users import Account, create_users
 from webmap import STATIC_DIR
 
 PASSWORD = "field-offline-password-1"
@@ -74,18 +74,8 @@ def field(fresh_city_db):
     category, = sql(url, "SELECT category_code FROM complaint WHERE grid_code = %s GROUP BY 1 "
                          "ORDER BY count(*) DESC, 1 LIMIT 1", (grid,))[0]
 
-    async def add_users():
-        from gis.access.auth import create_user
-
-        engine = async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "field-worker", PASSWORD, "grid_worker", [grid], display_name="离线网格员")
-                await create_user(conn, "field-street", PASSWORD, "street", [street], display_name="街道值班员")
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_users())
+    create_users(url, PASSWORD, [Account("field-worker", "grid_worker", [grid], display_name="离线网格员"),
+                                 Account("field-street", "street", [street], display_name="街道值班员")])
     server = LiveServer(url)
     yield {"url": url, "app": server, "grid": grid, "tickets": tickets, "lon": lon, "lat": lat,
            "category": category}

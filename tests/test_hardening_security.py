@@ -6,7 +6,6 @@ another grid for the grid worker through any list, export, tile or OGC endpoint.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import csv
 import io
@@ -25,6 +24,8 @@ import pytest
 from conftest import ROOT, LiveServer
 from test_tickets_support import sql
 
+from tests.users import create_users
+
 PASSWORD = "matrix password 1"
 ROLES = ("public", "planner", "grid", "street", "admin")
 PERSONAL_KEYS = {"reporter_name", "reporter_phone", "phone", "contact_phone", "secretary_phone", "leader_phone"}
@@ -40,23 +41,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 # --- the world: users of each role, ids by grid, the people's phone numbers -----------------------------------
-
-def create_users(url: str, specs: list[tuple[str, str, list[str]]]) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    from gis.access import auth
-    from gis.db.engine import with_driver
-
-    async def create():
-        engine = create_async_engine(with_driver(url, "asyncpg"), poolclass=NullPool)
-        async with engine.begin() as conn:
-            for username, role, scope in specs:
-                await auth.create_user(conn, username, PASSWORD, role, scope)
-        await engine.dispose()
-
-    asyncio.run(create())
-
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
     n = 1 << z
@@ -103,7 +87,7 @@ def world(city_db, live_app) -> World:
         GROUP BY 1, 2 ORDER BY count(*) DESC, 1 LIMIT 1""")[0]
     street_b = sql(url, "SELECT min(code) FROM street WHERE valid_to IS NULL AND code <> %s", [street_a])[0][0]
     assert street_b, "the small city needs two streets"
-    create_users(url, [("m-planner", "planner", []), ("m-grid", "grid_worker", [grid_a]),
+    create_users(url, PASSWORD, [("m-planner", "planner", []), ("m-grid", "grid_worker", [grid_a]),
                        ("m-street", "street", [street_b]), ("m-admin", "admin", [])])
     usernames = {"planner": "m-planner", "grid": "m-grid", "street": "m-street", "admin": "m-admin"}
     with live_app.client() as client:
@@ -177,7 +161,7 @@ def world(city_db, live_app) -> World:
 # --- 1. login rate limiting -------------------------------------------------------------------------------------
 
 def test_failed_logins_are_limited_per_username_with_retry_after(world):
-    create_users(world.url, [("rl-user", "planner", []), ("rl-other", "planner", [])])
+    create_users(world.url, PASSWORD, [("rl-user", "planner", []), ("rl-other", "planner", [])])
     with world.server.client() as client:
         assert [login(client, "rl-user", "wrong password").status_code for _ in range(5)] == [401] * 5
         locked = login(client, "rl-user")
@@ -193,7 +177,7 @@ def test_failed_logins_are_limited_per_username_with_retry_after(world):
 
 
 def test_concurrent_guesses_cannot_pass_the_limit_together(world):
-    create_users(world.url, [("rl-race", "planner", [])])
+    create_users(world.url, PASSWORD, [("rl-race", "planner", [])])
 
     def guess(_):
         with world.server.client() as client:
@@ -520,6 +504,11 @@ def cases_for(world: World, method: str, path: str) -> list[Case]:
             "occurred_on": "2026-03-01"})],
         "POST /evaluation/credit-items/{item_id}/review": [
             Case("POST", "/evaluation/credit-items/999999/review", json={"decision": "approve", "reason": "矩阵"})],
+        # likely duplicates near a point in and outside grid A (outside the caller's scope a ticket is shown as the
+        # public sees it: snapped place, compound address, the score alone)
+        "GET /complaints/similar": [Case("GET", "/complaints/similar", params={
+            "lon": lon, "lat": lat, "text": "楼道堆物", "category": "E0605"})
+            for lon, lat in (v["point_a"], v["point_x"])],
         "GET /field/place": [Case("GET", "/field/place", params={"lon": lon, "lat": lat})
                              for lon, lat in (v["point_a"], v["point_x"])],
         # an unknown category: the scope check runs, nothing is stored

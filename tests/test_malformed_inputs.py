@@ -6,7 +6,6 @@ system's domain, extreme dates, damaged spreadsheets, and forms declared in GBK.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from urllib.parse import quote
@@ -28,6 +27,7 @@ from gis.layers import crs, geometry_input
 from gis.numbers import parse_float, parse_int
 from gis.serve.features import parse_bbox, parse_datetime
 from gis.tickets.filters import TicketFilter, parse_polygon, where_sql
+from tests.users import create_users
 
 PASSWORD = "malformed inputs 1"
 
@@ -135,27 +135,11 @@ def test_the_largest_accepted_areas_come_back_valid():
 
 # --- the live app: staff only, no 500, times, numbers, forms -----------------------------------------------------
 
-def create_users(url: str, specs) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    from gis.access import auth
-    from gis.db.engine import with_driver
-
-    async def create():
-        engine = create_async_engine(with_driver(url, "asyncpg"), poolclass=NullPool)
-        async with engine.begin() as conn:
-            for username, role, scope in specs:
-                await auth.create_user(conn, username, PASSWORD, role, scope)
-        await engine.dispose()
-
-    asyncio.run(create())
-
-
 @pytest.fixture(scope="module")
 def world(city_db):
     street = sql(city_db, "SELECT min(code) FROM street WHERE valid_to IS NULL")[0][0]
-    create_users(city_db, [("mi-admin", "admin", []), ("mi-planner", "planner", []), ("mi-street", "street", [street])])
+    create_users(city_db, PASSWORD, [("mi-admin", "admin"), ("mi-planner", "planner"),
+                                     ("mi-street", "street", [street])])
     server = LiveServer(city_db)
     with server.client() as client:
         tokens = {name: client.post("/auth/login", json={"username": f"mi-{name}", "password": PASSWORD}).json()[

@@ -7,7 +7,6 @@ tickets in bulk; a planner reads coverage and hotspots. Every page checks that n
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 import zlib
@@ -16,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from gis.db.engine import async_engine, libpq_url
+from gis.db.engine import libpq_url
 from tests.browser.harness import (
     Browser,
     bearer_token,
@@ -29,6 +28,7 @@ from tests.browser.harness import (
     wait_until,
 )
 from tests.conftest import LiveServer
+from tests.users import create_users
 
 PASSWORD = "map-test-password-1"
 
@@ -82,19 +82,11 @@ def city(city_db) -> dict:
     worker_phone, = sql(city_db, "SELECT phone FROM grid_worker WHERE grid_code = %s ORDER BY id LIMIT 1",
                         (grid_code,))[0]
 
-    async def add_users():
-        from gis.access.auth import create_user
-
-        engine = async_engine(city_db)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "map-admin", PASSWORD, "admin")
-                await create_user(conn, "map-street", PASSWORD, "street", [street])
-                await create_user(conn, "map-grid", PASSWORD, "grid_worker", [grid_code])
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_users())
+    create_users(city_db, PASSWORD, [
+        ("map-admin", "admin"),
+        ("map-street", "street", [street]),
+        ("map-grid", "grid_worker", [grid_code]),
+    ])
     return {
         "street": street, "building": building[0], "lon": building[1], "lat": building[2],
         "compound_code": building[3], "compound": building[4], "number": building[6],

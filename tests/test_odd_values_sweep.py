@@ -8,13 +8,14 @@ out at every entry instead (gis/times.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from dataclasses import dataclass
 
 import psycopg
 import pytest
 from conftest import LiveServer
+
+from tests.users import create_users
 
 PASSWORD = "odd values sweep 1"
 ROLES = ("admin", "planner", "public")
@@ -126,23 +127,6 @@ def write_odd_values(url: str) -> tuple[Written, dict]:
     return written, ids
 
 
-def create_users(url: str) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    from gis.access import auth
-    from gis.db.engine import with_driver
-
-    async def create():
-        engine = create_async_engine(with_driver(url, "asyncpg"), poolclass=NullPool)
-        async with engine.begin() as conn:
-            for role in ("admin", "planner"):
-                await auth.create_user(conn, f"odd-{role}", PASSWORD, role, [])
-        await engine.dispose()
-
-    asyncio.run(create())
-
-
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
     n = 1 << z
     return (z, int((lon + 180.0) / 360.0 * n),
@@ -152,7 +136,7 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
 @pytest.fixture(scope="module")
 def sweep_world(city_db):
     url = city_db
-    create_users(url)
+    create_users(url, PASSWORD, [("odd-admin", "admin"), ("odd-planner", "planner")])
     # places and ids taken before the odd values go in
     lon, lat = sql(url, "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
                         "WHERE valid_to IS NULL ORDER BY code LIMIT 1) s")[0]

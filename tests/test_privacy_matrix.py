@@ -209,6 +209,7 @@ def requests_for(path: str, world: dict) -> list[tuple[str, dict]]:
         "/evaluation/credit-items": [{}], "/evaluation/credit-grades": [{}], "/evaluation/credit-grades.html": [{}],
         "/field/me": [{}],
         "/field/place": [{"lon": POINT[n][0], "lat": POINT[n][1]} for n in both],
+        "/complaints/similar": [{"lon": POINT[n][0], "lat": POINT[n][1], "text": "楼道堆物漏水"} for n in both],
         "/registry/kinds": [{}], "/registry/committees/expiring": [{"within_days": 3650}],
         "/registry/{kind}/template.csv": [("/registry/owners_committee/template.csv", {})],
         "/registry/{kind}/template.xlsx": [("/registry/owners_committee/template.xlsx", {})],

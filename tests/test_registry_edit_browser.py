@@ -5,14 +5,13 @@ proposal of its own basic information shows as pending and changes nothing until
 
 from __future__ import annotations
 
-import asyncio
-
 import psycopg
 import pytest
 
-from gis.db.engine import async_engine, libpq_url
+from gis.db.engine import libpq_url
 from tests.browser.harness import Browser, checked_page, map_pixel, settle, sign_in, wait_until
 from tests.conftest import LiveServer
+from tests.users import create_users
 
 PASSWORD = "registry-edit-pw-1"
 MODE_NAMES = {"professional": "专业化物业", "entrusted": "社区代管"}
@@ -37,18 +36,10 @@ def city(city_db) -> dict:
           AND NOT EXISTS (SELECT 1 FROM complaint k WHERE ST_DWithin(k.geom::geography, p.pt::geography, 80))
         ORDER BY cm.street_code, c.code LIMIT 1""")[0]
 
-    async def add_users():
-        from gis.access.auth import create_user
-
-        engine = async_engine(city_db)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "edit-street", PASSWORD, "street", [street])
-                await create_user(conn, "edit-company", PASSWORD, "property_company", [], company)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_users())
+    create_users(city_db, PASSWORD, [
+        ("edit-street", "street", [street]),
+        ("edit-company", "property_company", [], company),
+    ])
     return {"street": street, "compound": compound, "company": company, "lon": lon, "lat": lat, "url": city_db}
 
 

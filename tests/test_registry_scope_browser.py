@@ -5,16 +5,16 @@ community's; /map/config.json lists the routes the forms use."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from gis.db.engine import async_engine, libpq_url
+from gis.db.engine import libpq_url
 from tests.browser.harness import Browser, checked_page, map_pixel, screenshot, settle, sign_in
 from tests.conftest import LiveServer
+from tests.users import create_users
 
 PASSWORD = "registry-scope-pw-1"
 FORMS = ("#registry-mode", "#registry-takeover", "#registry-term", "#registry-join", "#registry-secretary",
@@ -52,18 +52,7 @@ def city(city_db) -> dict:
     street = rows[0][0]
     own, other = [r for r in rows if r[0] == street][:2]
 
-    async def add_users():
-        from gis.access.auth import create_user
-
-        engine = async_engine(city_db)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "scope-street", PASSWORD, "street", [street])
-                await create_user(conn, "scope-community", PASSWORD, "community", [own[1]])
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_users())
+    create_users(city_db, PASSWORD, [("scope-street", "street", [street]), ("scope-community", "community", [own[1]])])
     return {"url": city_db, "own": {"code": own[2], "lon": own[3], "lat": own[4]},
             "other": {"code": other[2], "lon": other[3], "lat": other[4]}}
 

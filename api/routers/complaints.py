@@ -17,8 +17,9 @@ from api.audit import log_personal_read
 from api.deps import Connection
 from api.security import CurrentPrincipal
 from gis.errors import InvalidInput, NotFound
-from gis.intake import batches, review
+from gis.intake import batches, review, similar
 from gis.intake.importer import import_file
+from gis.numbers import optional_float
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
 
@@ -94,6 +95,35 @@ async def place(complaint_id: int, body: Placement, principal: CurrentPrincipal,
     return json.loads(json.dumps(await review.place_by_hand(
         conn, principal, complaint_id, lon=body.lon, lat=body.lat, crs=body.crs,
         micro_grid_code=body.micro_grid_code), default=str))
+
+
+@router.get("/similar", responses={
+    400: {"description": "No place, a coordinate out of range or not a number, or a text over 4000 characters"},
+    404: {"description": "The building or micro-grid named does not exist"}})
+async def similar_reports(
+    principal: CurrentPrincipal, conn: Connection,
+    lon: Annotated[str | None, Query(description="WGS-84 longitude of the report")] = None,
+    lat: Annotated[str | None, Query(description="WGS-84 latitude of the report")] = None,
+    place: Annotated[str | None, Query(max_length=40,
+                                       description="Instead of lon/lat: a building or micro-grid code")] = None,
+    text: Annotated[str | None, Query(max_length=similar.MAX_TEXT, description="What the reporter has typed")] = None,
+    category: Annotated[str | None, Query(max_length=16, description="The category chosen, if any")] = None,
+) -> dict:
+    """Likely duplicates of a report being typed (相似诉求): open or recently closed tickets near it, scored by
+    distance, time, text, category and building (gis/intake/similar.py), best first, above the threshold, each as
+    the caller's role may see it (the public: snapped place, compound address, score only). Only open ones can be
+    joined (POST /field/reports with join_ticket_id, or Open311's join_service_request_id)."""
+    x = optional_float(lon, "lon", low=-180, high=180)
+    y = optional_float(lat, "lat", low=-90, high=90)
+    if place and (x is not None or y is not None):
+        raise InvalidInput("请只给出一种位置：lon/lat，或 place（楼栋、微网格编码）")
+    if place:
+        x, y = await similar.place_of(conn, place.strip())
+    if (x is None) != (y is None):
+        raise InvalidInput("lon 和 lat 必须同时给出")
+    report = similar.NewReport(lon=x, lat=y, at=similar.now(), text=(text or "").strip() or None,
+                               category_code=(category or "").strip() or None)
+    return await similar.likely_duplicates(conn, principal, report)
 
 
 @router.get("/{complaint_id}/placement")

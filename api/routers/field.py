@@ -25,6 +25,9 @@ REPORT_FIELDS = {
     "description": {"type": "string", "maxLength": field.MAX_DESCRIPTION},
     "address": {"type": "string", "description": "When empty, composed from the layers at the point"},
     "reported_at": {"type": "string", "format": "date-time", "description": "When it was made (queued offline)"},
+    "join_ticket_id": {"type": "integer", "minimum": 1,
+                       "description": "An open ticket of GET /complaints/similar this report repeats: the report is "
+                                      "stored and joins it (居民附议/重复反映)"},
 }
 REPORT_JSON = {"type": "object", "required": ["client_id", "category_code", "lon", "lat"],
                "properties": REPORT_FIELDS}
@@ -35,7 +38,8 @@ REPORT_BODY = {"required": True, "content": {"application/json": {"schema": REPO
                                              "multipart/form-data": {"schema": REPORT_FORM}}}
 REPORT_ANSWER = {"type": "object", "properties": {
     "created": {"type": "boolean"}, "exists": {"type": "boolean"}, "complaint_id": {"type": "integer"},
-    "ticket_id": {"type": ["integer", "null"]}, "message": {"type": "string"}}}
+    "ticket_id": {"type": ["integer", "null"]}, "joined_ticket_id": {"type": ["integer", "null"]},
+    "message": {"type": "string"}}}
 
 
 @router.get("/me")

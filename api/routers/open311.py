@@ -48,6 +48,12 @@ REQUEST_FORM = {
         "account_id": {"type": "string"},
         "media_url": {"type": "string"},
         "requested_datetime": {"type": "string", "format": "date-time"},
+        "extensions": {"type": "string", "enum": ["true", "false"],
+                       "description": "true: the answer's extended_attributes.similar_requests lists the likely "
+                                      "duplicates of the request (public view, score only)"},
+        "join_service_request_id": {"type": "string", "pattern": "^[0-9]{1,18}$",
+                                    "description": "An open request this one repeats (one of its similar_requests): "
+                                                   "stored, and joined to that request's ticket (居民附议/重复反映)"},
     },
     "patternProperties": {r"^attribute\[.+\]$": {
         "type": "string", "description": "attribute[CODE]: the service definition's attributes"}},
@@ -179,7 +185,9 @@ async def _form_items(request: Request, content_type: str) -> list[tuple[str, ob
 @router.post("/requests.{fmt}", responses={**LIST_ANSWERS, 403: {"description": "api_key missing or unknown"}},
              openapi_extra={"requestBody": REQUEST_BODY})
 async def create_request(fmt: Format, request: Request, conn: Connection) -> Response:
-    """Submit a service request, form-encoded, with an api_key; it is stored and placed as a complaint. Errors in the
+    """Submit a service request, form-encoded, with an api_key; it is stored and placed as a complaint. With
+    `extensions=true` the answer lists the request's likely duplicates (extended_attributes.similar_requests);
+    `join_service_request_id` joins an open one of them instead of opening a ticket of its own. Errors in the
     spec's order: 403 for a missing or unknown key, then 400 for a bad service code, location, attribute or other field;
     404 for an unknown format."""
     if fmt not in FORMATS:
@@ -197,6 +205,8 @@ async def create_request(fmt: Format, request: Request, conn: Connection) -> Res
                 attributes[match.group(1)] = value
             else:
                 fields[key] = value
+        if "extensions" not in fields and "extensions" in request.query_params:
+            fields["extensions"] = request.query_params["extensions"]  # as GET requests takes it
         created = await open311.create_request(conn, fields, attributes)
         return answer([created], fmt, "service_requests", "request")
     except GridgovError as error:

@@ -44,6 +44,8 @@ FEATURE_ROUTES = {
     # the dispatch suggestion (webmap/static/map/work/suggestion.js)
     "GET /complaints/{complaint_id}/suggestion": "/complaints/1/suggestion",
     "GET /field/me": "/field/me", "GET /field/place": "/field/place", "POST /field/reports": "/field/reports",
+    # likely duplicates while reporting (webmap/static/map/field/similar.js)
+    "GET /complaints/similar": "/complaints/similar",
     # the registry's edit forms (webmap/static/map/work/registry.js)
     "GET /registry/compounds/{compound_code}/parties": "/registry/compounds/C/parties",
     "POST /registry/compounds/{compound_code}/management": "/registry/compounds/C/management",

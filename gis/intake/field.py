@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.access.auth import SCOPE_TABLE, Principal, complaint_scope_sql
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gis.intake import similar
 from gis.intake.normalise import LOCAL_ZONE, parse_time
 from gis.intake.placement import (
     CLOSED_TICKET_FILTER,
@@ -136,6 +137,8 @@ class Report:
     address: str | None = None
     reported_at: str | None = None
     photos: list[Photo] = field(default_factory=list)
+    join_ticket_id: int | None = None
+    """An open ticket this report repeats (居民附议): the report is stored and joins it (gis.intake.similar)."""
 
 
 def parse_report(values: dict) -> Report:
@@ -153,12 +156,19 @@ def parse_report(values: dict) -> Report:
     lat = optional_float(values.get("lat"), "lat")
     address = str(values.get("address") or "").strip()[:300] or None
     reported_at = str(values.get("reported_at") or "").strip() or None
-    return Report(client_id, category, lon, lat, description, address, reported_at)
+    join = values.get("join_ticket_id")
+    join_ticket_id = None
+    if join not in (None, ""):
+        if isinstance(join, bool) or not str(join).isdigit() or len(str(join)) > 18:
+            raise InvalidInput("join_ticket_id 须为要加入的工单编号（正整数）")
+        join_ticket_id = int(join)
+    return Report(client_id, category, lon, lat, description, address, reported_at, join_ticket_id=join_ticket_id)
 
 
 async def _existing(conn: AsyncConnection, client_id: str) -> dict | None:
     row = (await conn.execute(text("""
-        SELECT c.id AS complaint_id, t.id AS ticket_id, c.placement, c.grid_code, i.extra
+        SELECT c.id AS complaint_id, t.id AS ticket_id, c.placement, c.grid_code, i.extra,
+               t.merged_into_id AS joined_ticket_id
         FROM complaint c LEFT JOIN ticket t ON t.complaint_id = c.id
         LEFT JOIN complaint_intake i ON i.complaint_id = c.id
         WHERE c.source = :source AND c.external_id = :client_id"""),
@@ -175,7 +185,7 @@ def _answer_existing(principal: Principal, found: dict) -> dict:
         raise Conflict("该 client_id 已被另一条上报使用；请重新生成后提交")
     return {"created": False, "exists": True, "complaint_id": found["complaint_id"], "ticket_id": found["ticket_id"],
             "placement": found["placement"], "grid_code": found["grid_code"],
-            "message": "该上报已经提交过，未重复保存"}
+            "joined_ticket_id": found["joined_ticket_id"], "message": "该上报已经提交过，未重复保存"}
 
 
 async def _reporter_name(conn: AsyncConnection, principal: Principal) -> str:
@@ -245,6 +255,8 @@ async def submit_report(conn: AsyncConnection, principal: Principal, report: Rep
         raise InvalidInput(dispatch_store.choose_message(suggestion))
     report.category_code = code
     row = await _staged_row(conn, principal, report, place)
+    if report.join_ticket_id is not None:
+        await similar.check_joinable(conn, principal, _as_new(report, row), report.join_ticket_id)
     try:
         async with conn.begin_nested():
             complaint_id, placement = await _store(conn, row)
@@ -264,10 +276,22 @@ async def submit_report(conn: AsyncConnection, principal: Principal, report: Rep
         raise InvalidInput("上报位置不在您负责的范围内；请确认定位，或在地图上点选您网格内的位置")
     photos = [await workflow.add_photo(conn, principal, ticket["id"], photo.filename, photo.content)
               for photo in report.photos]
-    return {"created": True, "exists": False, "complaint_id": complaint_id, "ticket_id": ticket["id"],
-            "state": ticket["state"], "placement": placement, "grid_code": ticket["grid_code"],
-            "address": row["address"], "due_at": iso_text(ticket["due_at"]), "photos": [p["id"] for p in photos],
-            "message": "上报成功，已生成工单"}
+    answer = {"created": True, "exists": False, "complaint_id": complaint_id, "ticket_id": ticket["id"],
+              "state": ticket["state"], "placement": placement, "grid_code": ticket["grid_code"],
+              "address": row["address"], "due_at": iso_text(ticket["due_at"]), "photos": [p["id"] for p in photos],
+              "message": "上报成功，已生成工单", "joined_ticket_id": None}
+    if report.join_ticket_id is not None:
+        joined = await workflow.join_reported(conn, ticket["id"], report.join_ticket_id, principal.username,
+                                              principal.user_id)
+        answer.update(state=joined["state"], joined_ticket_id=report.join_ticket_id,
+                      message=f"上报成功，已加入工单 #{report.join_ticket_id}（{workflow.JOIN_NOTE}）")
+    return answer
+
+
+def _as_new(report: Report, row: dict) -> similar.NewReport:
+    """A field report as the similarity rule reads it."""
+    return similar.NewReport(lon=report.lon, lat=report.lat, at=row["reported_at"], text=report.description,
+                             category_code=report.category_code)
 
 
 async def field_profile(conn: AsyncConnection, principal: Principal) -> dict:

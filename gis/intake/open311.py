@@ -32,8 +32,10 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gis.access.auth import PUBLIC as PUBLIC_PRINCIPAL
 from gis.access.visibility import POLICY, address_sql, mask_numbers, place_near_sql, place_sql, text_sql
 from gis.errors import Forbidden, InvalidInput, NotFound
+from gis.intake import similar
 from gis.intake.gazetteer import Gazetteer
 from gis.intake.normalise import LOCAL_ZONE, parse_time
 from gis.intake.placement import (
@@ -46,6 +48,7 @@ from gis.intake.placement import (
 from gis.layers import crs as crs_module
 from gis.numbers import optional_float, parse_int
 from gis.settings import city_settings
+from gis.tickets import workflow
 from gis.tickets.models import FINAL_SQL
 from gis.tickets.supervision import STATE_ZH
 from gis.tickets.workflow import TRANSITIONS
@@ -277,6 +280,7 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
             raise InvalidInput(f"service_code {code} not found") from None
         raise error
 
+    join = await _join_target(conn, form, row)
     settings = city_settings()
     params = {**row, "key_hash": hash_key(key), "snap_m": settings.snap_tolerance_m,
               "snap_deg": degrees_for(settings.snap_tolerance_m), "radius_m": settings.duplicate_radius_m,
@@ -292,12 +296,52 @@ async def create_request(conn: AsyncConnection, form: dict[str, str], attributes
         raise InvalidInput(f"service_code {code} not found")
     if suggestion is not None:
         await dispatch_store.record(conn, stored.id, suggestion, filled)
+    if join is not None:
+        await _join(conn, stored.id, join)
     await conn.commit()
     notice = {"inside": "受理成功 (received)",
               "snapped": "受理成功，位置已就近归入网格 (received, placed on the nearest grid)",
               "review": "受理成功，待人工定位 (received, awaiting placement by hand)"}[stored.placement]
-    return {"service_request_id": str(stored.id), "service_notice": notice, "account_id": form.get("account_id"),
-            "token": row["token"]}
+    if join is not None:
+        notice = f"受理成功，已加入工单 #{join} ({workflow.JOIN_NOTE}; joined an existing request)"
+    created = {"service_request_id": str(stored.id), "service_notice": notice, "account_id": form.get("account_id"),
+               "token": row["token"]}
+    if parse_flag(form, "extensions") and row["lon"] is not None:
+        found = await similar.likely_duplicates(conn, PUBLIC_PRINCIPAL, _as_new(row, stored.id))
+        created["extended_attributes"] = {"similar_requests": found["similar"],
+                                          "joined_ticket_id": join, "similar_rule": found["rule"]}
+    return created
+
+
+def _as_new(row: dict, exclude: int | None = None) -> similar.NewReport:
+    """A staged request as the similarity rule reads it."""
+    return similar.NewReport(lon=row["lon"], lat=row["lat"], at=row["reported_at"], text=row["description"],
+                             category_code=row["category_code"], exclude_complaint_id=exclude)
+
+
+async def _join_target(conn: AsyncConnection, form: dict[str, str], row: dict) -> int | None:
+    """The ticket a request joins (`join_service_request_id`, an extension: the request it repeats), checked by
+    the similarity rule as the public sees it; None when none is asked."""
+    wanted = (form.get("join_service_request_id") or "").strip()
+    if not wanted:
+        return None
+    if not wanted.isdigit() or len(wanted) > 18:
+        raise InvalidInput("join_service_request_id 须为要加入的诉求编号（service_request_id）")
+    if row["lon"] is None:
+        raise InvalidInput("加入已有诉求需要位置（lat 和 long）")
+    ticket = (await conn.execute(text("SELECT id FROM ticket WHERE complaint_id = :id"),
+                                 {"id": int(wanted)})).scalar_one_or_none()
+    if ticket is None:
+        raise InvalidInput(f"没有诉求 {wanted}，无法加入")
+    await similar.check_joinable(conn, PUBLIC_PRINCIPAL, _as_new(row), ticket)
+    return ticket
+
+
+async def _join(conn: AsyncConnection, complaint_id: int, into: int) -> None:
+    """The stored request's ticket joins ticket `into` (居民附议/重复反映), in the request's transaction."""
+    ticket = (await conn.execute(text("SELECT id FROM ticket WHERE complaint_id = :id"),
+                                 {"id": complaint_id})).scalar_one()
+    await workflow.join_reported(conn, ticket, into, "open311")
 
 
 # -- reading requests -----------------------------------------------------------------------------------------------

@@ -107,8 +107,10 @@ async def transition(
     version: int | None = None,
     merge_into: int | None = None,
     assignee: dict | None = None,
+    extra: dict | None = None,
 ) -> dict:
-    """Apply one action to one ticket, in the caller's transaction; returns the new state and version."""
+    """Apply one action to one ticket, in the caller's transaction; returns the new state and version. `extra` is
+    added to the data the history records (on both tickets of a merge)."""
     spec = TRANSITIONS.get(action)
     if spec is None:
         raise InvalidInput(f"unknown action {action!r}; actions are {', '.join(TRANSITIONS)}")
@@ -144,6 +146,8 @@ async def transition(
         data = await _check_merge_target(conn, principal, ticket, merge_into)
     if action == "reopen" and ticket["rating"] is not None:
         data = {"rating_kept": ticket["rating"]}
+    if extra:
+        data = {**(data or {}), **extra}
     await conn.execute(
         text(f"UPDATE ticket t SET state = :state, version = version + 1, updated_at = now(), {_SETS[action]} "
              "WHERE id = :id"),
@@ -156,8 +160,27 @@ async def transition(
             text("UPDATE ticket SET merged_into_id = :target, version = version + 1 WHERE merged_into_id = :id"),
             {"target": merge_into, "id": ticket_id},
         )
-        await record_event(conn, principal, merge_into, "absorb", None, None, note, {"duplicate": ticket_id})
+        await record_event(conn, principal, merge_into, "absorb", None, None, note,
+                           {"duplicate": ticket_id, **(extra or {})})
     return {"id": ticket_id, "state": spec.target, "version": ticket["version"] + 1}
+
+
+JOIN_NOTE = "居民附议/重复反映"
+"""What both histories say when a new report joins an existing ticket."""
+
+
+async def join_reported(conn: AsyncConnection, ticket_id: int, into: int, joined_by: str,
+                        user_id: int | None = None) -> dict:
+    """居民附议/重复反映: the ticket of a report just stored joins the open ticket `into` that it repeats — the merge
+    transition (并单) above, made by the intake on the reporter's behalf, so the new complaint stays stored once and
+    the surviving ticket's history gets an `absorb` event noting JOIN_NOTE and who joined.
+
+    The caller has checked that the reporter may join `into` (gis.intake.similar.check_joinable: the similarity
+    rule lists it and it is open), which is why the merge runs with the intake's own authority rather than the
+    reporter's role (a resident or a grid worker may not merge tickets by hand)."""
+    intake = Principal(role="admin", username=joined_by, user_id=user_id)
+    return await transition(conn, intake, ticket_id, "merge", note=JOIN_NOTE, merge_into=into,
+                            extra={"joined": True, "joined_by": joined_by})
 
 
 async def _check_merge_target(conn: AsyncConnection, principal: Principal, ticket: dict,

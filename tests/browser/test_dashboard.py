@@ -6,15 +6,14 @@ Screenshots at desktop (1280x800) and phone (390x844) size go to docs/screens/."
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
 
-from gis.db.engine import async_engine
 from tests.browser.harness import Browser, checked_page, settle, sign_in, wait_until
 from tests.conftest import LiveServer
+from tests.users import create_users
 
 PASSWORD = "dashboard-pw-123"
 SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
@@ -22,17 +21,7 @@ SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
 
 @pytest.fixture(scope="module")
 def app(city_db):
-    async def add_user():
-        from gis.access.auth import create_user
-
-        engine = async_engine(city_db)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "dash-planner", PASSWORD, "planner", [])
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_user())
+    create_users(city_db, PASSWORD, [("dash-planner", "planner", [])])
     server = LiveServer(city_db)
     yield server
     server.stop()

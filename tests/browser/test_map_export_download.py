@@ -6,28 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gis.db.engine import with_driver
 from gis.reports import map_export
 from tests.browser.harness import wait_until
+from tests.users import create_users
 
 
 def test_a_planner_downloads_the_file_from_the_map_page(live_app, city_db):
     """The planner tab offers the offline map of any street or district once signed in; the file it saves is the
     export (the public sees no such box)."""
-    import asyncio
-
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from gis.access import auth
     from tests.browser.harness import Browser, checked_page, sign_in
 
-    async def planner():
-        engine = create_async_engine(with_driver(city_db, "asyncpg"))
-        async with engine.begin() as conn:
-            await auth.create_user(conn, "mx-map-planner", "map export planner password", "planner", [], None)
-        await engine.dispose()
-
-    asyncio.run(planner())
+    create_users(city_db, "map export planner password", [("mx-map-planner", "planner", [])])
     browser = Browser(live_app.url)
     try:
         with checked_page(browser) as page:

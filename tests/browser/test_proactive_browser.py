@@ -6,16 +6,16 @@ the small city with planted space-time patterns (fixtures/emerging_patterns.py):
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
 
 from fixtures.emerging_patterns import plant_patterns
-from gis.db.engine import async_engine, libpq_url
+from gis.db.engine import libpq_url
 from tests.browser.harness import Browser, checked_page, screenshot, sign_in, wait_until
 from tests.conftest import LiveServer
+from tests.users import create_users
 
 PASSWORD = "proactive-browser-pw-1"
 
@@ -34,17 +34,7 @@ def app(city_db):
     persistent = next(code for code, kind in planted.centres.items() if kind == "persistent hot spot")
     street = persistent[:9]
 
-    async def add_users():
-        from gis.access.auth import create_user
-
-        engine = async_engine(city_db)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "pa-street", PASSWORD, "street", [street])
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_users())
+    create_users(city_db, PASSWORD, [("pa-street", "street", [street])])
     server = LiveServer(city_db)
     yield {"url": city_db, "server": server, "street": street, "category": category, "name": name}
     server.stop()

@@ -7,15 +7,14 @@ typed; on a phone the list is usable with no sideways scrolling of the page."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import psycopg
 import pytest
 
-from gis.db.engine import async_engine, libpq_url
+from gis.db.engine import libpq_url
 from tests.browser.harness import ARTIFACTS, Browser, bearer_token, checked_page, screenshot, sign_in, wait_until
 from tests.conftest import LiveServer
+from tests.users import create_users
 
 PASSWORD = "red-black-list-pw-1"
 
@@ -36,19 +35,11 @@ def serving(url: str, street: str) -> set[int]:
 def city(city_db) -> dict:
     street = sql(city_db, "SELECT code FROM street WHERE valid_to IS NULL ORDER BY code LIMIT 1")[0][0]
 
-    async def add_users():
-        from gis.access.auth import create_user
-
-        engine = async_engine(city_db)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, "rb-planner", PASSWORD, "planner", [])
-                await create_user(conn, "rb-street", PASSWORD, "street", [street])
-                await create_user(conn, "rb-admin", PASSWORD, "admin", [])
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_users())
+    create_users(city_db, PASSWORD, [
+        ("rb-planner", "planner", []),
+        ("rb-street", "street", [street]),
+        ("rb-admin", "admin", []),
+    ])
     return {"url": city_db, "street": street}
 
 

@@ -29,6 +29,11 @@ export function setRoutes(list) { routes = new Set(list); }
 
 export const has = (method, path) => routes.has(`${method} ${path}`);
 
+/* The addresses this page has sent a write to (POST, PATCH, ...). The browser's resource timings list them
+ * beside the reads without their method, and the offline warm-up must not read them again. */
+const written = new Set();
+export const wasWritten = (url) => written.has(new URL(url, location.origin).href);
+
 /* What a person reads for a refusal whose reason the server wrote in English (or not at all), by status. */
 export const STATUS_TEXTS = {
   400: '输入有误，请检查后重试', 401: '登录已失效，请重新登录', 403: '您的角色无权执行此操作',
@@ -58,9 +63,11 @@ export async function api(path, options = {}) {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(body);
   }
+  const method = options.method || 'GET';
+  if (method !== 'GET' && method !== 'HEAD') written.add(new URL(path, location.origin).href);
   let response;
   try {
-    response = await fetch(path, { method: options.method || 'GET', headers, body, signal: options.signal });
+    response = await fetch(path, { method, headers, body, signal: options.signal });
   } catch (error) {
     if (error.name === 'AbortError') throw error;
     const offline = new TypeError(NETWORK_TEXT);

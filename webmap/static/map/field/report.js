@@ -11,10 +11,24 @@ import { dropTool, useTool } from '../tools.js';
 import { photoRefusal, sentText } from './actions.js';
 import { locate, showPosition } from './locate.js';
 import { photoFiles } from './photo.js';
+import { askSimilar, similarBox } from './similar.js';
 
 let categories = null;
 let current = null; // the form being filled: {clientId, place}
 let pin = null;
+
+/* The form's values the likely duplicates are asked for (field/similar.js). */
+function refreshSimilar(now = false) {
+  if (!current) return;
+  askSimilar($('#field-similar'), { lon: current.place && current.place.lon, lat: current.place && current.place.lat,
+    text: $('#field-report-text').value.trim(), category: $('#field-report-category').value }, joinTicket, { now });
+}
+
+/* 加入此工单: send the report joined to an open ticket it repeats. */
+function joinTicket(id) {
+  current.joinTicketId = id;
+  send(null);
+}
 
 /* A random UUID (crypto.randomUUID needs a secure context; the fallback is the same version 4 layout). */
 export function newClientId() {
@@ -55,6 +69,7 @@ async function setPlace(lat, lon, how) {
     line.classList.toggle('warn', !place.in_scope);
     if (!place.in_scope) line.textContent += ' — 此处不在您负责的范围内，无法上报';
     line.dataset.inScope = place.in_scope ? '1' : '0';
+    refreshSimilar(true);
   } catch (error) {
     line.textContent = `${how}：${lat.toFixed(6)}, ${lon.toFixed(6)}（${error.message}）`;
     line.dataset.inScope = '0';
@@ -79,7 +94,7 @@ function pickOnMap() {
 }
 
 async function send(event) {
-  event.preventDefault();
+  if (event) { event.preventDefault(); current.joinTicketId = null; }
   const result = $('#field-report-result');
   const code = $('#field-report-category').value;
   if (!code) { result.textContent = '请选择问题类别'; return; }
@@ -92,18 +107,21 @@ async function send(event) {
     const body = { client_id: current.clientId, category_code: code, description: $('#field-report-text').value.trim(),
       lon: Number(current.place.lon.toFixed(7)), lat: Number(current.place.lat.toFixed(7)),
       address: $('#field-report-address').value.trim(), reported_at: new Date().toISOString() };
+    if (current.joinTicketId) body.join_ticket_id = current.joinTicketId;
     const answer = await submit({ kind: 'report', method: 'POST', path: '/field/reports', body, files,
       label: `上报：${$('#field-report-category').selectedOptions[0].textContent}` });
     const data = answer && answer.data;
     result.textContent = sentText(answer, data && data.ticket_id
       ? `${data.message || '上报成功'}：工单 #${data.ticket_id}` : '上报成功');
     result.dataset.ticket = data && data.ticket_id ? data.ticket_id : '';
+    result.dataset.joined = data && data.joined_ticket_id ? data.joined_ticket_id : '';
     result.dataset.done = '1';
-    emit('ticket:changed', { ids: data && data.ticket_id ? [data.ticket_id] : [] });
+    emit('ticket:changed', { ids: data ? [data.ticket_id, data.joined_ticket_id].filter(Boolean) : [] });
     emit('field:reported', data || {});
     current = { clientId: newClientId(), place: current.place }; // a new form keeps the place
   } catch (error) {
     result.textContent = `上报失败：${photoRefusal(error)}`;
+    current.joinTicketId = null;
   } finally {
     button.disabled = false;
   }
@@ -116,11 +134,12 @@ export async function openReport() {
     el('h3', {}, '上报问题'),
     el('label', { for: 'field-report-category-search' }, '问题类别'),
     el('input', { id: 'field-report-category-search', type: 'search', placeholder: '搜索类别，如 路灯、漏水、垃圾',
-      autocomplete: 'off', oninput: (e) => fillCategories(e.target.value) }),
-    el('select', { id: 'field-report-category', size: 5, 'aria-label': '问题类别' }),
+      autocomplete: 'off', oninput: (e) => { fillCategories(e.target.value); refreshSimilar(); } }),
+    el('select', { id: 'field-report-category', size: 5, 'aria-label': '问题类别', onchange: () => refreshSimilar() }),
     el('p', { id: 'field-report-category-count', class: 'hint' }),
     el('label', { for: 'field-report-text' }, '问题描述'),
-    el('textarea', { id: 'field-report-text', placeholder: '发现了什么问题、在哪个位置', maxlength: 4000 }),
+    el('textarea', { id: 'field-report-text', placeholder: '发现了什么问题、在哪个位置', maxlength: 4000,
+      oninput: () => refreshSimilar() }),
     el('label', { for: 'field-report-photos' }, '现场照片（可多张）'),
     el('input', { id: 'field-report-photos', type: 'file', accept: 'image/*', capture: 'environment', multiple: 'multiple' }),
     el('label', {}, '位置'),
@@ -130,6 +149,7 @@ export async function openReport() {
     el('p', { id: 'field-report-place', class: 'hint', role: 'status' }, '尚未选择位置'),
     el('label', { for: 'field-report-address' }, '地址（按位置自动填写，可修改）'),
     el('input', { id: 'field-report-address', type: 'text', maxlength: 300 }),
+    similarBox(),
     el('button', { type: 'submit', id: 'field-report-submit', class: 'primary' }, '提交上报'),
     el('p', { id: 'field-report-result', class: 'hint', role: 'status' })));
   try {

@@ -2,7 +2,7 @@
  * the outbox with its banner and conflict screen, and, when a grid worker's session starts online, reads the
  * worker's open tickets and each one's details once so the service worker keeps them for a stairwell without
  * signal. At sign-out the service worker forgets the personal answers it kept. */
-import { api, session } from '../api.js';
+import { api, session, wasWritten } from '../api.js';
 import { on } from '../bus.js';
 import { initBanner } from './banner.js';
 import { initConflicts } from './conflict.js';
@@ -26,13 +26,18 @@ function controlled() {
 }
 
 /* On the first visit the page fetched its start before the service worker took over: those reads are fetched
- * again through it, so the page can start offline next time. */
-async function warmUp() {
+ * again through it, so the page can start offline next time. Resource timings carry no method, so the addresses
+ * the page wrote to are left out (a slow service worker may take over after the first write). */
+export function warmUrls() {
   const own = location.origin;
+  return [...new Set(performance.getEntriesByType('resource').map((entry) => entry.name))]
+    .filter((url) => url.startsWith(own) && API_READ.test(new URL(url).pathname) && !wasWritten(url))
+    .slice(0, WARM_LIMIT);
+}
+
+async function warmUp() {
   const headers = session.token ? { Authorization: `Bearer ${session.token}` } : {};
-  const urls = [...new Set(performance.getEntriesByType('resource').map((entry) => entry.name))]
-    .filter((url) => url.startsWith(own) && API_READ.test(new URL(url).pathname)).slice(0, WARM_LIMIT);
-  for (const url of urls) {
+  for (const url of warmUrls()) {
     try { await fetch(url, { headers }); offlineState.warmed += 1; } catch (error) { return; }
   }
 }
