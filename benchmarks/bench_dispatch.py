@@ -29,14 +29,17 @@ def measure(url: str) -> dict:
     _, model = store.load_version(url, trained.version)
     texts = history.load_handwritten().texts
     load_before = os.getloadavg()[0]
-    times = []
+    times, cpu = [], []
     for i in range(TIMED_SUGGESTIONS):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         model.suggest(texts[i % len(texts)], "managed_compound" if i % 2 else None)
         times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.thread_time() - started_cpu) * 1000)
     times.sort()
+    cpu.sort()
     return {"trained": trained, "median_ms": statistics.median(times),
-            "p95_ms": times[int(0.95 * len(times)) - 1], "load": (load_before + os.getloadavg()[0]) / 2}
+            "p95_ms": times[int(0.95 * len(times)) - 1], "cpu_p95_ms": cpu[int(0.95 * len(cpu)) - 1],
+            "load": (load_before + os.getloadavg()[0]) / 2}
 
 
 def run(city_url: str) -> list[dict]:
@@ -65,7 +68,7 @@ def run(city_url: str) -> list[dict]:
                              "value": round(100 * row[metric], 1), "unit": "%", "note": note})
     rows.append({"area": AREA, "metric": "training", "value": round(trained.seconds["training"], 1), "unit": "s",
                  "note": f"{trained.samples['train']:,} complaints, calibration included"})
-    for key, label in (("median_ms", "median"), ("p95_ms", "p95")):
+    for key, label in (("median_ms", "median"), ("p95_ms", "p95"), ("cpu_p95_ms", "p95 of its CPU time")):
         rows.append({"area": AREA, "metric": f"one suggestion ({label})", "value": round(measured[key], 3),
                      "unit": "ms", "note": f"{measured[key] / AIM_MS:.3f}× the {AIM_MS:g} ms aim over "
                                            f"{TIMED_SUGGESTIONS} texts, load average {measured['load']:.1f}"})
