@@ -58,7 +58,8 @@ def evaluate(period: str = typer.Argument(
 @analytics_app.command()
 def proactive(
     month: str = typer.Option(None, "--month", help="Last month YYYY-MM (default: the newest with complaints)."),
-    months: int = typer.Option(12, "--months", help="Months in the space-time cube."),
+    months: int = typer.Option(None, "--months", help="Months in the space-time cube (default "
+                                                      "GRIDGOV_PROACTIVE_STEPS, 12)."),
     level: str = typer.Option("micro_grid", "--level", help="micro_grid or grid."),
     replay: bool = typer.Option(False, "--replay", help="Replay the complaints month by month instead (writes "
                                                          "nothing): complaints in pairs with a task, and how early."),

@@ -10,7 +10,8 @@ from cli.common import fail
 
 model_app = typer.Typer(help="The dispatch model: train it on the city's history, measure it.", no_args_is_help=True)
 
-STEPS = ("history", "category", "party", "evaluation", "storing")
+STEPS = ("history", "calibration", "category, place and party", "evaluation", "storing")
+"""The training's stages as gis.dispatch reports them."""
 
 
 def _table(title: str, figures: dict) -> None:
@@ -54,9 +55,9 @@ def train(as_json: bool = typer.Option(False, "--json", help="Print the stored f
         return
     typer.echo(f"model version {trained.version}: trained on {trained.samples['train']} complaints, "
                f"tested on the newest {trained.samples['held_out']} ({trained.seconds['training']:.1f} s)")
-    for name, figures in trained.metrics.items():
-        if name != "seconds":
-            _table(name, figures)
+    for name in ("held_out", "handwritten"):
+        if name in trained.metrics:
+            _table(name, trained.metrics[name])
 
 
 @model_app.command("evaluate")

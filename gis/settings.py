@@ -20,6 +20,7 @@ settings in one module.
 | programme figures' targets | ProgrammeSettings | GRIDGOV_PROGRAMME_ |
 | maps handed on (offline HTML) | ExportSettings | GRIDGOV_EXPORT_ |
 | suggested category and party (dispatch model) | DispatchSettings | GRIDGOV_DISPATCH_ |
+| emerging hot spots and proactive tasks | ProactiveSettings | GRIDGOV_PROACTIVE_ |
 | likely duplicates while reporting | SimilarSettings | GRIDGOV_SIMILAR_ |
 
 An accessor reads the environment once per process; tests that change a variable in-process call its
@@ -34,6 +35,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -430,16 +432,42 @@ class DispatchSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GRIDGOV_DISPATCH_", extra="ignore")
 
-    min_confidence: float = 0.6
-    """Below this calibrated probability of its first choice the model abstains: nothing is filled in and a
-    person chooses from the top three (on the demo city's held-out months about 9 in 10 suggestions above it are
-    right; benchmarks/bench_dispatch.py measures it)."""
+    min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    """Below this calibrated probability of its first category (and, for the party, of its first party) the model
+    abstains: nothing is filled in and a person chooses from the top three. The probabilities are
+    temperature-scaled on the newest fifth of the training history (gis/dispatch/model.py), so on the city's own
+    recent complaints about p of the suggestions with confidence p are right; benchmarks/bench_dispatch.py
+    prints the share abstained and the accuracy of the answered at this threshold."""
     max_training_rows: int = 300_000
     """Training uses at most this many of the most recent complaints (a year of a large city is millions)."""
     max_features: int = 60_000
     """Character n-grams kept by the vectoriser (the most frequent), which bounds the model's size."""
     holdout_share: float = 0.2
     """The newest share of history held out for evaluation (a time split: the model never sees its future)."""
+
+
+class ProactiveSettings(BaseSettings):
+    """Emerging hot spots (gis/analytics/emerging.py) and the proactive tasks (未诉先办) they open
+    (gis/analytics/proactive.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_PROACTIVE_", extra="ignore")
+
+    steps: int = Field(default=12, ge=3, le=60)
+    """Months of the space-time cube when a caller names none (the analysis, the tasks, 每月一题, the replay)."""
+    trend_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    """Significance of the Mann–Kendall trend that makes a hot spot intensifying or diminishing."""
+    time_window: int = Field(default=0, ge=0, le=12)
+    """Months before a bin that count as its neighbours (Esri's neighbourhood time step). Esri's default is 1; with
+    monthly steps 0 keeps a one-month flare-up from spilling into the next month (a new hot spot stays new)."""
+    min_complaints: int = Field(default=2, ge=1)
+    """Complaints an area × category needs over the months a run sees before its hot spot opens a task: a single
+    complaint in a quiet micro-grid is a significant Gi* (a "new hot spot") but not yet a problem to go out for."""
+
+
+@lru_cache
+def proactive_settings() -> ProactiveSettings:
+    """The emerging hot spots' and proactive tasks' thresholds (GRIDGOV_PROACTIVE_*), read once and cached."""
+    return ProactiveSettings()
 
 
 @lru_cache

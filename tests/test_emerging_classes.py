@@ -125,6 +125,38 @@ def test_planted_patterns_on_a_lattice_are_classified_as_planted():
     assert sum(result.classes[i, 0].endswith("hot spot") for i in far) <= len(far) * 0.02
 
 
+def test_a_task_needs_the_minimum_of_complaints_of_its_own(monkeypatch):
+    from gis.settings import proactive_settings
+
+    codes, pairs = _lattice(22)
+    planted = plan_patterns(codes, pairs, seed=7)
+    # silence the members of the planted clusters one at a time until one stays a hot spot through its
+    # neighbours alone: a task class without a complaint of its own
+    for member in (m for cluster in planted.clusters.values() for m in cluster if m not in planted.centres):
+        counts = planted.counts.copy()
+        counts[codes.index(member)] = 0
+        cube = em.Cube("micro_grid", codes, codes, codes, ["X"], [None] * 12, counts[:, None, :], pairs, 0.0)
+        result = em.classify_cube(cube, em.space_time_gi(cube))
+        if result.classes[codes.index(member), 0] in proactive.TASK_CLASSES:
+            break
+    totals = counts.sum(axis=1)
+    classed = np.isin(result.classes[:, 0], proactive.TASK_CLASSES)
+    assert classed[codes.index(member)] and totals[codes.index(member)] == 0
+    assert not proactive.task_pairs(result, 1)[totals == 0].any()
+    assert (proactive.task_pairs(result, 1)[:, 0] == (classed & (totals >= 1))).all()
+    new = codes.index(next(c for c, k in planted.centres.items() if k == "new hot spot"))
+    own = int(totals[new])
+    assert proactive.task_pairs(result, own)[new, 0] and not proactive.task_pairs(result, own + 1)[new, 0]
+    monkeypatch.setenv("GRIDGOV_PROACTIVE_MIN_COMPLAINTS", str(own + 1))
+    proactive_settings.cache_clear()
+    try:
+        assert not proactive.task_pairs(result)[new, 0]
+    finally:
+        monkeypatch.delenv("GRIDGOV_PROACTIVE_MIN_COMPLAINTS")
+        proactive_settings.cache_clear()
+    assert proactive.task_pairs(result)[new, 0] == (own >= proactive_settings().min_complaints)
+
+
 @pytest.fixture(scope="module")
 def planted(city_db):
     with psycopg.connect(city_db) as conn:

@@ -172,7 +172,8 @@ def test_every_settings_class_lives_in_gis_settings_with_one_cached_accessor():
         assert accessors[made[0]]() is accessors[made[0]]()  # cached
     prefixes = {cls.model_config["env_prefix"] for cls in classes}
     assert {"GRIDGOV_", "GRIDGOV_API_", "GRIDGOV_AUTH_", "GRIDGOV_AUDIT_", "GRIDGOV_TILES_", "GRIDGOV_EVAL_",
-            "GRIDGOV_HARDENING_", "GRIDGOV_CITY_", "GRIDGOV_INPUT_", "GRIDGOV_RATES_"} <= prefixes
+            "GRIDGOV_HARDENING_", "GRIDGOV_CITY_", "GRIDGOV_INPUT_", "GRIDGOV_RATES_", "GRIDGOV_PROACTIVE_",
+            "GRIDGOV_DISPATCH_"} <= prefixes
 
 
 def test_the_existing_variables_still_set_the_moved_settings(monkeypatch):
@@ -186,6 +187,9 @@ def test_the_existing_variables_still_set_the_moved_settings(monkeypatch):
         ("GRIDGOV_HARDENING_MAX_BODY_BYTES", settings.hardening_settings, "max_body_bytes", 4096),
         ("GRIDGOV_TRUSTED_PROXIES", settings.proxy_settings, "trusted_proxies", "10.0.0.1"),
         ("GRIDGOV_RATES_MIN_SAMPLE", settings.rates_settings, "min_sample", 3),
+        ("GRIDGOV_PROACTIVE_MIN_COMPLAINTS", settings.proactive_settings, "min_complaints", 5),
+        ("GRIDGOV_PROACTIVE_TREND_ALPHA", settings.proactive_settings, "trend_alpha", 0.01),
+        ("GRIDGOV_DISPATCH_MIN_CONFIDENCE", settings.dispatch_settings, "min_confidence", 0.75),
     ]:
         monkeypatch.setenv(variable, str(value).lower() if isinstance(value, bool) else str(value))
         accessor.cache_clear()

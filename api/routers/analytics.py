@@ -145,15 +145,16 @@ async def emerging(
 
 
 MonthQuery = Annotated[str | None, Query(description="Last month YYYY-MM (default: the newest with complaints)")]
-StepsQuery = Annotated[int, Query(ge=emerging_core.MIN_STEPS, le=emerging_core.MAX_STEPS,
-                                  description="Months in the space-time cube")]
+StepsQuery = Annotated[int | None, Query(ge=emerging_core.MIN_STEPS, le=emerging_core.MAX_STEPS,
+                                         description="Months in the space-time cube (default "
+                                                     "GRIDGOV_PROACTIVE_STEPS, 12)")]
 
 
 @router.get("/emerging-cube", responses=TABLE_ANSWERS)
 async def emerging_cube(
     conn: ReadConnection,
     month: MonthQuery = None,
-    months: StepsQuery = emerging_core.DEFAULT_STEPS,
+    months: StepsQuery = None,
     level: Literal["micro_grid", "grid"] = "micro_grid",
     categories: CategoriesQuery = None,
     within: WithinQuery = None,
@@ -171,7 +172,7 @@ async def open_proactive(
     conn: Connection,
     principal: SignedIn,
     month: MonthQuery = None,
-    months: StepsQuery = emerging_core.DEFAULT_STEPS,
+    months: StepsQuery = None,
     level: Literal["micro_grid", "grid"] = "micro_grid",
     format: TableFormat = "json",
 ) -> Response:
@@ -209,7 +210,7 @@ async def monthly_problems(
     conn: ReadConnection,
     month: MonthQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    months: StepsQuery = emerging_core.DEFAULT_STEPS,
+    months: StepsQuery = None,
     format: TableFormat = "json",
 ) -> Response:
     """每月一题: the month's recurring problems, community × category, with their figures."""

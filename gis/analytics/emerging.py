@@ -2,10 +2,11 @@
 
 Every bin (area × month) of a category gets Getis-Ord Gi* (the one Gi* of `gis.analytics.hotspots`, with its
 false-discovery-rate bins) against the mean and spread of the category's whole cube, as Esri's space-time cube
-does, with the area's neighbours of the same month (and of `TIME_WINDOW` months before); each area's series of
-Gi* z-scores gets the Mann–Kendall trend test, and every area × category is put in one of the space-time
-classes of Esri's Emerging Hot Spot Analysis, with the rules as Esri documents them (n time steps, the last one
-the final step; "90 %" is at least 0.9 × n of the steps):
+does, with the area's neighbours of the same month (and of `GRIDGOV_PROACTIVE_TIME_WINDOW` months before); each
+area's series of Gi* z-scores gets the Mann–Kendall trend test (significant below
+`GRIDGOV_PROACTIVE_TREND_ALPHA`), and every area × category is put in one of the space-time classes of Esri's
+Emerging Hot Spot Analysis, with the rules as Esri documents them (n time steps, the last one the final step;
+"90 %" is at least 0.9 × n of the steps):
 
 - new: hot at the final step and never hot before;
 - consecutive: a single run of at least two hot steps ending at the final step, never hot before that run, and
@@ -36,6 +37,7 @@ from gis.analytics import hotspots as hs
 from gis.analytics.figures import Figure
 from gis.analytics.periods import parse_period
 from gis.errors import InvalidInput
+from gis.settings import proactive_settings
 from gis.times import window as plausible_window
 
 HOT_CLASSES = ("new", "consecutive", "intensifying", "persistent", "diminishing", "sporadic", "oscillating",
@@ -52,17 +54,18 @@ CLASSES_ZH = {
     "oscillating cold spot": "振荡冷点", "historical cold spot": "历史冷点", "no pattern": "无模式",
 }
 MOST_SHARE = 0.9
-"""Esri's "90 percent of the time-step intervals"."""
-TREND_ALPHA = 0.05
-"""Significance of the Mann–Kendall trend that makes a hot spot intensifying or diminishing."""
+"""Esri's "90 percent of the time-step intervals" (part of the classes' definition, not a setting)."""
 MIN_STEPS = 3
 MAX_STEPS = 60
-DEFAULT_STEPS = 12
+"""The months a cube may have. The default months, the trend's significance and the time window are settings
+(gis.settings.ProactiveSettings: GRIDGOV_PROACTIVE_STEPS, _TREND_ALPHA, _TIME_WINDOW)."""
 MK_CHUNK_CELLS = 4_000_000
 """Pairwise cells the Mann–Kendall test holds at once (rows × steps²), a few tens of megabytes."""
-TIME_WINDOW = 0
-"""Months before a bin that count as its neighbours (Esri's neighbourhood time step). Esri's default is 1; with
-monthly steps 0 keeps a one-month flare-up from spilling into the next month (a new hot spot stays new)."""
+
+
+def default_steps(steps: int | None) -> int:
+    """The months asked for, or GRIDGOV_PROACTIVE_STEPS when none were."""
+    return proactive_settings().steps if steps is None else steps
 
 
 # --- Mann–Kendall ---------------------------------------------------------------------------------------------
@@ -144,10 +147,12 @@ def _side(significant: np.ndarray, opposite: np.ndarray, trend_z: np.ndarray, tr
     return kind
 
 
-def classify(bins: np.ndarray, z: np.ndarray, trend_alpha: float = TREND_ALPHA) -> tuple[list[str], Trend]:
+def classify(bins: np.ndarray, z: np.ndarray, trend_alpha: float | None = None) -> tuple[list[str], Trend]:
     """The space-time class of each row (location) from its per-step confidence bins (−3..3, 0 not significant)
-    and Gi* z-scores, with the Mann–Kendall trend of the z-scores. A location hot at the final step takes a hot
-    class, one cold at the final step a cold class; historical ones are classed by the side they mostly were."""
+    and Gi* z-scores, with the Mann–Kendall trend of the z-scores (significant below `trend_alpha`, default
+    GRIDGOV_PROACTIVE_TREND_ALPHA). A location hot at the final step takes a hot class, one cold at the final step
+    a cold class; historical ones are classed by the side they mostly were."""
+    trend_alpha = proactive_settings().trend_alpha if trend_alpha is None else trend_alpha
     bins = np.atleast_2d(bins)
     hot, cold = bins > 0, bins < 0
     trend = mann_kendall(z)
@@ -269,10 +274,12 @@ def space_time_neighbours(n: int, steps: int, pairs: np.ndarray, time_window: in
     return matrix.tocsr()
 
 
-def space_time_gi(cube: Cube, time_window: int = TIME_WINDOW) -> SpaceTime:
+def space_time_gi(cube: Cube, time_window: int | None = None) -> SpaceTime:
     """Gi* of every bin (area × month) of each category, over all the category's bins of the cube at once (the
     cube's mean and spread, as Esri's space-time cube does), with spatial neighbours at the same month and
-    `time_window` months before; FDR bins over the category's bins (hotspots.gi_star and fdr_bins)."""
+    `time_window` months before (default GRIDGOV_PROACTIVE_TIME_WINDOW); FDR bins over the category's bins
+    (hotspots.gi_star and fdr_bins)."""
+    time_window = proactive_settings().time_window if time_window is None else time_window
     if isinstance(time_window, bool) or not isinstance(time_window, int) or not 0 <= time_window < len(cube.months):
         raise InvalidInput("time_window（时间邻域）必须是 0 到时间步数减一之间的整数")
     areas, categories, steps = cube.counts.shape
@@ -309,7 +316,7 @@ def window(cube: Cube, last: int, steps: int) -> Cube:
 
 
 def classify_cube(cube: Cube, spacetime: SpaceTime, last: int | None = None, steps: int | None = None,
-                  trend_alpha: float = TREND_ALPHA) -> Emerging:
+                  trend_alpha: float | None = None) -> Emerging:
     """Classes over the `steps` months ending at month index `last` (default: the whole cube)."""
     last = cube.counts.shape[2] - 1 if last is None else last
     steps = last + 1 if steps is None else min(steps, last + 1)
@@ -322,10 +329,10 @@ def classify_cube(cube: Cube, spacetime: SpaceTime, last: int | None = None, ste
 
 
 def analyse(conn: Connection, level_name: str = "micro_grid", month: str | None = None,
-            steps: int = DEFAULT_STEPS, categories: list[str] | None = None) -> Emerging:
-    """The emerging hot spot classes of every area × category over the `steps` months ending with `month`
-    (default: the newest month with complaints)."""
-    months = month_steps(month or latest_month(conn), steps)
+            steps: int | None = None, categories: list[str] | None = None) -> Emerging:
+    """The emerging hot spot classes of every area × category over the `steps` months (default
+    GRIDGOV_PROACTIVE_STEPS) ending with `month` (default: the newest month with complaints)."""
+    months = month_steps(month or latest_month(conn), default_steps(steps))
     cube = build_cube(conn, level_name, months, categories)
     return classify_cube(cube, space_time_gi(cube))
 
@@ -346,7 +353,7 @@ LABELS = {"code": "区域编码", "name": "区域", "parent_code": "上级编码
 
 
 def emerging_figure(conn: Connection, level_name: str = "micro_grid", month: str | None = None,
-                    steps: int = DEFAULT_STEPS, categories: list[str] | None = None, within: str | None = None,
+                    steps: int | None = None, categories: list[str] | None = None, within: str | None = None,
                     include_no_pattern: bool = False) -> Figure:
     """The space-time classes as a figure: one row per area × category with a pattern (all rows on request),
     with the steps it was hot and cold, the final step's Gi*, the trend and the counts."""
@@ -376,7 +383,7 @@ def emerging_figure(conn: Connection, level_name: str = "micro_grid", month: str
     every = result.classes.ravel().tolist()
     meta = {"level": cube.level, "months": [m.strftime("%Y-%m") for m in cube.months], "steps": len(cube.months),
             "categories": len(cube.categories), "areas": len(cube.codes), "within": within,
-            "trend_test": f"Mann–Kendall, alpha {TREND_ALPHA}", "most_share": MOST_SHARE,
+            "trend_test": f"Mann–Kendall, alpha {proactive_settings().trend_alpha}", "most_share": MOST_SHARE,
             "gi_star": "per month, binary queen contiguity including the area, Benjamini-Hochberg FDR bins",
             "patterns": {kind: every.count(kind) for kind in CLASSES},
             "aggregation_seconds": round(cube.seconds, 4),

@@ -2,7 +2,9 @@
 (每月一题) and a replay that shows how many complaints came where a task was already open, and how early.
 
 A proactive task (主动治理任务) is opened for an area × category that the emerging hot spot analysis
-(`gis.analytics.emerging`) classes as a new, consecutive, intensifying or persistent hot spot, once per area ×
+(`gis.analytics.emerging`) classes as a new, consecutive, intensifying or persistent hot spot and that had at
+least `GRIDGOV_PROACTIVE_MIN_COMPLAINTS` complaints over the months the run sees (a lone complaint in a quiet
+micro-grid is a significant Gi*, a "new hot spot", but not yet a problem to go out for), once per area ×
 category: a later run that sees it again records the month and the pattern, it does not open another. The task
 names the grid's current grid workers and its party branch (网格党支部). It is a table of its own, not a
 ticket: a ticket is a resident's complaint, and the rates (响应率, 解决率 …) and the hotspots count complaints;
@@ -23,6 +25,7 @@ from gis.analytics import emerging as em
 from gis.analytics.figures import Figure
 from gis.analytics.periods import LOCAL_TIME
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gis.settings import proactive_settings
 
 TASK_CLASSES = ("new hot spot", "consecutive hot spot", "intensifying hot spot", "persistent hot spot")
 """The space-time classes that open a proactive task."""
@@ -84,23 +87,32 @@ TASK_LABELS = {"id": "任务编号", "area_code": "区域编码", "grid_code": "
                "party_organisation_code": "网格党支部"}
 
 
+def task_pairs(result: em.Emerging, min_complaints: int | None = None) -> np.ndarray:
+    """Which area × category pairs of an analysis open a task: a task class, and at least `min_complaints`
+    (default GRIDGOV_PROACTIVE_MIN_COMPLAINTS) complaints over the analysis' months."""
+    wanted = proactive_settings().min_complaints if min_complaints is None else min_complaints
+    return np.isin(result.classes, TASK_CLASSES) & (result.cube.counts.sum(axis=2) >= wanted)
+
+
 def open_tasks(conn: Connection, role: str, scope: tuple[str, ...], actor: str, month: str | None = None,
-               level: str = "micro_grid", steps: int = em.DEFAULT_STEPS) -> Figure:
+               level: str = "micro_grid", steps: int | None = None) -> Figure:
     """Open a proactive task for every area × category of the caller's scope that is a new, consecutive,
-    intensifying or persistent hot spot over the `steps` months ending with `month` (default: the newest month
-    with complaints); those that already have a task keep it (its `last_month` and `last_pattern` move on)."""
+    intensifying or persistent hot spot over the `steps` months (default GRIDGOV_PROACTIVE_STEPS) ending with
+    `month` (default: the newest month with complaints) with enough complaints (task_pairs); those that already
+    have a task keep it (its `last_month` and `last_pattern` move on)."""
     prefixes = _scope_prefixes(role, scope)
     started = time.perf_counter()
     month = month or em.latest_month(conn)
     result = em.analyse(conn, level, month, steps)
     cube = result.cube
+    opens = task_pairs(result)
     areas, categories, patterns, figures = [], [], [], []
     for i, code in enumerate(cube.codes):
         if prefixes is not None and not code.startswith(prefixes):
             continue
         for k, category in enumerate(cube.categories):
             pattern = result.classes[i, k]
-            if pattern not in TASK_CLASSES:
+            if not opens[i, k]:
                 continue
             bins = result.spacetime.bins[i, k]
             index = i * len(cube.categories) + k
@@ -126,7 +138,8 @@ def open_tasks(conn: Connection, role: str, scope: tuple[str, ...], actor: str, 
     meta = {"level": cube.level, "month": last.strftime("%Y-%m"), "steps": len(cube.months),
             "scope": list(prefixes) if prefixes else "city", "found": len(areas),
             "opened": sum(r["opened"] for r in rows), "already_open": sum(not r["opened"] for r in rows),
-            "classes": list(TASK_CLASSES), "seconds": round(time.perf_counter() - started, 3)}
+            "classes": list(TASK_CLASSES), "min_complaints": proactive_settings().min_complaints,
+            "seconds": round(time.perf_counter() - started, 3)}
     return Figure("proactive_tasks", TASK_COLUMNS, rows, meta, labels=TASK_LABELS)
 
 
@@ -215,7 +228,7 @@ PROBLEM_LABELS = {"rank": "序号", "community_code": "社区编码", "community
 
 
 def monthly_problems(conn: Connection, month: str | None = None, limit: int = 10,
-                     steps: int = em.DEFAULT_STEPS) -> Figure:
+                     steps: int | None = None) -> Figure:
     """每月一题: the city's recurring problems of a month — community × category pairs with complaints in the
     month and a micro-grid that is a hot spot at the month (new, consecutive, intensifying, persistent, sporadic
     or oscillating), ranked by the months with complaints in the window, then the window's complaints, then the
@@ -290,12 +303,16 @@ def _month_after(month: date) -> date:
 
 
 def replay(conn: Connection, level: str = "micro_grid", first: str | None = None, last: str | None = None,
-           steps: int = em.DEFAULT_STEPS, min_steps: int = em.MIN_STEPS) -> Replay:
+           steps: int | None = None, min_steps: int = em.MIN_STEPS,
+           min_complaints: int | None = None) -> Replay:
     """Replay the complaints month by month: at the close of each month (from the `min_steps`-th on) the
-    analysis runs over the months so far (at most `steps`) and opens a task for every new area × category of the
-    task classes, dated the first day of the next month; each later complaint in such a pair is counted, with
-    its lead time (days from the task's opening to the complaint). Nothing is written."""
+    analysis runs over the months so far (at most `steps`, default GRIDGOV_PROACTIVE_STEPS) and opens a task for
+    every new area × category that task_pairs picks (`min_complaints` as there), dated the first day of the
+    next month; each later complaint in such a pair is counted, with its lead time (days from the task's opening
+    to the complaint). Nothing is written."""
     started = time.perf_counter()
+    steps = em.default_steps(steps)
+    min_complaints = proactive_settings().min_complaints if min_complaints is None else min_complaints
     last = last or em.latest_month(conn)
     first = first or em.first_month(conn)
     first_month = em.month_steps(first, em.MIN_STEPS)[-1]
@@ -312,7 +329,7 @@ def replay(conn: Connection, level: str = "micro_grid", first: str | None = None
     for t in range(min_steps - 1, total - 1):
         seen = em.window(cube, t, steps)  # only the months a run at the close of month t had
         result = em.classify_cube(seen, em.space_time_gi(seen))
-        for i, k in zip(*np.nonzero(np.isin(result.classes, TASK_CLASSES))):
+        for i, k in zip(*np.nonzero(task_pairs(result, min_complaints))):
             if (i, k) not in opened_at:
                 opened_at[(int(i), int(k))] = datetime.combine(_month_after(months[t]), datetime.min.time(),
                                                                LOCAL_TIME)
@@ -354,6 +371,7 @@ def replay(conn: Connection, level: str = "micro_grid", first: str | None = None
     lead_days = np.array(leads)
     after_first = sum(r["complaints"] for r in rows[min_steps:])
     meta = {"level": cube.level, "months": total, "steps": steps, "min_steps": min_steps,
+            "min_complaints": min_complaints,
             "tasks": len(opened_at), "tasks_followed_by_a_complaint": len(followed),
             "complaints": sum(r["complaints"] for r in rows),
             "complaints_after_first_run": after_first,

@@ -145,8 +145,7 @@ def evaluate(model: DispatchModel, peer: Peer, rows: History, min_confidence: fl
     calibration error of its confidence."""
     cleaned = [clean_text(t) for t in rows.texts]
     out: dict = {"rows": len(rows)}
-    probabilities = model.category.probabilities(cleaned)
-    labels = model.category.labels
+    probabilities, labels = model.category_probabilities(cleaned)
     confident = probabilities.max(axis=1) >= min_confidence
     top1 = top_k_hits(probabilities, labels, rows.categories, 1)
     peer_ranked = [peer.categories(t) for t in rows.texts]
@@ -164,8 +163,7 @@ def evaluate(model: DispatchModel, peer: Peer, rows: History, min_confidence: fl
         texts = [cleaned[i] for i in known]
         truth = [rows.parties[i] for i in known]
         places = [rows.places[i] for i in known]
-        party_probs = model.party.probabilities(texts, places)
-        party_labels = model.party.labels
+        party_probs, party_labels = model.party_probabilities(texts, places)
         party_top1 = top_k_hits(party_probs, party_labels, truth, 1)
         party_confident = party_probs.max(axis=1) >= min_confidence
         peer_party = [peer.parties(rows.texts[i], rows.places[i]) for i in known]

@@ -70,25 +70,27 @@ def train_from_history(url: str, progress: Callable[[str], None] | None = None,
     if len(rows) < 50 or len(set(rows.categories)) < 2:
         raise InvalidInput(f"历史诉求太少（{len(rows)} 条），无法训练派单模型")
     fit_rows, test_rows = rows.split(settings.holdout_share)
+    peer = history_module.Peer.load(url)
     seconds = {"loading": round(time.perf_counter() - started, 3)}
     started = time.perf_counter()
-    model = train(fit_rows.texts, fit_rows.categories, fit_rows.parties, fit_rows.places,
+    model = train(fit_rows.texts, fit_rows.categories, fit_rows.parties, fit_rows.places, routes=peer.routes,
                   max_features=settings.max_features, progress=progress)
     seconds["training"] = round(time.perf_counter() - started, 3)
     if progress:
         progress("evaluation")
     started = time.perf_counter()
-    peer = history_module.Peer.load(url)
-    metrics = {"held_out": history_module.evaluate(model, peer, test_rows, settings.min_confidence)}
+    metrics = {"min_confidence": settings.min_confidence,
+               "held_out": history_module.evaluate(model, peer, test_rows, settings.min_confidence)}
     if history_module.HANDWRITTEN.exists():
         metrics["handwritten"] = history_module.evaluate(model, peer, history_module.load_handwritten(),
                                                          settings.min_confidence)
     seconds["evaluation"] = round(time.perf_counter() - started, 3)
     samples = {"train": len(fit_rows), "held_out": len(test_rows),
                "train_with_party": sum(1 for p in fit_rows.parties if p),
-               "categories": len(model.category.labels), "parties": len(model.party.labels),
+               "categories": len(model.category.labels), "parties": len(model.party_labels),
                "held_out_from": fit_rows.times[-1].isoformat() if len(fit_rows) and test_rows.times else None}
     metrics["seconds"] = seconds
+    metrics["calibration"] = model.calibration
     content = model.to_bytes()
     if progress:
         progress("storing")
@@ -111,7 +113,10 @@ def load_version(url: str, version: int | None = None) -> tuple[int, "DispatchMo
             "ORDER BY version DESC LIMIT 1", {"v": version}).fetchone()
     if row is None:
         raise NotFound(NO_MODEL if version is None else f"没有第 {version} 版派单模型")
-    return row[0], DispatchModel.from_bytes(bytes(row[1]))
+    try:
+        return row[0], DispatchModel.from_bytes(bytes(row[1]))
+    except Conflict as error:
+        raise Conflict(f"第 {row[0]} 版{error}") from error
 
 
 def evaluate_version(url: str, version: int | None = None) -> dict:
@@ -131,11 +136,12 @@ def evaluate_version(url: str, version: int | None = None) -> dict:
     return out
 
 
-_LOADED: dict[str, tuple[int, "DispatchModel"]] = {}
+_LOADED: dict[str, tuple[int, "DispatchModel | None"]] = {}
 
 
 async def current_model(conn: AsyncConnection) -> tuple[int, "DispatchModel"] | None:
-    """The newest stored version and its model, loaded once per process and again when a newer one is stored."""
+    """The newest stored version and its model, loaded once per process and again when a newer one is stored;
+    None when there is none or the newest was stored in an older format (no suggestion until it is retrained)."""
     from gis.dispatch.model import DispatchModel
 
     newest = (await conn.execute(text("SELECT max(version) FROM dispatch_model"))).scalar_one()
@@ -146,9 +152,12 @@ async def current_model(conn: AsyncConnection) -> tuple[int, "DispatchModel"] | 
     if cached is None or cached[0] != newest:
         content = (await conn.execute(text("SELECT model FROM dispatch_model WHERE version = :v"),
                                       {"v": newest})).scalar_one()
-        cached = (newest, DispatchModel.from_bytes(bytes(content)))
+        try:
+            cached = (newest, DispatchModel.from_bytes(bytes(content)))
+        except Conflict:  # stored by an older format: no suggestion until it is retrained
+            cached = (newest, None)
         _LOADED[key] = cached
-    return cached
+    return cached if cached[1] is not None else None
 
 
 def shaped(version: int, raw: dict, names: dict[str, str]) -> dict:

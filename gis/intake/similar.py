@@ -164,7 +164,7 @@ async def _model_agreement(conn: AsyncConnection, new_text: str, others: list[st
         return None
     from gis.dispatch.model import clean_text
 
-    probabilities = loaded[1].category.probabilities([clean_text(new_text)] + [clean_text(o) for o in others])
+    probabilities, _ = loaded[1].category_probabilities([clean_text(new_text)] + [clean_text(o) for o in others])
     first = probabilities[0]
     first_norm = float((first * first).sum()) ** 0.5
     out = []
