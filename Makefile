@@ -36,6 +36,7 @@ demo: setup
 	$(BIN)/gridgov db up
 	$(BIN)/gridgov db upgrade
 	$(BIN)/gridgov fixtures load $(DEMO_SIZE) --seed $(DEMO_SEED) --if-changed
+	$(BIN)/gridgov model train --if-missing
 	GRIDGOV_BASEMAP=$(GRIDGOV_BASEMAP) $(BIN)/gridgov basemap build --if-changed
 	GRIDGOV_BASEMAP=$(GRIDGOV_BASEMAP) $(BIN)/gridgov serve --host $(HOST) --port $(PORT)
 

@@ -28,16 +28,27 @@ def _table(title: str, figures: dict) -> None:
 
 
 @model_app.command("train")
-def train(as_json: bool = typer.Option(False, "--json", help="Print the stored figures as JSON.")) -> None:
+def train(as_json: bool = typer.Option(False, "--json", help="Print the stored figures as JSON."),
+          if_missing: bool = typer.Option(False, "--if-missing",
+                                          help="Train only when no usable version is stored (as `make demo` does).")
+          ) -> None:
     """Train a new version on the newest history (the newest share held out and measured) and store it; intake
     and the API use it from then on."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gis.db.engine import database_url
-    from gis.dispatch.store import train_from_history
-    from gis.errors import GridgovError
+    from gis.dispatch.store import load_version, train_from_history
+    from gis.errors import Conflict, GridgovError, NotFound
 
     url = database_url()
+    if if_missing:
+        try:
+            version, _ = load_version(url)
+        except (NotFound, Conflict):
+            pass  # none stored, or stored in an older format: train one
+        else:
+            typer.echo(f"model version {version} is stored and usable: left as it is")
+            return
     try:
         with Progress(TextColumn("training: {task.description}"), BarColumn(), TimeElapsedColumn()) as progress:
             task = progress.add_task("history", total=len(STEPS))

@@ -271,3 +271,27 @@ def test_staff_only(server):
         assert client.post("/complaints/suggest", json={"text": "  "}, headers=admin).status_code == 400
         odd_place = client.post("/complaints/suggest", json={"text": "漏水", "place": "月球"}, headers=admin)
         assert odd_place.status_code == 400
+
+
+def test_make_demo_s_training_leaves_a_usable_version_alone(trained, monkeypatch):
+    """`gridgov model train --if-missing` (what `make demo` runs) stores nothing when a usable version exists."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from gis.db.engine import libpq_url
+    from gis.settings import database_settings
+
+    def versions() -> list[int]:
+        with psycopg.connect(libpq_url(trained["url"])) as conn:
+            return [row[0] for row in conn.execute("SELECT version FROM dispatch_model ORDER BY version")]
+
+    before = versions()
+    monkeypatch.setenv("GRIDGOV_DATABASE_URL", trained["url"])
+    database_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["model", "train", "--if-missing"])
+    finally:
+        database_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert f"model version {before[-1]} is stored and usable" in result.output
+    assert versions() == before
