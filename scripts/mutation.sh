@@ -21,7 +21,7 @@ declare -A MODULES=(
   [workflow]="gis/tickets/workflow.py|tests/test_tickets_workflow.py::test_the_code_implements_the_defined_closed_loop tests/test_tickets_workflow.py::test_every_transition_is_allowed_or_refused tests/test_tickets_workflow.py::test_every_role_may_or_may_not_act tests/test_tickets_workflow.py::test_a_note_is_needed_exactly_where_defined tests/test_rating_rules.py tests/test_comment_photo_rules.py tests/test_transition_rules.py"
   [evaluation]="gis/analytics/evaluation.py|tests/test_analytics_evaluation.py"
   [placement]="gis/intake/placement.py|tests/test_placement_oracle.py tests/test_intake_paths.py"
-  [visibility]="gis/access/visibility.py|tests/test_privacy_precision.py"
+  [visibility]="gis/access/visibility.py|tests/test_visibility_rules.py tests/test_privacy_precision.py"
 )
 ORDER=(tilekey deadlines workflow evaluation placement visibility)
 
