@@ -405,3 +405,21 @@ def test_who_may_fetch_a_stored_object(db):
     assert may_fetch(db, street, 11, []) is False  # an empty scope is inside every scope, and grants nothing
     assert owned_sql(Principal(role="street", scope=(STREETS[0],)), "b") == ("FALSE", {})
     assert owned_sql(Principal(role="admin"), "b") == ("TRUE", {})
+
+
+def test_each_rendering_uses_the_alias_of_the_query_it_goes_into(db):
+    """Queries name the complaint as they like (`k` here): each rule renders over that name, never a default."""
+    planner, public = view("planner"), view("public")
+
+    def of_k(expression: str, **params):
+        return scalar(db, f"SELECT {expression} FROM complaint k WHERE k.id = :id", id=db["complaint"], **params)
+
+    assert of_k(f"ST_AsText({place_sql(public, 'k.geom')})") == "POINT(117.104 36.205)"
+    assert of_k(place_in_box_sql(public, "k.geom", _envelope(*SNAPPED, 0.00002))) is True
+    assert of_k(place_near_sql(public, "k.geom", ":lon", ":lat", ":metres"), lon=SNAPPED[0], lat=SNAPPED[1],
+                metres=5.0) is True
+    assert of_k(place_in_area_sql(public, "k.geom", f"ST_Buffer({_envelope(*SNAPPED, 0.00001)}, 0)")) is True
+    assert of_k(building_sql(planner, "k")) == BUILDING
+    assert of_k(complaint_column_sql(planner, "building_code", "k")) == BUILDING
+    assert of_k(complaint_column_sql(planner, "description", "k")) == "请联系138****5678"
+    assert of_k(text_sql(planner, "k.description")) == "请联系138****5678"
