@@ -19,7 +19,7 @@ declare -A MODULES=(
   [tilekey]="gis/serve/tilekey.py|tests/test_tilekey_oracle.py tests/test_tilekey.py"
   [deadlines]="gis/tickets/deadlines.py|tests/test_deadlines_working_time.py tests/test_tickets_deadlines.py::test_deadline_classes_in_calendar_and_working_time tests/test_tickets_deadlines.py::test_calendar_and_policy_are_configurable_over_the_core"
   [workflow]="gis/tickets/workflow.py|tests/test_tickets_workflow.py::test_the_code_implements_the_defined_closed_loop tests/test_tickets_workflow.py::test_every_transition_is_allowed_or_refused tests/test_tickets_workflow.py::test_every_role_may_or_may_not_act tests/test_tickets_workflow.py::test_a_note_is_needed_exactly_where_defined tests/test_rating_rules.py tests/test_comment_photo_rules.py tests/test_transition_rules.py"
-  [evaluation]="gis/analytics/evaluation.py|tests/test_analytics_evaluation.py"
+  [evaluation]="gis/analytics/evaluation.py|tests/test_evaluation_rules.py tests/test_analytics_evaluation.py::test_weights_are_configurable tests/test_analytics_evaluation.py::test_ticket_ratings_and_closures_enter_the_residents_score"
   [placement]="gis/intake/placement.py|tests/test_placement_oracle.py tests/test_intake_paths.py"
   [visibility]="gis/access/visibility.py|tests/test_visibility_rules.py tests/test_privacy_precision.py"
 )
