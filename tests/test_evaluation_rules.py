@@ -265,3 +265,36 @@ def test_scores_are_rounded_to_four_decimals():
     assert all(row[key] == 0.3333 and isinstance(row[key], float) for key in keys)
     assert row["complaints"] == 7
     assert all(other[key] is None for key in keys if key not in ("total_score", "residents_score"))
+
+
+def test_a_community_weight_below_one_still_asks_for_street_ratings():
+    assert _sample_checks(company(street_ratings=0), settings(), (5, 3, 2, 0.5)) == ["无街道评分"]
+
+
+def test_totals_apart_by_a_fraction_are_not_a_tie():
+    rows, _ = ranked([80.2, 80.4], residents=[90.0, 50.0])
+    assert [r["company_id"] for r in rows] == [2, 1]
+    rows, _ = ranked([80.0, 80.0], residents=[60.2, 60.4])
+    assert [r["company_id"] for r in rows] == [2, 1]
+    # a billionth apart is float noise, not a difference: the next key decides
+    rows, _ = ranked([80.0 + 3e-10, 80.0], residents=[60.0, 70.0])
+    assert [r["company_id"] for r in rows] == [2, 1]
+    rows, _ = ranked([80.0, 80.0], residents=[60.0 + 3e-10, 60.0])
+    assert [r["company_id"] for r in rows] == [1, 2]
+
+
+def test_a_row_without_the_flag_ranks_among_the_sufficient():
+    rows = [{"company_id": 1, "total_score": 90.0, "residents_score": 60.0, "insufficient_data": True},
+            {"company_id": 2, "total_score": 50.0, "residents_score": 60.0, "insufficient_data": False},
+            {"company_id": 3, "total_score": 60.0, "residents_score": 60.0}]
+    assert _rank(rows, settings(), {}) == (1, 1)
+    assert [(r["company_id"], r["rank"], r["standing"]) for r in rows] == [(3, 1, "red"), (2, 2, "black"),
+                                                                           (1, None, "none")]
+
+
+def test_black_is_counted_apart_from_red_whatever_the_shares():
+    """The year-end list ranks with the settings as given: shares beyond one half still never count a company
+    both red and black."""
+    rows, counts = ranked([60.0, 50.0, 40.0, 30.0], red_share=0.8, black_share=0.8)
+    assert counts == (3, 1)
+    assert [r["standing"] for r in rows] == ["red", "red", "red", "black"]
