@@ -1,5 +1,5 @@
-"""The placement rules (落格) on a hand-made city small enough to work each answer out by hand, on both PostGIS
-batch plans and the one-statement request (Open311 POST).
+"""The placement rules (落格) on a hand-made city small enough to work each answer out by hand, on every batch
+path (PostGIS points-outer and polygons-outer, the vectorised step) and the one-statement request (Open311 POST).
 
 Four micro-grids 0.01° square side by side west to east from (117.10, 36.20), codes rising eastwards; the
 easternmost redrawn 0.005° east from 2025-06-08. The rules (gis/intake/placement.py's docstring, README
@@ -156,8 +156,16 @@ def _check(url: str, got: dict[str, tuple], ids) -> None:
     assert got["inside"][7] == COMPOUND
 
 
-@pytest.mark.parametrize("polygons_outer", [False, True])
-def test_a_batch_places_by_the_rules_on_both_plans(pg_cluster, template, monkeypatch, tmp_path, polygons_outer):
+BATCH_PATHS = {
+    # name: (VECTORISED_FROM, POLYGONS_OUTER_FROM and BUILDINGS_OUTER_FROM)
+    "points_outer": (10**9, 10**9),
+    "polygons_outer": (10**9, 1),
+    "vectorised": (1, 10**9),
+}
+
+
+@pytest.mark.parametrize("path_name", sorted(BATCH_PATHS))
+def test_a_batch_places_by_the_rules_on_every_path(pg_cluster, template, monkeypatch, tmp_path, path_name):
     url = _clone(pg_cluster, template)
     path = tmp_path / "points.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -165,12 +173,13 @@ def test_a_batch_places_by_the_rules_on_both_plans(pg_cluster, template, monkeyp
         writer.writerow(["工单编号", "受理时间", "诉求类别", "诉求内容", "经度", "纬度"])
         for pid, (lon, lat, day, _) in POINTS.items():
             writer.writerow([pid, f"{day} 10:00:00", "电梯故障", "电梯坏了", repr(lon), repr(lat)])
-    outer = 1 if polygons_outer else 10**9
-    monkeypatch.setattr(importer, "VECTORISED_FROM", 10**9)
+    vectorised, outer = BATCH_PATHS[path_name]
+    monkeypatch.setattr(importer, "VECTORISED_FROM", vectorised)
     monkeypatch.setattr(importer, "POLYGONS_OUTER_FROM", outer)
     monkeypatch.setattr(importer, "BUILDINGS_OUTER_FROM", outer)
     report = importer.import_file(url, path)
     assert report.imported == len(POINTS)
+    assert ("loading polygons" in report.seconds) is (path_name == "vectorised")  # the path really ran
     _check(url, _stored(url), POINTS)
     expected = _expected_parties(url)
     assert _parties(url, "inside") == expected
