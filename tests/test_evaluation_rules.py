@@ -279,7 +279,7 @@ def test_totals_apart_by_a_fraction_are_not_a_tie():
     # a billionth apart is float noise, not a difference: the next key decides
     rows, _ = ranked([80.0 + 3e-10, 80.0], residents=[60.0, 70.0])
     assert [r["company_id"] for r in rows] == [2, 1]
-    rows, _ = ranked([80.0, 80.0], residents=[60.0 + 3e-10, 60.0])
+    rows, _ = ranked([80.0, 80.0], residents=[60.0, 60.0 + 3e-10])
     assert [r["company_id"] for r in rows] == [1, 2]
 
 
