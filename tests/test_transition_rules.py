@@ -9,7 +9,7 @@ import pytest
 from test_comment_photo_rules import _act, _principal, ticket, url  # noqa: F401  (shared fixtures and helper)
 
 from gis.access.auth import Principal
-from gis.errors import Conflict, Forbidden, InvalidInput
+from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.tickets import workflow
 
 ADMIN = Principal(role="admin", username="rules-admin", user_id=None)
@@ -71,3 +71,10 @@ def test_a_refusal_says_which_states_the_action_is_allowed_from(url, ticket):
 def test_a_transition_without_a_note_keeps_none(url, ticket):
     answer, event, _ = _transition(url, ticket, "register", "reported")
     assert answer["state"] == "registered" and event[:4] == ("register", "reported", "registered", None)
+
+
+def test_a_ticket_that_does_not_exist_is_named_in_the_answer(url, ticket):
+    missing = ticket + 1_000_000
+    with pytest.raises(NotFound) as refused:
+        _act(url, ticket, lambda conn: workflow.transition(conn, ADMIN, missing, "verify"), "handled")
+    assert str(refused.value) == f"no ticket {missing}"
