@@ -158,8 +158,8 @@ PERSONAL_NUMBER_PATTERNS: tuple[tuple[str, str], ...] = (
     # resident identity card numbers (18 characters, or the old 15 digits): keep the region and the last four
     (r"(?<![0-9A-Za-z])([1-9][0-9]{5})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])", r"\1********\2"),
     (r"(?<![0-9A-Za-z])([1-9][0-9]{5})[0-9]{6}([0-9]{3})(?![0-9A-Za-z])", r"\1******\2"),
-    # mobile numbers, optionally after +86 or 86 (kept)
-    (r"(?<![0-9])((?:\+?86)?)(1[3-9][0-9])[0-9]{4}([0-9]{4})(?![0-9])", r"\1\2****\3"),
+    # mobile numbers, optionally after +86 or 86 (kept), written 3-4-4 with spaces or hyphens or without
+    (r"(?<![0-9])((?:\+?86[- ]?)?)(1[3-9][0-9])[- ]?[0-9]{4}[- ]?([0-9]{4})(?![0-9])", r"\1\2****\3"),
     # landlines with an area code: 0538-1234567, 0538 12345678
     (r"(?<![0-9])(0[1-9][0-9]{1,2})[- ]?[0-9]{3,4}([0-9]{4})(?![0-9])", r"\1-****\2"),
     # a household's door: the unit (单元) and the room (室, 户) below the building
