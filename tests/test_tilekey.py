@@ -39,6 +39,17 @@ def test_sql_key_equals_the_python_key(empty_db):
     assert [key for key, in keys] == [tile_key(lon, lat) for lon, lat in points]
 
 
+def test_the_key_and_the_complaint_table_s_analyse_work_with_an_empty_search_path(empty_db):
+    """Autovacuum analyses with an empty search path; the tile-key index's expression must still find PostGIS,
+    or `complaint` never gets statistics from autovacuum."""
+    with psycopg.connect(libpq_url(empty_db), autocommit=True) as conn:
+        conn.execute("SET search_path = ''")
+        key = conn.execute("SELECT public.gridgov_tile_key(public.ST_SetSRID(public.ST_Point(117.0, 36.0), 4326))"
+                           ).fetchone()[0]
+        conn.execute("ANALYZE public.complaint")
+    assert key == tile_key(117.0, 36.0)
+
+
 def test_interleaving_puts_x_on_even_bits_and_y_on_odd_bits():
     assert interleave(1, 0) == 1 and interleave(0, 1) == 2 and interleave(3, 3) == 15
     assert interleave(KEY_SIDE - 1, KEY_SIDE - 1) == (1 << (2 * KEY_ZOOM)) - 1

@@ -1,5 +1,6 @@
 CREATE OR REPLACE FUNCTION gridgov_tile_key(point geometry) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT AS $$
 DECLARE
     lat float8 := radians(least(greatest(ST_Y(point), -{max_latitude}), {max_latitude}));
     x bigint := least(greatest(floor((ST_X(point) + 180.0) / 360.0 * {side}.0), 0), {last});
