@@ -107,5 +107,5 @@ def test_the_tiny_province_loads_with_counts_that_add_up(empty_db, tiny_province
             "JOIN micro_grid m ON m.id = c.micro_grid_id AND m.code = c.micro_grid_code").fetchone()
         assert per_city == (TINY.cities, counts["complaint"])
         overlaps = conn.execute("SELECT count(*) FROM district a JOIN district b ON a.code < b.code "
-                                "AND ST_Intersects(a.geom, b.geom)").scalar()
+                                "AND ST_Intersects(a.geom, b.geom)").fetchone()[0]
         assert overlaps == 0
