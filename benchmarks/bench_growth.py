@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -213,17 +215,18 @@ def table(figures: dict[str, dict[str, float]]) -> list[str]:
     """The growth table in Markdown: one row per metric, one column per size, then city → province against the
     aim (rows per second: the inverse ratio, so that above 1 is slower in both)."""
     sizes = [size for size in ORDER if size in figures]
-    metrics = list(next(iter(figures.values())))
+    metrics = list(dict.fromkeys(m for values in figures.values() for m in values))
     lines = ["| metric | " + " | ".join(sizes) + " | city → province | aim ≤ 1.5× |",
              "|---|" + "---|" * (len(sizes) + 2)]
     for metric in metrics:
         cells = [_shown(figures[size].get(metric)) for size in sizes]
         ratio, verdict = "", ""
-        if "city" in figures and "province" in figures and metric not in ("complaints", "micro-grids"):
+        facts = ("complaints", "micro-grids", "load average (1 min)", "measured at (UTC)")
+        if "city" in figures and "province" in figures and metric not in facts:
             city, province = figures["city"][metric], figures["province"][metric]
             growth = city / province if "rows/s" in metric else province / city
             ratio, verdict = f"{growth:.2f}×", ("met" if growth <= AIM else "not met")
-        elif "city" in figures and "province" in figures:
+        elif "city" in figures and "province" in figures and metric != "measured at (UTC)":
             ratio = f"{figures['province'][metric] / figures['city'][metric]:.1f}×"
         lines.append(f"| {metric} | " + " | ".join(cells) + f" | {ratio} | {verdict} |")
     return lines
@@ -232,27 +235,39 @@ def table(figures: dict[str, dict[str, float]]) -> list[str]:
 def _shown(value) -> str:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return value
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
+RESULTS = Path(__file__).parent / "results"
+
+
 def run(urls: dict[str, str]) -> list[dict]:
     """Rows of the growth table for every size in `urls` ({size: database URL}), loading what is missing; the
-    Markdown table is printed and written to benchmarks/results/growth.md."""
-    figures, loads = {}, {}
+    Markdown table is printed and written to benchmarks/results/growth.md. GRIDGOV_BENCH_GROWTH_SIZES (comma
+    separated) measures only those sizes and keeps the others' last figures (benchmarks/results/growth.json)."""
+    wanted = [s for s in os.environ.get("GRIDGOV_BENCH_GROWTH_SIZES", ",".join(ORDER)).split(",") if s in urls]
+    RESULTS.mkdir(exist_ok=True)
+    kept = RESULTS / "growth.json"
+    figures = json.loads(kept.read_text(encoding="utf-8")) if kept.exists() else {}
+    loads = {}
     for size in ORDER:
-        if size not in urls:
+        if size not in wanted:
             continue
         loads[size] = ensure_loaded(urls[size], size)
         started = time.perf_counter()
         figures[size] = measure(urls[size])
+        figures[size]["measured at (UTC)"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        figures[size]["load average (1 min)"] = os.getloadavg()[0]
         print(f"{size}: measured in {time.perf_counter() - started:.0f} s", flush=True)
+        kept.write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
+    figures = {size: figures[size] for size in ORDER if size in figures}
     lines = table(figures)
     print("\n".join(lines))
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "growth.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / "growth.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     rows = []
     for line in lines[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
