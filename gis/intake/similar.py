@@ -2,8 +2,9 @@
 app's and the map's report form (GET /complaints/similar), Open311 POST (its answer's extension) and joining an
 existing ticket instead of filing a new one (居民附议).
 
-Candidates are the tickets near the report: open ones reported, and closed ones closed, at most `window_days`
-before it, within `radius_m` of it. One SQL statement reads them (the complaint's GiST index picks the box, the
+Candidates are the tickets within `radius_m` of the report: every open one, however old (a problem still being
+handled is the one a resident re-reports; its time part is 0 past the window), and closed ones closed at most
+`window_days` before it. One SQL statement reads them (the complaint's GiST index picks the box, the
 ticket's unique index on complaint_id joins each). Each gets a score in [0, 1], the weighted mean of five parts:
 
 | part | value |
@@ -206,8 +207,7 @@ JOIN ticket t ON t.complaint_id = n.id
 JOIN category cat ON cat.code = n.category_code
 WHERE n.id IS DISTINCT FROM CAST(:exclude AS bigint)
   AND n.reported_at <= CAST(:at AS timestamptz)
-  AND ((t.state IN {OPEN_SQL}
-        AND t.reported_at >= CAST(:at AS timestamptz) - make_interval(secs => CAST(:window_days AS float8) * 86400))
+  AND (t.state IN {OPEN_SQL}
        OR (t.state = 'closed' AND t.closed_at <= CAST(:at AS timestamptz)
            AND t.closed_at >= CAST(:at AS timestamptz) - make_interval(secs => CAST(:window_days AS float8) * 86400)))
 ORDER BY metres, t.id
