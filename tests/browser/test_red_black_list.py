@@ -12,7 +12,16 @@ import psycopg
 import pytest
 
 from gis.db.engine import libpq_url
-from tests.browser.harness import ARTIFACTS, Browser, bearer_token, checked_page, screenshot, sign_in, wait_until
+from tests.browser.harness import (
+    ARTIFACTS,
+    Browser,
+    bearer_token,
+    checked_page,
+    screenshot,
+    settle,
+    sign_in,
+    wait_until,
+)
 from tests.conftest import LiveServer
 from tests.users import create_users
 
@@ -120,14 +129,19 @@ def test_the_planner_opens_a_credit_file_from_the_list_and_sees_exactly_its_comp
         # the map frames them, beside the sheet rather than under it
         lons = [x for f in compounds for poly in f["geometry"]["coordinates"] for ring in poly for x, _ in ring]
         lats = [y for f in compounds for poly in f["geometry"]["coordinates"] for ring in poly for _, y in ring]
-        framed = page.evaluate("""([w, s, e, n]) => {
+        frame = """([w, s, e, n]) => {
             const map = window.gridgov.map;
             const sw = map.latLngToContainerPoint([s, w]), ne = map.latLngToContainerPoint([n, e]);
             const sheet = document.querySelector('#rating-sheet').getBoundingClientRect();
             const box = map.getContainer().getBoundingClientRect();
             return {inside: map.getBounds().contains(L.latLngBounds([s, w], [n, e])),
-                    clear: sw.x + box.left >= sheet.right - 1, size: map.getSize()}; }""",
-                               [min(lons), min(lats), max(lons), max(lats)])
+                    clear: sw.x + box.left >= sheet.right - 1, size: map.getSize()}; }"""
+        box = [min(lons), min(lats), max(lons), max(lats)]
+        # the framing's zoom animation and the sheet's layout may still be running on a busy machine: wait for
+        # the map to come to rest (an ordering, not a time), then look
+        wait_until(page, "!window.gridgov.map._animatingZoom && !window.gridgov.map._panAnim?._inProgress")
+        settle(page)
+        framed = page.evaluate(frame, box)
         assert framed["inside"] and framed["clear"], framed
         # the credit file: evaluations over periods, rectifications, inspections, ratings, reported items
         file_rows = {part: len(read(app, "rb-planner", f"/analytics/companies/{company}/credit-file",
