@@ -203,6 +203,35 @@ def test_a_users_own_write_is_visible_at_once_while_others_read_the_replica(topo
                  "the complaint replayed on the replica")
 
 
+def _reads_near(topology, headers: dict) -> tuple[int, int, int]:
+    """Complaints near the test point as another caller reads them: the OGC items page's features and its
+    numberMatched (a count the service caches), and the map's complaint GeoJSON."""
+    lon, lat = topology["point"]
+    box = f"{lon - 0.002},{lat - 0.002},{lon + 0.002},{lat + 0.002}"
+    with topology["server"].client(headers=headers) as http:
+        page = http.get("/ogc/collections/complaint/items", params={"bbox": box, "limit": 1000})
+        points = http.get("/map/complaints.geojson", params={"bbox": box})
+    assert page.status_code == 200 and points.status_code == 200, (page.text, points.text)
+    return len(page.json()["features"]), page.json()["numberMatched"], len(points.json()["features"])
+
+
+def test_ogc_item_pages_and_the_map_geojson_are_read_through_the_replica(topology):
+    caught_up(topology)
+    lon, lat = topology["point"]
+    field, admin = bearer(topology, "replica-field"), bearer(topology, "replica-admin")
+    before = _reads_near(topology, admin)
+    with Paused(topology):
+        with topology["server"].client(headers=field) as http:
+            report = http.post("/field/reports", json={
+                "client_id": str(uuid.uuid4()), "category_code": topology["category"], "lon": lon, "lat": lat,
+                "description": "消防通道被占"})
+        assert report.status_code == 201, report.text
+        # the paused replica answers another caller's page and map: the new complaint is not there yet
+        assert _reads_near(topology, admin) == before
+    wait_for(lambda: _reads_near(topology, admin) == tuple(count + 1 for count in before),
+             "the new complaint in the replica's item page and map")
+
+
 def test_lag_is_reported_and_a_lagging_replica_leaves_the_rotation_until_it_catches_up(topology):
     caught_up(topology)
     primary = topology["primary"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
@@ -179,12 +180,14 @@ ITEMS_PARAMETERS = [
     responses={200: {"content": {GEOJSON: {}}}, 400: {"description": "Bad parameter"}},
     openapi_extra={"parameters": ITEMS_PARAMETERS},
 )
-async def items(collection_id: str, request: Request, engine: Engine, principal: CurrentPrincipal) -> Response:
+async def items(collection_id: str, request: Request, engine: Engine, principal: CurrentPrincipal,
+                read: ReadEngine) -> Response:
     """A page of features; property filters are `name=value` for any property the caller can see."""
     collection = features.get_collection(collection_id)
     params = dict(request.query_params)
     asked = features.items_request(collection, principal, params)
-    body_features, returned, matched = await _service(request).items(engine, collection_id, principal, asked)
+    body_features, returned, matched = await _service(request).items(engine, collection_id, principal, asked,
+                                                                      read_engine=read)
     href = f"{_base(request)}/collections/{collection_id}/items"
 
     def page(offset: int) -> str:
@@ -217,8 +220,6 @@ async def feature(collection_id: str, feature_id: str, request: Request, engine:
         _link(f"{base}/collections/{collection_id}/items/{feature_id}", "self", GEOJSON, "This feature"),
         _link(f"{base}/collections/{collection_id}", "collection", JSON, "The collection"),
     ]
-    import json
-
     payload = body[:-1] + ', "links": ' + json.dumps(links) + "}"
     if features.get_collection(collection_id).kind in PERSONAL_KINDS:
         await log_personal_read(request, engine, principal, collection_id, [feature_id])

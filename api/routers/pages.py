@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.routing import Match
 
-from api.deps import Connection
+from api.deps import ReadConnection
 from api.params import QueryBool, QueryDate
 from api.security import CurrentPrincipal
 from gis.errors import InvalidInput
@@ -87,14 +87,14 @@ async def map_config(request: Request) -> dict:
 
 
 @router.get("/categories.json")
-async def category_list(conn: Connection) -> list[dict]:
+async def category_list(conn: ReadConnection) -> list[dict]:
     """The active complaint categories (code, names, major class) for the map's filter list."""
     return await mapdata.categories(conn)
 
 
 @router.get("/search.json")
 async def search(
-    conn: Connection, principal: CurrentPrincipal, q: Annotated[str, Query(max_length=200)],
+    conn: ReadConnection, principal: CurrentPrincipal, q: Annotated[str, Query(max_length=200)],
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> list[dict]:
     """Compounds, buildings, addresses, units and ticket numbers matching `q`, best first."""
@@ -102,7 +102,7 @@ async def search(
 
 
 @router.get("/property-companies.json")
-async def property_companies(conn: Connection, ids: str) -> list[dict]:
+async def property_companies(conn: ReadConnection, ids: str) -> list[dict]:
     """Names and red/black standing of the companies with these ids (comma-separated)."""
     try:
         numbers = [int(part) for part in _codes(ids)]
@@ -116,7 +116,7 @@ async def property_companies(conn: Connection, ids: str) -> list[dict]:
 @router.get("/party-organisations.geojson", response_class=Response,
             responses={200: {"content": {"application/geo+json": {}}}})
 async def party_organisations(
-    conn: Connection,
+    conn: ReadConnection,
     bbox: str,
     kinds: Annotated[str, Query()] = "community_committee,grid_branch,compound_branch",
 ) -> Response:
@@ -129,7 +129,7 @@ async def party_organisations(
 @router.get("/complaints.geojson", response_class=Response,
             responses={200: {"content": {"application/geo+json": {}}}})
 async def complaints(
-    conn: Connection,
+    conn: ReadConnection,
     principal: CurrentPrincipal,
     bbox: str,
     category: str | None = None,
@@ -148,7 +148,7 @@ async def complaints(
 @router.get("/complaint-counts.json", response_class=Response,
             responses={200: {"content": {"application/json": {}}}})
 async def complaint_counts(
-    conn: Connection,
+    conn: ReadConnection,
     principal: CurrentPrincipal,
     bbox: str,
     level: Annotated[str, Query(pattern="^(grid|micro_grid)$")] = "micro_grid",
@@ -162,7 +162,7 @@ async def complaint_counts(
 @router.get("/building-labels.json", response_class=Response,
             responses={200: {"content": {"application/json": {}}}})
 async def building_labels(
-    conn: Connection, bbox: str, limit: Annotated[int, Query(ge=1, le=5000)] = 3000, footprint: QueryBool = False,
+    conn: ReadConnection, bbox: str, limit: Annotated[int, Query(ge=1, le=5000)] = 3000, footprint: QueryBool = False,
 ) -> Response:
     """A point inside each building in view with its number, `[[lon, lat, number], ...]`, for the labels; with
     `footprint=true` each row also has the footprint's ring as offsets from the point (millionths of a degree)."""

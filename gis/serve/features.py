@@ -395,8 +395,11 @@ class FeatureService:
         return value
 
     async def items(self, engine: AsyncEngine, collection_id: str, principal: Principal,
-                    request: ItemsRequest) -> tuple[str, int, int]:
-        """(features JSON array text, number returned, number matched)."""
+                    request: ItemsRequest, read_engine: AsyncEngine | None = None) -> tuple[str, int, int]:
+        """(features JSON array text, number returned, number matched). The page is read on `read_engine` (a read
+        replica) when given; its count is cached under the primary's data version only when that replica had
+        replayed the primary's position of the version, so a count a replica made before replaying a change is
+        never kept as the count after it."""
         collection = get_collection(collection_id)
         query = collection_query(collection, principal)
         where, params = _apply_filters(collection, query, request)
@@ -416,12 +419,17 @@ class FeatureService:
             SELECT (SELECT coalesce(json_agg({_feature_sql(query)} ORDER BY {order_out}), '[]'::json)::text
                     FROM page),
                    (SELECT count(*) FROM page),
-                   {count_sql}
+                   {count_sql},
+                   coalesce(NOT pg_is_in_recovery()
+                            OR pg_last_wal_replay_lsn() >= CAST(CAST(:_versions_at AS text) AS pg_lsn), false)
         """
-        async with engine.connect() as conn:
-            features, returned, counted = (await conn.execute(text(sql), params)).one()
+        params["_versions_at"] = self.versions.position
+        async with (read_engine or engine).connect() as conn:
+            features, returned, counted, caught_up = (await conn.execute(text(sql), params)).one()
         if matched is None:
-            matched = self._remember(count_key, int(counted))
+            matched = int(counted)
+            if caught_up:
+                self._remember(count_key, matched)
         return features, int(returned), matched
 
     async def feature(self, engine: AsyncEngine, collection_id: str, feature_id: str, principal: Principal) -> str:

@@ -271,6 +271,9 @@ class DataVersions:
     def __init__(self, check_seconds: float):
         self.check_seconds = check_seconds
         self.versions: dict[str, int] = {}
+        self.position: str | None = None
+        """The primary's WAL position when the versions were read: a replica that has replayed past it holds at
+        least these versions' data (a replica's own statistics do not move with replay)."""
         self.checked_at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -283,6 +286,9 @@ class DataVersions:
                     rows = (await conn.execute(text(
                         "SELECT relname::text, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
                     ))).all()
+                    self.position = (await conn.execute(text(
+                        "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END"
+                    ))).scalar_one()
                 self.versions = {name: int(changes) for name, changes in rows}
                 self.checked_at = time.monotonic()
         return self.versions
