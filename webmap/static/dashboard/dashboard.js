@@ -49,6 +49,8 @@ function sparkline(row, months) {
   const known = values.filter((v) => v !== null && v !== undefined);
   if (!known.length) { chart.append(svg('text', { x: pad, y: height / 2 }, '无按月数据')); return chart; }
   let low = Math.min(...known); let high = Math.max(...known);
+  // the range in words, so a flat line reads as "unchanged" rather than as a chart that failed to draw
+  const range = low === high ? `各月持平：${shown(row, low)}` : `最低 ${shown(row, low)}，最高 ${shown(row, high)}`;
   if (row.target !== null && row.kind === 'share') { low = Math.min(low, row.target); high = Math.max(high, row.target); }
   if (row.kind === 'share') { low = Math.max(0, low - 0.05); high = Math.min(1, high + 0.05); }
   if (high === low) { high = low + 1; }
@@ -67,6 +69,7 @@ function sparkline(row, months) {
   }
   chart.append(svg('text', { x: pad, y: height - 2 }, `${Number(months[0].month.slice(5))}月`));
   chart.append(svg('text', { x: width - pad, y: height - 2, 'text-anchor': 'end' }, `${Number(months[months.length - 1].month.slice(5))}月`));
+  chart.append(svg('text', { x: width / 2, y: height - 2, 'text-anchor': 'middle', class: 'range' }, range));
   return chart;
 }
 
