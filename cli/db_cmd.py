@@ -1,4 +1,5 @@
-"""`gridgov db up|down|status|url|upgrade` and `gridgov db replica add|remove|status`."""
+"""`gridgov db up|down|status|url|upgrade`, `gridgov db replica add|remove|status` and `gridgov db partitions
+convert|status|ensure|detach|attach`."""
 
 from __future__ import annotations
 
@@ -125,3 +126,79 @@ def replica_status() -> None:
         lag_bytes = "-" if answer["lag_bytes"] is None else str(answer["lag_bytes"])
         lag_s = "-" if answer["lag_seconds"] is None else f"{answer['lag_seconds']:.3f}"
         typer.echo(f"{answer['name']:<8} {answer['port'] or '-':>6} {answer['state']:<14} {lag_bytes:>12} {lag_s:>8}")
+
+
+partitions_app = typer.Typer(help="Complaints partitioned by month (opt-in, for a province-size deployment).",
+                             no_args_is_help=True)
+db_app.add_typer(partitions_app, name="partitions")
+
+
+def _ahead(ahead: int | None) -> int:
+    from gis.settings import partition_settings
+
+    return partition_settings().ahead if ahead is None else ahead
+
+
+def _partitions_call(work):
+    from gis.errors import GridgovError
+
+    try:
+        return work(database_url())
+    except (GridgovError, SetupError) as error:
+        fail(error)
+
+
+@partitions_app.command("convert")
+def partitions_convert(ahead: int = typer.Option(None, "--ahead", min=0, max=24,
+                                                 help="months ahead to create (GRIDGOV_PARTITIONS_AHEAD, 3)")) -> None:
+    """Convert `complaint` to monthly partitions in place, in one transaction (its rows moved, keys reworked)."""
+    from cli.layers_cmd import _Bar, _progress  # the project's progress bars
+    from gis.db import partitions
+
+    with _progress() as progress:
+        bar = _Bar(progress)
+        done = _partitions_call(lambda url: partitions.convert(url, _ahead(ahead), progress=bar))
+    typer.echo(f"converted: {done['partitions']} partitions (DEFAULT included), {done['rows']} complaints moved")
+
+
+@partitions_app.command("status")
+def partitions_status() -> None:
+    """The partitions with their estimated rows, the rows in DEFAULT, the archived months and the months ahead."""
+    from gis.db import partitions
+
+    found = _partitions_call(partitions.status)
+    if not found["partitioned"]:
+        typer.echo("complaint is a single table (not converted)")
+        return
+    for partition in found["partitions"]:
+        typer.echo(f"{partition['name']:<20} ~{partition['rows_estimate']:>10} rows")
+    typer.echo(f"{'complaint_default':<20} {found['default_rows']:>11} rows")
+    typer.echo(f"months ahead: {found['months_ahead']}; archived: {', '.join(found['archived']) or 'none'}")
+
+
+@partitions_app.command("ensure")
+def partitions_ensure(ahead: int = typer.Option(None, "--ahead", min=0, max=24,
+                                                help="months ahead to create (GRIDGOV_PARTITIONS_AHEAD, 3)")) -> None:
+    """Create the coming months' partitions, and one for each month DEFAULT holds complaints of."""
+    from gis.db import partitions
+
+    done = _partitions_call(lambda url: partitions.ensure(url, _ahead(ahead)))
+    typer.echo(f"created: {', '.join(done['created']) or 'none'}; {done['moved']} rows moved out of DEFAULT")
+
+
+@partitions_app.command("detach")
+def partitions_detach(month: str = typer.Argument(..., help="YYYY-MM")) -> None:
+    """Move a month (its complaints and every row hanging off them) to the `archive` schema."""
+    from gis.db import partitions
+
+    counts = _partitions_call(lambda url: partitions.detach(url, month))
+    typer.echo(f"{month} archived: " + ", ".join(f"{table} {rows}" for table, rows in counts.items()))
+
+
+@partitions_app.command("attach")
+def partitions_attach(month: str = typer.Argument(..., help="YYYY-MM")) -> None:
+    """Bring an archived month back, every row as it was."""
+    from gis.db import partitions
+
+    counts = _partitions_call(lambda url: partitions.attach(url, month))
+    typer.echo(f"{month} restored: " + ", ".join(f"{table} {rows}" for table, rows in counts.items()))

@@ -22,6 +22,7 @@ settings in one module.
 | suggested category and party (dispatch model) | DispatchSettings | GRIDGOV_DISPATCH_ |
 | emerging hot spots and proactive tasks | ProactiveSettings | GRIDGOV_PROACTIVE_ |
 | likely duplicates while reporting | SimilarSettings | GRIDGOV_SIMILAR_ |
+| complaints partitioned by month (opt-in) | PartitionSettings | GRIDGOV_PARTITIONS_ |
 
 An accessor reads the environment once per process; tests that change a variable in-process call its
 `cache_clear()`.
@@ -474,3 +475,18 @@ def proactive_settings() -> ProactiveSettings:
 def dispatch_settings() -> DispatchSettings:
     """The dispatch model's threshold and training limits (GRIDGOV_DISPATCH_*), read once and cached."""
     return DispatchSettings()
+
+
+class PartitionSettings(BaseSettings):
+    """Complaints partitioned by month, once a deployment has converted (gis/db/partitions.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_PARTITIONS_", extra="ignore")
+
+    ahead: int = Field(default=3, ge=0, le=24)
+    """Months after the current one (Beijing time) that `convert` and `ensure` create partitions for."""
+
+
+@lru_cache
+def partition_settings() -> PartitionSettings:
+    """The partitioning settings (read once)."""
+    return PartitionSettings()

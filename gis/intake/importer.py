@@ -22,6 +22,7 @@ from time import perf_counter
 import psycopg
 
 from gis.db.engine import libpq_url
+from gis.db.partitions import is_partitioned
 from gis.errors import InvalidInput
 from gis.intake.address import normalise as normalise_text
 from gis.intake.gazetteer import Gazetteer
@@ -416,7 +417,8 @@ def store_staged(conn: psycopg.Connection, staged: dict[str, list], address_posi
     if polygons_outer:
         conn.execute("ANALYZE intake_placed")
     placements = dict(conn.execute(store_sql("intake_stage", count >= BUILDINGS_OUTER_FROM,
-                                             buildings_resolved=vectorised), params).fetchall())
+                                             buildings_resolved=vectorised, keyed=is_partitioned(conn)),
+                                   params).fetchall())
     stored = perf_counter()
     linked = _link_duplicates(conn, sum(placements.values()), CLOSED_TICKET_FILTER, {
         "radius_m": settings.duplicate_radius_m, "radius_deg": degrees_for(settings.duplicate_radius_m),

@@ -146,14 +146,21 @@ FROM intake_unplaced u CROSS JOIN LATERAL (
 WHERE n.snap_m <= CAST(%(snap_m)s AS float8)"""
 
 
-def store_sql(src: str, polygons_outer: bool, buildings_resolved: bool = False) -> str:
+def store_sql(src: str, polygons_outer: bool, buildings_resolved: bool = False, keyed: bool = False) -> str:
     """Step 4 of a batch: insert the staged rows (unique per (source, external_id); one already held is
     skipped) with their placement from `intake_placed`, their intake facts and responsible parties; record the
     new ids in `intake_new` and return (placement, count). Rows go in micro-grid order, which keeps the
     complaint indexes' inserts local. `buildings_resolved`: the staged rows already carry the building their
-    point lies in (the vectorised step found it), so no building join. Parameters: snap_m."""
+    point lies in (the vectorised step found it), so no building join. `keyed`: complaints are partitioned by month
+    (gis/db/partitions.py), where the key is held in `complaint_key` and ON CONFLICT has no index on `complaint`
+    to arbitrate with; rows already held are skipped by NOT EXISTS instead (the batch's own rows are unique
+    already). Parameters: snap_m."""
     buildings = ("SELECT NULL::integer AS row_no, NULL::text AS building_code WHERE false" if buildings_resolved
                  else _building_sql(src, polygons_outer))
+    skip_held = ("ORDER BY p.micro_grid_code, s.row_no\n    "
+                 "ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING") if not keyed else (
+        "WHERE NOT EXISTS (SELECT 1 FROM complaint_key k WHERE k.source = s.source AND k.external_id = s.external_id)"
+        "\n    ORDER BY p.micro_grid_code, s.row_no")
     return f"""
 WITH placed AS MATERIALIZED (
     SELECT p.*, g.community_code, c.street_code
@@ -174,8 +181,7 @@ ins AS (
         CASE WHEN p.placement = 'inside' THEN coalesce(s.building_code, b.building_code) END,
         s.reporter_name, s.reporter_phone
     FROM {src} s LEFT JOIN placed p ON p.row_no = s.row_no LEFT JOIN bld b ON b.row_no = s.row_no
-    ORDER BY p.micro_grid_code, s.row_no
-    ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING
+    {skip_held}
     RETURNING id, source, external_id, placement, micro_grid_code, grid_code, community_code, street_code,
               compound_code, building_code),
 intake AS ({intake_insert(

@@ -45,11 +45,18 @@ def _by_compound(alias: str) -> str:
 
 
 def _by_building(alias: str) -> str:
-    return (f"SELECT r.id, r.reported_at FROM complaint tc "
+    # A ticket's reported_at is its complaint's (copied at intake, never changed), and a follow-up's complaint was
+    # reported within the window: naming both lets a complaint table partitioned by month (gis/db/partitions.py)
+    # read only the months concerned; LIMIT 1 (the id is unique) tells its planner the closed ticket's complaint is
+    # one row, not one per month, so the search starts from it as on a single table.
+    return (f"SELECT r.id, r.reported_at FROM (SELECT tc.micro_grid_code, tc.building_code FROM complaint tc "
+            f"WHERE tc.id = {alias}.complaint_id AND tc.reported_at = {alias}.reported_at "
+            f"AND tc.building_code IS NOT NULL LIMIT 1) tc "
             f"JOIN complaint rc ON rc.micro_grid_code = tc.micro_grid_code AND rc.building_code = tc.building_code "
-            f"JOIN ticket r ON r.complaint_id = rc.id "
-            f"WHERE {alias}.compound_code IS NULL AND tc.id = {alias}.complaint_id AND tc.building_code IS NOT NULL "
-            f"AND {_follows(alias)}")
+            f"AND rc.reported_at > {alias}.closed_at "
+            f"AND rc.reported_at <= {alias}.closed_at + make_interval(days => :{WINDOW_PARAM}) "
+            f"JOIN ticket r ON r.complaint_id = rc.id AND r.reported_at = rc.reported_at "
+            f"WHERE {alias}.compound_code IS NULL AND {_follows(alias)}")
 
 
 def not_holding_sql(alias: str = "t") -> str:
