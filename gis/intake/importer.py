@@ -30,7 +30,9 @@ from gis.intake.normalise import FIELDS, Catalogue, Normalised, normalise_rows
 from gis.intake.placement import (
     ADDRESS_POINTS_BATCH_SQL,
     CLOSED_TICKET_FILTER,
+    DUPLICATE_BOUNDS_SQL,
     DUPLICATE_KEYS_SQL,
+    DUPLICATE_REACH_ROWS_SQL,
     POLYGONS_OUTER_FROM,
     STAGE_COLUMN_NAMES,
     STAGE_DDL,
@@ -300,24 +302,21 @@ DUPLICATE_PROBE_COST_ROWS = 30
 
 def _link_duplicates(conn: psycopg.Connection, new_count: int, open_filter: str, params: dict) -> int:
     """Link possible duplicates of the new complaints (`intake_new`): one index probe each for a few, one hash
-    join over the complaints of their time span for many, whichever reads less."""
+    join over the complaints within the chunk's reach (its time span and window, its categories, its area) for
+    many, whichever reads less. The reach bounds the join by what the rule can link, so a chunk of a file in time
+    order costs the same however many chunks came before it."""
     if new_count == 0:
         return 0
-    span_rows = conn.execute(
-        "SELECT CASE WHEN t.total <= 0 THEN 0 ELSE t.total * least(1.0, extract(epoch FROM (b.high - b.low)) / "
-        "greatest(extract(epoch FROM (a.high - a.low)), 1)) END "
-        "FROM (SELECT greatest(reltuples, 0) AS total FROM pg_class WHERE oid = 'complaint'::regclass) t, "
-        "(SELECT min(reported_at) AS low, max(reported_at) AS high FROM complaint) a, "
-        # the batch's span from its staged rows (a superset of the stored ones), not by looking each one up
-        "(SELECT min(s.reported_at) - make_interval(days => %(window_days)s) AS low, max(s.reported_at) AS high "
-        " FROM intake_stage s) b", params).fetchone()[0] or 0
-    if new_count * DUPLICATE_PROBE_COST_ROWS > span_rows:
+    bounds = conn.execute(DUPLICATE_BOUNDS_SQL, params).fetchone()
+    if bounds is None:
+        return 0
+    reach = dict(zip(("low", "high", "categories", "xmin", "ymin", "xmax", "ymax"), bounds))
+    reach_rows = conn.execute(DUPLICATE_REACH_ROWS_SQL, reach).fetchone()[0] or 0
+    if new_count * DUPLICATE_PROBE_COST_ROWS > reach_rows:
         conn.execute(DUPLICATE_KEYS_SQL, params)
         conn.execute("ANALYZE intake_dup_key")
-        sql = duplicates_batch_sql(open_filter)
-    else:
-        sql = duplicates_sql("SELECT id FROM intake_new", open_filter)
-    return conn.execute(sql, params).rowcount
+        return conn.execute(duplicates_batch_sql(open_filter), params | reach).rowcount
+    return conn.execute(duplicates_sql("SELECT id FROM intake_new", open_filter), params).rowcount
 
 
 BUILDINGS_OUTER_FROM = 100_000
