@@ -49,7 +49,8 @@ STAGE_DDL = (
     + ", geom geometry(Point, 4326) GENERATED ALWAYS AS "
       "(CASE WHEN lon IS NULL OR lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END) STORED"
     + ") ON COMMIT DELETE ROWS;"
-    " CREATE TEMP TABLE IF NOT EXISTS intake_new (id bigint) ON COMMIT DELETE ROWS;"
+    " CREATE TEMP TABLE IF NOT EXISTS intake_new (id bigint, category_code text, reported_at timestamptz,"
+    " geom geometry(Point, 4326)) ON COMMIT DELETE ROWS;"
     " CREATE TEMP TABLE IF NOT EXISTS intake_placed (row_no integer, micro_grid_id bigint, micro_grid_code text,"
     " grid_code text, compound_code text, placement text, snap_m double precision) ON COMMIT DELETE ROWS;"
     " CREATE TEMP TABLE IF NOT EXISTS intake_unplaced (row_no integer, local_day date,"
@@ -177,13 +178,14 @@ ins AS (
     ORDER BY p.micro_grid_code, s.row_no
     ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING
     RETURNING id, source, external_id, placement, micro_grid_code, grid_code, community_code, street_code,
-              compound_code, building_code),
+              compound_code, building_code, category_code, reported_at, geom),
 intake AS ({intake_insert(
     "api_key_id", "%(snap_m)s",
     f"FROM ins i JOIN {src} s ON s.source = i.source AND s.external_id = i.external_id "
     "LEFT JOIN placed p ON p.row_no = s.row_no")}),
 party AS ({party_insert("ins")}),
-new_ids AS (INSERT INTO intake_new (id) SELECT id FROM ins)
+new_ids AS (INSERT INTO intake_new (id, category_code, reported_at, geom)
+            SELECT id, category_code, reported_at, geom FROM ins)
 SELECT placement, count(*) FROM ins GROUP BY placement
 """
 
@@ -311,11 +313,11 @@ FROM (SELECT c.id, c.category_code, c.reported_at, c.geom,
                    / (2 * CAST(%(radius_deg)s AS float8)))::bigint AS cy,
              floor(extract(epoch FROM c.reported_at)::float8 / 86400.0
                    / CAST(%(window_days)s AS int))::bigint AS ct
-      FROM complaint c JOIN (SELECT DISTINCT id FROM intake_new) i ON i.id = c.id
-      WHERE c.geom IS NOT NULL) n,
+      FROM intake_new c WHERE c.geom IS NOT NULL) n,
      -- The box is exactly one cell wide, so it spans the cell of its low end and the next one.
      (VALUES (0), (1)) x(dx), (VALUES (0), (1)) y(dy), (VALUES (-1), (0)) t(dt)"""
-"""Keys of the new complaints (`intake_new`) for `duplicates_batch_sql`: the cells (as wide as the search box)
+"""Keys of the new complaints (`intake_new`, which holds what the keys need, so no complaint is read again) for
+`duplicates_batch_sql`: the cells (as wide as the search box)
 its box overlaps, 2 x 2 at most, and the two time buckets (as long as the window) its window overlaps."""
 
 
@@ -363,19 +365,24 @@ WITH old AS (
     WHERE c.reported_at BETWEEN CAST(%(low)s AS timestamptz) AND CAST(%(high)s AS timestamptz)
       AND c.category_code = ANY(CAST(%(categories)s AS text[]))
       AND c.geom && ST_MakeEnvelope(CAST(%(xmin)s AS float8), CAST(%(ymin)s AS float8), CAST(%(xmax)s AS float8),
-                                    CAST(%(ymax)s AS float8), 4326))
+                                    CAST(%(ymax)s AS float8), 4326)),
+-- The pairs first, then openness on those few: left to itself the planner checks the tickets of every complaint
+-- within the reach (a pass over the whole ticket table) before the join on keys that leaves a few hundred.
+pairs AS MATERIALIZED (
+    SELECT n.id AS new_id, n.reported_at AS new_at, c.id, c.reported_at,
+           ST_Distance(c.geom::geography, n.geom::geography, false) AS distance_m
+    FROM intake_dup_key n
+    JOIN old c ON c.category_code = n.category_code AND c.kx = n.kx AND c.ky = n.ky AND c.kt = n.kt
+    WHERE c.id <> n.id
+      AND c.reported_at BETWEEN n.reported_at - make_interval(days => CAST(%(window_days)s AS int))
+                            AND n.reported_at
+      AND (c.reported_at < n.reported_at OR c.id < n.id)
+      AND ST_DWithin(c.geom::geography, n.geom::geography, CAST(%(radius_m)s AS float8), false))
 INSERT INTO complaint_duplicate (complaint_id, duplicate_of_id, distance_m, hours_apart)
-SELECT DISTINCT ON (n.id) n.id, c.id, ST_Distance(c.geom::geography, n.geom::geography, false),
-       extract(epoch FROM n.reported_at - c.reported_at) / 3600.0
-FROM intake_dup_key n
-JOIN old c ON c.category_code = n.category_code AND c.kx = n.kx AND c.ky = n.ky AND c.kt = n.kt
-WHERE c.id <> n.id
-  AND c.reported_at BETWEEN n.reported_at - make_interval(days => CAST(%(window_days)s AS int))
-                        AND n.reported_at
-  AND (c.reported_at < n.reported_at OR c.id < n.id)
-  AND ST_DWithin(c.geom::geography, n.geom::geography, CAST(%(radius_m)s AS float8), false)
-  {open_filter}
-ORDER BY n.id, c.reported_at, c.id
+SELECT DISTINCT ON (c.new_id) c.new_id, c.id, c.distance_m, extract(epoch FROM c.new_at - c.reported_at) / 3600.0
+FROM pairs c
+WHERE true {open_filter}
+ORDER BY c.new_id, c.reported_at, c.id
 ON CONFLICT DO NOTHING
 """
 
