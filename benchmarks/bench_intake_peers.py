@@ -21,7 +21,8 @@ same table, its indexes, triggers and a city's worth of complaints already in it
 The ticket trigger on `complaint` stays as the table has it (on, by default) for all three alike, so every
 contender's rows open tickets; `--no-tickets` switches it off in every copy to compare the intake work alone.
 
-    python -m benchmarks.bench_intake_peers URL [--rows N] [--million] [--no-tickets] [--only gridgov,postgis]
+    python -m benchmarks.bench_intake_peers URL [--rows N] [--million] [--no-tickets] [--shuffled]
+        [--only gridgov,postgis]
         [--index-use [--no-cost] [--skip-compare]]
 
 `--index-use` measures, in one more copy, how often each index on `complaint` and `ticket` is used by the other
@@ -88,10 +89,12 @@ def settle(url: str) -> None:
 # -- the export ----------------------------------------------------------------------------------------------------
 
 
-def write_export(url: str, path: Path, rows: int, seed: int = 20) -> dict:
+def write_export(url: str, path: Path, rows: int, seed: int = 20, shuffled: bool = False) -> dict:
     """A 12345 export of `rows` rows: 94% at a building of the city (a few metres off its centre), 5% anywhere in
     the city's box (some fall outside every micro-grid), 1% just beyond its edge; times over the fixture's year in
-    Beijing time, categories by their Chinese names. Returns what the rows hold."""
+    Beijing time, categories by their Chinese names. Rows are in the order of their acceptance time, as a hotline
+    system exports them (its ticket numbers follow that order); `shuffled` leaves the times in random order.
+    Returns what the rows hold."""
     rng = np.random.default_rng(seed)
     with psycopg.connect(libpq_url(url)) as conn:
         buildings = conn.execute("""
@@ -116,6 +119,8 @@ def write_export(url: str, path: Path, rows: int, seed: int = 20) -> dict:
     cats = rng.integers(len(categories), size=rows)
     start = datetime(2025, 1, 1)
     minutes = rng.integers(0, 364 * 24 * 60, size=rows)
+    if not shuffled:
+        minutes.sort()
     names = rng.integers(len(SURNAMES), size=rows), rng.integers(len(GIVEN), size=rows)
     phones = rng.integers(13_000_000_000, 19_999_999_999, size=rows)
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -274,13 +279,13 @@ def placed_alike(urls: dict[str, str], prefix: str) -> dict[str, int]:
 
 
 def compare(city_url: str, rows: int = ROWS, tickets: bool = True, keep: bool = False,
-            only: tuple[str, ...] = tuple(CONTENDERS)) -> tuple[list[dict], dict]:
+            only: tuple[str, ...] = tuple(CONTENDERS), shuffled: bool = False) -> tuple[list[dict], dict]:
     """Import one export with each contender (`only` these) in its own copy of the city; result rows, and the
     copies' URLs when `keep` (else they are dropped)."""
     results, urls = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "export.csv"
-        facts = write_export(city_url, path, rows)
+        facts = write_export(city_url, path, rows, shuffled=shuffled)
         try:
             for name, contender in CONTENDERS.items():
                 if name not in only:
@@ -349,12 +354,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index-use", action="store_true", help="also measure each index's use and cost")
     parser.add_argument("--skip-compare", action="store_true", help="only the index figures")
     parser.add_argument("--no-cost", action="store_true", help="index use only, not each index's storing cost")
+    parser.add_argument("--shuffled", action="store_true", help="the export's rows not in time order")
     parser.add_argument("--only", default=",".join(CONTENDERS), help="contenders, comma-separated")
     args = parser.parse_args(argv)
     rows = 1_000_000 if args.million else args.rows
     out = []
     if not args.skip_compare:
-        out += compare(args.url, rows, tickets=not args.no_tickets, only=tuple(args.only.split(",")))[0]
+        out += compare(args.url, rows, tickets=not args.no_tickets, only=tuple(args.only.split(",")),
+                       shuffled=args.shuffled)[0]
     if args.index_use:
         from benchmarks.intake_index_use import index_report
 

@@ -182,3 +182,60 @@ def test_vectorised_placement_takes_empty_inputs(empty_db):
         locator = Locator(conn)  # an empty city: no polygons at all
         found = locator.place([None, 117.1], [None, 36.2], ["2025-06-01", "2025-06-01"], [None, None], 200.0)
     assert len(found.inside_rows) == 0 and found.building_codes == {} and len(found.snap_candidates) == 0
+
+
+DUPLICATE_ORACLE_SQL = """
+    WITH batch AS (
+        SELECT c.id, c.category_code, c.reported_at, c.geom, (ci.row_number - 1) / %(chunk)s AS chunk
+        FROM complaint c JOIN complaint_intake ci ON ci.complaint_id = c.id
+        WHERE ci.batch_id = %(batch)s AND c.geom IS NOT NULL)
+    SELECT a.external_id, b.external_id FROM (
+        SELECT n.id AS new_id, (
+            SELECT c.id FROM complaint c
+            LEFT JOIN complaint_intake ci ON ci.complaint_id = c.id AND ci.batch_id = %(batch)s
+            WHERE c.category_code = n.category_code AND c.id <> n.id AND c.geom IS NOT NULL
+              AND c.reported_at >= n.reported_at - make_interval(days => %(days)s) AND c.reported_at <= n.reported_at
+              AND (c.reported_at < n.reported_at OR c.id < n.id)
+              AND ST_Distance(c.geom::geography, n.geom::geography, false) <= %(metres)s
+              AND (ci.row_number IS NULL OR (ci.row_number - 1) / %(chunk)s <= n.chunk)
+              AND NOT EXISTS (SELECT 1 FROM ticket t WHERE t.complaint_id = c.id AND t.state IN {final})
+            ORDER BY c.reported_at, c.id LIMIT 1) AS old_id
+        FROM batch n) o
+    JOIN complaint a ON a.id = o.new_id JOIN complaint b ON b.id = o.old_id
+    ORDER BY 1, 2"""
+"""The duplicate rule written plainly: each complaint of the batch to the earliest open complaint of its category
+within the radius (on the sphere) and the window before it, among those stored before its chunk or in it."""
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_duplicate_links_match_the_plain_rule(fresh_city_db, monkeypatch, tmp_path, fast):
+    """Both duplicate paths, over chunks that each cover only part of the city's time and area, give exactly
+    the links of the rule written as one plain query per complaint."""
+    from gis.settings import city_settings
+    from gis.tickets.models import FINAL_SQL
+
+    settings = city_settings()
+    path = _messy_points(fresh_city_db, tmp_path, count=1_500)
+    with path.open(encoding="utf-8", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    # in time order, west to east within a day: each chunk holds a few days, and a part of the city on its edges
+    rows.sort(key=lambda row: (row[1][:10], float(row[4])))
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    with psycopg.connect(fresh_city_db) as conn:
+        # some earlier complaints closed, so openness decides a few links
+        conn.execute("UPDATE ticket SET state = 'closed' WHERE id % 3 = 0")
+    with monkeypatch.context() as patch:
+        patch.setattr(importer, "DUPLICATE_PROBE_COST_ROWS", 10**9 if fast else 0)
+        report = importer.import_file(fresh_city_db, path, chunk_rows=400)
+    with psycopg.connect(fresh_city_db) as conn:
+        links = conn.execute("""
+            SELECT a.external_id, b.external_id FROM complaint_duplicate d
+            JOIN complaint a ON a.id = d.complaint_id JOIN complaint b ON b.id = d.duplicate_of_id
+            JOIN complaint_intake ci ON ci.complaint_id = a.id WHERE ci.batch_id = %s ORDER BY 1, 2""",
+                             (report.batch_id,)).fetchall()
+        oracle = conn.execute(DUPLICATE_ORACLE_SQL.format(final=FINAL_SQL), {
+            "batch": report.batch_id, "chunk": 400, "days": settings.duplicate_window_days,
+            "metres": settings.duplicate_radius_m}).fetchall()
+    assert len(oracle) > 50
+    assert links == oracle

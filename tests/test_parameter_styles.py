@@ -22,7 +22,9 @@ PSYCOPG_BIND = re.compile(r"%\((\w+)\)s")
 def batch_statements() -> dict[str, str]:
     """Every statement the importer runs through psycopg, for both plans."""
     statements = {"unplaced": placement.UNPLACED_INSERT_SQL, "duplicate keys": placement.DUPLICATE_KEYS_SQL,
-                  "address points": placement.ADDRESS_POINTS_BATCH_SQL}
+                  "address points": placement.ADDRESS_POINTS_BATCH_SQL,
+                  "duplicate bounds": placement.DUPLICATE_BOUNDS_SQL,
+                  "duplicate reach": placement.DUPLICATE_REACH_ROWS_SQL}
     for outer in (False, True):
         statements[f"hit {outer}"] = placement.hit_insert_sql("intake_stage", outer)
         statements[f"snap {outer}"] = placement.snap_insert_sql(outer)
@@ -41,8 +43,8 @@ def test_batch_statements_are_written_for_psycopg():
         assert sql.count("%") == len(PSYCOPG_BIND.findall(sql)), name
     assert set(PSYCOPG_BIND.findall(placement.snap_insert_sql(True))) == {"snap_m", "snap_deg"}
     assert set(PSYCOPG_BIND.findall(placement.store_sql("intake_stage", False))) == {"snap_m"}
-    assert set(PSYCOPG_BIND.findall(placement.duplicates_batch_sql(""))) == {"radius_m", "radius_deg",
-                                                                            "window_days"}
+    assert set(PSYCOPG_BIND.findall(placement.duplicates_batch_sql(""))) == {
+        "radius_m", "radius_deg", "window_days", "low", "high", "categories", "xmin", "ymin", "xmax", "ymax"}
 
 
 def test_request_statements_are_written_for_sqlalchemy():

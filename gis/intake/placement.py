@@ -49,7 +49,8 @@ STAGE_DDL = (
     + ", geom geometry(Point, 4326) GENERATED ALWAYS AS "
       "(CASE WHEN lon IS NULL OR lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END) STORED"
     + ") ON COMMIT DELETE ROWS;"
-    " CREATE TEMP TABLE IF NOT EXISTS intake_new (id bigint) ON COMMIT DELETE ROWS;"
+    " CREATE TEMP TABLE IF NOT EXISTS intake_new (id bigint, category_code text, reported_at timestamptz,"
+    " geom geometry(Point, 4326)) ON COMMIT DELETE ROWS;"
     " CREATE TEMP TABLE IF NOT EXISTS intake_placed (row_no integer, micro_grid_id bigint, micro_grid_code text,"
     " grid_code text, compound_code text, placement text, snap_m double precision) ON COMMIT DELETE ROWS;"
     " CREATE TEMP TABLE IF NOT EXISTS intake_unplaced (row_no integer, local_day date,"
@@ -183,13 +184,14 @@ ins AS (
     FROM {src} s LEFT JOIN placed p ON p.row_no = s.row_no LEFT JOIN bld b ON b.row_no = s.row_no
     {skip_held}
     RETURNING id, source, external_id, placement, micro_grid_code, grid_code, community_code, street_code,
-              compound_code, building_code),
+              compound_code, building_code, category_code, reported_at, geom),
 intake AS ({intake_insert(
     "api_key_id", "%(snap_m)s",
     f"FROM ins i JOIN {src} s ON s.source = i.source AND s.external_id = i.external_id "
     "LEFT JOIN placed p ON p.row_no = s.row_no")}),
 party AS ({party_insert("ins")}),
-new_ids AS (INSERT INTO intake_new (id) SELECT id FROM ins)
+new_ids AS (INSERT INTO intake_new (id, category_code, reported_at, geom)
+            SELECT id, category_code, reported_at, geom FROM ins)
 SELECT placement, count(*) FROM ins GROUP BY placement
 """
 
@@ -317,44 +319,76 @@ FROM (SELECT c.id, c.category_code, c.reported_at, c.geom,
                    / (2 * CAST(%(radius_deg)s AS float8)))::bigint AS cy,
              floor(extract(epoch FROM c.reported_at)::float8 / 86400.0
                    / CAST(%(window_days)s AS int))::bigint AS ct
-      FROM complaint c JOIN (SELECT DISTINCT id FROM intake_new) i ON i.id = c.id
-      WHERE c.geom IS NOT NULL) n,
+      FROM intake_new c WHERE c.geom IS NOT NULL) n,
      -- The box is exactly one cell wide, so it spans the cell of its low end and the next one.
      (VALUES (0), (1)) x(dx), (VALUES (0), (1)) y(dy), (VALUES (-1), (0)) t(dt)"""
-"""Keys of the new complaints (`intake_new`) for `duplicates_batch_sql`: the cells (as wide as the search box)
+"""Keys of the new complaints (`intake_new`, which holds what the keys need, so no complaint is read again) for
+`duplicates_batch_sql`: the cells (as wide as the search box)
 its box overlaps, 2 x 2 at most, and the two time buckets (as long as the window) its window overlaps."""
 
 
+DUPLICATE_BOUNDS_SQL = """
+SELECT min(s.reported_at) - make_interval(days => CAST(%(window_days)s AS int)), max(s.reported_at),
+       array_agg(DISTINCT s.category_code), ST_XMin(e.box), ST_YMin(e.box), ST_XMax(e.box), ST_YMax(e.box)
+FROM intake_stage s, (SELECT ST_Expand(ST_Extent(geom)::geometry, CAST(%(radius_deg)s AS float8)) AS box
+                      FROM intake_stage) e
+WHERE s.geom IS NOT NULL
+GROUP BY e.box"""
+"""What a chunk's duplicates can reach (from its staged rows, a superset of the stored ones): its time span with the
+window before it, its categories, and its points' box widened by the search box. No row: nothing to link.
+Parameters: window_days, radius_deg."""
+
+
+DUPLICATE_REACH_ROWS_SQL = """
+SELECT CASE WHEN t.total <= 0 THEN 0 ELSE t.total
+    * least(1.0, extract(epoch FROM (CAST(%(high)s AS timestamptz) - CAST(%(low)s AS timestamptz)))
+                 / greatest(extract(epoch FROM (a.high - a.low)), 1))
+    * least(1.0, (CAST(%(xmax)s AS float8) - CAST(%(xmin)s AS float8))
+                 * (CAST(%(ymax)s AS float8) - CAST(%(ymin)s AS float8))
+                 / greatest(ST_Area(coalesce(ST_EstimatedExtent('complaint', 'geom')::geometry,
+                                             ST_MakeEnvelope(-180, -90, 180, 90))), 1e-12)) END
+FROM (SELECT greatest(reltuples, 0) AS total FROM pg_class WHERE oid = 'complaint'::regclass) t,
+     (SELECT min(reported_at) AS low, max(reported_at) AS high FROM complaint) a"""
+"""About how many complaints lie within a chunk's reach: the table's rows times the reach's share of the table's
+time span and of its area (from the planner's statistics, so it reads no rows)."""
+
+
 def duplicates_batch_sql(open_filter: str) -> str:
-    """The same links as `duplicates_sql` for a large batch, set-based: the complaints of the batch's categories
-    and time span get their key (category, cell x, cell y, time bucket), one hash join on equal keys with
+    """The same links as `duplicates_sql` for a large batch, set-based: the complaints within the chunk's reach
+    (`DUPLICATE_BOUNDS_SQL`: its time span and window, its categories, its area, given as values so the planner
+    sees them) get their key (category, cell x, cell y, time bucket), one hash join on equal keys with
     `intake_dup_key` (filled by DUPLICATE_KEYS_SQL and analysed) finds every candidate pair, and the exact
-    distance, window and openness are checked on the pairs. One pass over the span's complaints replaces one
-    index probe per new complaint. Parameters: radius_m, radius_deg, window_days."""
+    distance, window and openness are checked on the pairs. One pass over the reach's complaints replaces one
+    index probe per new complaint. Parameters: radius_m, radius_deg, window_days, low, high, categories, xmin,
+    ymin, xmax, ymax."""
     return f"""
-WITH span AS (
-    SELECT min(reported_at) - make_interval(days => CAST(%(window_days)s AS int)) AS low, max(reported_at) AS high,
-           array_agg(DISTINCT category_code) AS categories FROM intake_dup_key),
-old AS (
+WITH old AS (
     SELECT c.id, c.category_code, c.reported_at, c.geom,
            floor(ST_X(c.geom) / (2 * CAST(%(radius_deg)s AS float8)))::bigint AS kx,
            floor(ST_Y(c.geom) / (2 * CAST(%(radius_deg)s AS float8)))::bigint AS ky,
            floor(extract(epoch FROM c.reported_at)::float8 / 86400.0 / CAST(%(window_days)s AS int))::bigint AS kt
-    FROM complaint c, span
-    WHERE c.reported_at BETWEEN span.low AND span.high AND c.category_code = ANY(span.categories)
-      AND c.geom IS NOT NULL)
+    FROM complaint c
+    WHERE c.reported_at BETWEEN CAST(%(low)s AS timestamptz) AND CAST(%(high)s AS timestamptz)
+      AND c.category_code = ANY(CAST(%(categories)s AS text[]))
+      AND c.geom && ST_MakeEnvelope(CAST(%(xmin)s AS float8), CAST(%(ymin)s AS float8), CAST(%(xmax)s AS float8),
+                                    CAST(%(ymax)s AS float8), 4326)),
+-- The pairs first, then openness on those few: left to itself the planner checks the tickets of every complaint
+-- within the reach (a pass over the whole ticket table) before the join on keys that leaves a few hundred.
+pairs AS MATERIALIZED (
+    SELECT n.id AS new_id, n.reported_at AS new_at, c.id, c.reported_at,
+           ST_Distance(c.geom::geography, n.geom::geography, false) AS distance_m
+    FROM intake_dup_key n
+    JOIN old c ON c.category_code = n.category_code AND c.kx = n.kx AND c.ky = n.ky AND c.kt = n.kt
+    WHERE c.id <> n.id
+      AND c.reported_at BETWEEN n.reported_at - make_interval(days => CAST(%(window_days)s AS int))
+                            AND n.reported_at
+      AND (c.reported_at < n.reported_at OR c.id < n.id)
+      AND ST_DWithin(c.geom::geography, n.geom::geography, CAST(%(radius_m)s AS float8), false))
 INSERT INTO complaint_duplicate (complaint_id, duplicate_of_id, distance_m, hours_apart)
-SELECT DISTINCT ON (n.id) n.id, c.id, ST_Distance(c.geom::geography, n.geom::geography, false),
-       extract(epoch FROM n.reported_at - c.reported_at) / 3600.0
-FROM intake_dup_key n
-JOIN old c ON c.category_code = n.category_code AND c.kx = n.kx AND c.ky = n.ky AND c.kt = n.kt
-WHERE c.id <> n.id
-  AND c.reported_at BETWEEN n.reported_at - make_interval(days => CAST(%(window_days)s AS int))
-                        AND n.reported_at
-  AND (c.reported_at < n.reported_at OR c.id < n.id)
-  AND ST_DWithin(c.geom::geography, n.geom::geography, CAST(%(radius_m)s AS float8), false)
-  {open_filter}
-ORDER BY n.id, c.reported_at, c.id
+SELECT DISTINCT ON (c.new_id) c.new_id, c.id, c.distance_m, extract(epoch FROM c.new_at - c.reported_at) / 3600.0
+FROM pairs c
+WHERE true {open_filter}
+ORDER BY c.new_id, c.reported_at, c.id
 ON CONFLICT DO NOTHING
 """
 
