@@ -345,12 +345,18 @@ SELECT CASE WHEN t.total <= 0 THEN 0 ELSE t.total
                  / greatest(extract(epoch FROM (a.high - a.low)), 1))
     * least(1.0, (CAST(%(xmax)s AS float8) - CAST(%(xmin)s AS float8))
                  * (CAST(%(ymax)s AS float8) - CAST(%(ymin)s AS float8))
-                 / greatest(ST_Area(coalesce(ST_EstimatedExtent('complaint', 'geom')::geometry,
-                                             ST_MakeEnvelope(-180, -90, 180, 90))), 1e-12)) END
-FROM (SELECT greatest(reltuples, 0) AS total FROM pg_class WHERE oid = 'complaint'::regclass) t,
+                 / greatest(ST_Area(coalesce(x.extent, ST_MakeEnvelope(-180, -90, 180, 90))), 1e-12)) END
+FROM (SELECT sum(greatest(c.reltuples, 0)) AS total,
+             ST_Extent(ST_EstimatedExtent(n.nspname, c.relname, 'geom')::geometry) AS extent
+      FROM pg_partition_tree('complaint') tree
+      JOIN pg_class c ON c.oid = tree.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE tree.isleaf) t
+CROSS JOIN LATERAL (SELECT t.extent::geometry AS extent) x,
      (SELECT min(reported_at) AS low, max(reported_at) AS high FROM complaint) a"""
 """About how many complaints lie within a chunk's reach: the table's rows times the reach's share of the table's
-time span and of its area (from the planner's statistics, so it reads no rows)."""
+time span and of its area (from the planner's statistics, so it reads no rows). Rows and extent are summed over
+the table's leaves, so the estimate holds on a database converted to monthly partitions (a partitioned parent
+has neither statistics nor a file of its own)."""
 
 
 def duplicates_batch_sql(open_filter: str) -> str:
